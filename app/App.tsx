@@ -1,0 +1,58 @@
+import { useEffect } from 'react';
+import { useLab, panelFromHash } from './state/labStore';
+import { startLab } from './lab/connect';
+import { Nav } from './components/Nav';
+import { StatusBar } from './components/StatusBar';
+import { WebGpuProblem } from './components/WebGpuProblem';
+import { SystemPanel } from './panels/SystemPanel';
+import { UpcomingPanel } from './panels/UpcomingPanel';
+
+const UPCOMING: Record<string, { title: string; what: string }> = {
+  distill: {
+    title: 'Distill',
+    what: 'Train the student on-policy: it samples answers, the teacher scores every token, and the per-token reverse KL becomes its reward. Live curves of KL, accuracy and compute.',
+  },
+  inspect: {
+    title: 'Inspect',
+    what: 'Type a prompt, let the student answer, and see token by token where the teacher disagrees: a heatmap of penalties with what the teacher wanted instead.',
+  },
+  compare: {
+    title: 'Compare',
+    what: 'On-policy distillation against off-policy distillation (SFT on teacher samples) and reinforcement learning with a sparse reward, on the same task and the same compute accounting.',
+  },
+  models: {
+    title: 'Models',
+    what: 'The built-in teacher and student, Hugging Face model folders from your disk, and the trained student exported back as one.',
+  },
+};
+
+export function App() {
+  const { phase, fatal, panel } = useLab();
+  useEffect(() => {
+    void startLab();
+    const onHash = () => useLab.setState({ panel: panelFromHash(location.hash) });
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
+  }, []);
+  const blocked = (phase === 'unavailable' || phase === 'lost') && fatal;
+  return (
+    <div className="app">
+      <header className="topbar">
+        <h1>
+          OPD Lab <span className="subtitle">on-policy distillation, on your GPU</span>
+        </h1>
+        <Nav />
+      </header>
+      <main className="main">
+        {blocked ? (
+          <WebGpuProblem error={fatal} />
+        ) : panel === 'system' ? (
+          <SystemPanel />
+        ) : (
+          <UpcomingPanel {...UPCOMING[panel]} />
+        )}
+      </main>
+      <StatusBar />
+    </div>
+  );
+}

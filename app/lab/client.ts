@@ -1,0 +1,81 @@
+/**
+ * The page's side of the lab worker: starts it, sends commands, and routes its events to the
+ * store. Requests that expect one answer get a promise resolved by the matching event.
+ */
+import type { LabCommand, LabError, LabEvent } from '../../workers/protocol';
+
+type Listener = (event: LabEvent) => void;
+
+/** Distributes Omit over the command union, so each command keeps its own fields. */
+type WithoutRequestId<T> = T extends unknown ? Omit<T, 'requestId'> : never;
+export type CommandWithoutId = WithoutRequestId<LabCommand>;
+
+export class LabRequestError extends Error {
+  constructor(readonly error: LabError) {
+    super(error.message);
+  }
+}
+
+export class LabClient {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly listeners = new Set<Listener>();
+  private readonly pending = new Map<number, { resolve: (e: LabEvent) => void; reject: (e: LabRequestError) => void; answers: LabEvent['type'][] }>();
+
+  constructor() {
+    this.worker = new Worker(new URL('../../workers/lab.worker.ts', import.meta.url), { type: 'module', name: 'opd-lab' });
+    this.worker.onmessage = (m: MessageEvent<LabEvent>) => this.receive(m.data);
+    this.worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.receive({
+        type: 'error',
+        error: {
+          code: 'internal',
+          message: 'The lab worker failed to start or crashed. Reload the page; if it persists, this browser may not support module workers.',
+          detail: e.message,
+        },
+      });
+    };
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Sends a command and resolves with the first event among `answers` that echoes its id. */
+  request<T extends LabEvent['type']>(command: CommandWithoutId, answers: T[]): Promise<Extract<LabEvent, { type: T }>> {
+    const requestId = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(requestId, { resolve: resolve as (e: LabEvent) => void, reject, answers });
+      this.worker.postMessage({ ...command, requestId } as LabCommand);
+    });
+  }
+
+  private receive(event: LabEvent): void {
+    for (const l of this.listeners) l(event);
+    const id = 'requestId' in event ? event.requestId : undefined;
+    if (id === undefined) {
+      // A device loss or a worker crash fails everything still waiting.
+      if (event.type === 'device.lost' || event.type === 'error') {
+        const error = event.error;
+        for (const p of this.pending.values()) p.reject(new LabRequestError(error));
+        this.pending.clear();
+      }
+      return;
+    }
+    const p = this.pending.get(id);
+    if (!p) return;
+    if (event.type === 'error') {
+      this.pending.delete(id);
+      p.reject(new LabRequestError(event.error));
+    } else if (p.answers.includes(event.type)) {
+      this.pending.delete(id);
+      p.resolve(event);
+    }
+  }
+
+  terminate(): void {
+    this.worker.terminate();
+  }
+}

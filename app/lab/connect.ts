@@ -1,0 +1,50 @@
+/**
+ * Wires the lab worker to the store: starts the engine, maps its events to UI state, and offers
+ * the actions panels call.
+ */
+import { LabClient, LabRequestError } from './client';
+import { useLab } from '../state/labStore';
+
+let client: LabClient | undefined;
+
+export function ortWasmPaths(): string {
+  return new URL(`${import.meta.env.BASE_URL}ort/`, location.href).href;
+}
+
+export async function startLab(): Promise<void> {
+  if (client) return;
+  client = new LabClient();
+  client.subscribe((event) => {
+    switch (event.type) {
+      case 'progress':
+        if (useLab.getState().phase === 'starting') useLab.setState({ progress: event.stage });
+        break;
+      case 'device.lost':
+        useLab.setState({ phase: 'lost', fatal: event.error });
+        break;
+      case 'error':
+        // Errors without a request id come from the worker itself (a crash): nothing can go on.
+        if (event.requestId === undefined) useLab.setState({ phase: 'unavailable', fatal: event.error });
+        break;
+    }
+  });
+  try {
+    const ready = await client.request({ type: 'init', ortWasmPaths: ortWasmPaths() }, ['ready']);
+    useLab.setState({ phase: 'ready', adapter: ready.adapter, runtime: ready.runtime, progress: null });
+  } catch (e) {
+    if (e instanceof LabRequestError) useLab.setState({ phase: 'unavailable', fatal: e.error, progress: null });
+    else throw e;
+  }
+}
+
+export async function runInteropCheck(elements?: number): Promise<void> {
+  if (!client) return;
+  useLab.setState({ interop: { running: true, report: null, error: null } });
+  try {
+    const result = await client.request({ type: 'selfcheck.interop', elements }, ['selfcheck.interop.result']);
+    useLab.setState({ interop: { running: false, report: result.report, error: null } });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    useLab.setState({ interop: { running: false, report: null, error: e.error } });
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * UI state of the lab: where start-up stands, what GPU and runtime the worker reported, which
+ * panel is open (kept in the URL hash, so a view is a link), and the self-check's last result.
+ */
+import { create } from 'zustand';
+import type { AdapterSummary, InteropReport, LabError, RuntimeSummary } from '../../workers/protocol';
+
+export const PANELS = [
+  { id: 'distill', label: 'Distill' },
+  { id: 'inspect', label: 'Inspect' },
+  { id: 'compare', label: 'Compare' },
+  { id: 'models', label: 'Models' },
+  { id: 'system', label: 'System' },
+] as const;
+export type PanelId = (typeof PANELS)[number]['id'];
+
+export type LabPhase = 'starting' | 'ready' | 'unavailable' | 'lost';
+
+export interface LabState {
+  phase: LabPhase;
+  progress: string | null;
+  adapter: AdapterSummary | null;
+  runtime: RuntimeSummary | null;
+  /** Why the lab cannot run (no WebGPU, no adapter, device lost, …). */
+  fatal: LabError | null;
+  panel: PanelId;
+  interop: { running: boolean; report: InteropReport | null; error: LabError | null };
+  setPanel(panel: PanelId): void;
+}
+
+export function panelFromHash(hash: string): PanelId {
+  const id = new URLSearchParams(hash.replace(/^#/, '')).get('panel');
+  return (PANELS.find((p) => p.id === id)?.id ?? 'distill') as PanelId;
+}
+
+export const useLab = create<LabState>()((set) => ({
+  phase: 'starting',
+  progress: null,
+  adapter: null,
+  runtime: null,
+  fatal: null,
+  panel: typeof location === 'undefined' ? 'distill' : panelFromHash(location.hash),
+  interop: { running: false, report: null, error: null },
+  setPanel(panel) {
+    const params = new URLSearchParams(location.hash.replace(/^#/, ''));
+    params.set('panel', panel);
+    history.replaceState(null, '', `#${params.toString()}`);
+    set({ panel });
+  },
+}));

@@ -1,0 +1,143 @@
+/**
+ * Small helpers every kernel wrapper uses: storage buffers from typed arrays, reading a buffer
+ * back, and compute pipelines cached per device and per set of override constants.
+ */
+
+const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** WebGPU wants buffer sizes that are multiples of 4; we round every size up to that. */
+export function alignTo(n: number, multiple: number): number {
+  return Math.ceil(n / multiple) * multiple;
+}
+
+/**
+ * Dawn (Node) rejects writeBuffer from views on SharedArrayBuffer memory (e.g. a wasm heap);
+ * copying such a view into a plain ArrayBuffer first is correct everywhere.
+ */
+function plainView(data: ArrayBufferView): ArrayBufferView {
+  if (typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer) {
+    return new Uint8Array(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return data;
+}
+
+export function writeBuffer(device: GPUDevice, buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+  const view = plainView(data);
+  device.queue.writeBuffer(buffer, byteOffset, view.buffer as ArrayBuffer, view.byteOffset, view.byteLength);
+}
+
+/**
+ * Storage buffers are padded to 16 bytes: onnxruntime-web's WebGPU kernels read elementwise
+ * inputs as vec4, so a buffer handed to it with `Tensor.fromGpuBuffer` whose size is not a
+ * multiple of 16 gets its last lanes read out of bounds (measured: wrong values at the tail).
+ */
+export const STORAGE_ALIGNMENT = 16;
+
+/** A storage buffer (also copyable both ways) holding `data`, or `data` bytes of zeros. */
+export function createStorageBuffer(device: GPUDevice, data: ArrayBufferView | number, label: string, extraUsage = 0): GPUBuffer {
+  const byteLength = typeof data === 'number' ? data : data.byteLength;
+  const buffer = device.createBuffer({ label, size: Math.max(STORAGE_ALIGNMENT, alignTo(byteLength, STORAGE_ALIGNMENT)), usage: STORAGE() | extraUsage });
+  if (typeof data !== 'number') {
+    if (data.byteLength % 4 === 0) writeBuffer(device, buffer, data);
+    else {
+      const padded = new Uint8Array(alignTo(data.byteLength, 4));
+      padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      writeBuffer(device, buffer, padded);
+    }
+  }
+  return buffer;
+}
+
+export function createUniformBuffer(device: GPUDevice, data: ArrayBufferView, label: string): GPUBuffer {
+  const buffer = device.createBuffer({ label, size: alignTo(Math.max(16, data.byteLength), 16), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  writeBuffer(device, buffer, data);
+  return buffer;
+}
+
+/** Copies `byteLength` bytes of `buffer` (from `byteOffset`) to the CPU. */
+export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, byteLength = buffer.size, byteOffset = 0): Promise<ArrayBuffer> {
+  const size = alignTo(byteLength, 4);
+  const staging = device.createBuffer({ label: `read ${buffer.label}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const copy = staging.getMappedRange().slice(0, byteLength);
+  staging.unmap();
+  staging.destroy();
+  return copy;
+}
+
+export async function readFloat32(device: GPUDevice, buffer: GPUBuffer, count: number, offsetElements = 0): Promise<Float32Array> {
+  return new Float32Array(await readBuffer(device, buffer, count * 4, offsetElements * 4));
+}
+
+const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+/**
+ * A compute pipeline for WGSL `code`, with pipeline-overridable constants (`override` in WGSL:
+ * workgroup sizes, chunk lengths). Cached per device, code and constants.
+ */
+export function computePipeline(
+  device: GPUDevice,
+  code: string,
+  label: string,
+  constants: Record<string, number> = {},
+  entryPoint = 'main',
+): GPUComputePipeline {
+  let cache = pipelineCache.get(device);
+  if (!cache) pipelineCache.set(device, (cache = new Map()));
+  const key = `${entryPoint}|${JSON.stringify(constants)}|${code}`;
+  let pipeline = cache.get(key);
+  if (!pipeline) {
+    const module = device.createShaderModule({ label, code });
+    pipeline = device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint, constants } });
+    cache.set(key, pipeline);
+  }
+  return pipeline;
+}
+
+/** Binds `buffers` to @group(0) @binding(0..n-1) in order. */
+export function bindBuffers(device: GPUDevice, pipeline: GPUComputePipeline, buffers: GPUBuffer[], label?: string): GPUBindGroup {
+  return device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+  });
+}
+
+/** Records one dispatch of `pipeline` into `encoder` (or a fresh one, submitted at once). */
+export function dispatch(
+  device: GPUDevice,
+  pipeline: GPUComputePipeline,
+  bindGroup: GPUBindGroup,
+  workgroups: [number, number?, number?],
+  encoder?: GPUCommandEncoder,
+): void {
+  const enc = encoder ?? device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+  pass.end();
+  if (!encoder) device.queue.submit([enc.finish()]);
+}
+
+/**
+ * Runs `fn` inside a validation + out-of-memory error scope and throws if the GPU reported an
+ * error, so a wrong binding or an oversize buffer is an exception, not silently wrong output.
+ */
+export async function withGpuErrorScope<T>(device: GPUDevice, what: string, fn: () => T | Promise<T>): Promise<T> {
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  let result: T;
+  try {
+    result = await fn();
+  } finally {
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    const err = validation ?? oom;
+    if (err) throw new Error(`${what}: GPU ${validation ? 'validation' : 'out-of-memory'} error: ${err.message}`);
+  }
+  return result;
+}

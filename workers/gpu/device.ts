@@ -1,0 +1,147 @@
+/**
+ * Acquiring the lab's one GPUDevice: find an adapter, check it against the lab's minimum limits,
+ * ask for the optional features it has and for its full limits (the defaults a device gets
+ * otherwise are far below what large vocabularies need), and watch for the device being lost.
+ *
+ * Runs in a browser worker (navigator.gpu) and in Node (Dawn's binding): the caller passes `gpu`.
+ */
+import type { AdapterSummary, GpuLimitsSummary, LabError } from '../protocol';
+
+/** Optional features the lab uses when the adapter offers them; none is required. */
+export const OPTIONAL_FEATURES = ['timestamp-query', 'subgroups', 'shader-f16'] as const;
+
+/**
+ * The lab's minimum: the WebGPU core defaults. Adapters below them are "compatibility mode" or
+ * otherwise restricted devices on which our kernels' bind groups and workgroups do not fit.
+ */
+export const MINIMUM_LIMITS: GpuLimitsSummary = {
+  maxBufferSize: 256 * 1024 * 1024,
+  maxStorageBufferBindingSize: 128 * 1024 * 1024,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupsPerDimension: 65535,
+  maxStorageBuffersPerShaderStage: 8,
+};
+
+const LIMIT_NAMES = Object.keys(MINIMUM_LIMITS) as (keyof GpuLimitsSummary)[];
+
+export function readLimits(limits: GPUSupportedLimits): GpuLimitsSummary {
+  const out = {} as GpuLimitsSummary;
+  for (const name of LIMIT_NAMES) out[name] = Number(limits[name]);
+  return out;
+}
+
+/** The limits below the lab's minimum, each as "name: has X, needs Y". Empty when the adapter is fine. */
+export function limitsBelowMinimum(limits: GpuLimitsSummary): string[] {
+  return LIMIT_NAMES.filter((n) => !(limits[n] >= MINIMUM_LIMITS[n])).map(
+    (n) => `${n}: has ${limits[n]}, needs ${MINIMUM_LIMITS[n]}`,
+  );
+}
+
+const BROWSER_ADVICE =
+  'Use a recent Chrome, Edge or Chromium (version 113 or later) on a machine with a GPU driver; ' +
+  'on Linux, or on a machine without a GPU, start Chromium with --enable-unsafe-webgpu ' +
+  '(and --use-webgpu-adapter=swiftshader to run on the CPU). Firefox and Safari need WebGPU switched on in their settings.';
+
+export function describeAdapter(adapter: GPUAdapter, features: string[]): AdapterSummary {
+  // `info` is the current spec; `isFallbackAdapter` moved from the adapter into it.
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  const fallback =
+    (info as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined)?.isFallbackAdapter ??
+    (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+    false;
+  return {
+    vendor: info?.vendor || 'unknown',
+    architecture: info?.architecture || 'unknown',
+    device: info?.device || '',
+    description: info?.description || '',
+    isFallbackAdapter: Boolean(fallback) || /swiftshader|llvmpipe|lavapipe/i.test(`${info?.architecture} ${info?.description}`),
+    features,
+    limits: readLimits(adapter.limits),
+  };
+}
+
+export type AcquiredDevice =
+  | { ok: true; adapter: GPUAdapter; device: GPUDevice; summary: AdapterSummary }
+  | { ok: false; error: LabError };
+
+/**
+ * Finds an adapter and creates the lab's device. Never throws: every way this can fail is an
+ * error value with its own code and advice.
+ */
+export async function acquireDevice(gpu: GPU | undefined): Promise<AcquiredDevice> {
+  if (!gpu) {
+    return {
+      ok: false,
+      error: {
+        code: 'no-webgpu',
+        message: `This browser does not offer WebGPU (navigator.gpu is missing), which the lab needs to run models. ${BROWSER_ADVICE}`,
+      },
+    };
+  }
+  let adapter: GPUAdapter | null = null;
+  let adapterError: unknown;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    adapterError = e;
+  }
+  if (!adapter) {
+    return {
+      ok: false,
+      error: {
+        code: 'no-adapter',
+        message:
+          'No WebGPU adapter is available: the browser has WebGPU but found no GPU it may use ' +
+          `(it may be blocklisted, switched off, or the browser was started without WebGPU enabled). ${BROWSER_ADVICE}`,
+        detail: adapterError ? String(adapterError) : undefined,
+      },
+    };
+  }
+  const limits = readLimits(adapter.limits);
+  const below = limitsBelowMinimum(limits);
+  if (below.length > 0) {
+    return {
+      ok: false,
+      error: {
+        code: 'adapter-below-minimum',
+        message:
+          `The WebGPU adapter is below the lab's minimum (${below.join('; ')}). ` +
+          'This happens with WebGPU "compatibility mode" or very old GPUs. Try another browser or machine, ' +
+          'or a browser flag that gives the full WebGPU core limits.',
+      },
+    };
+  }
+  const features = OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f));
+  const requiredLimits: Record<string, number> = {};
+  for (const name of Object.keys(limits) as (keyof GpuLimitsSummary)[]) requiredLimits[name] = limits[name];
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures: features as GPUFeatureName[], requiredLimits });
+  } catch (e) {
+    return {
+      ok: false,
+      error: {
+        code: 'device-request-failed',
+        message: 'The GPU adapter refused to create a device for the lab. Close other tabs using the GPU and reload; if it persists, restart the browser.',
+        detail: String(e),
+      },
+    };
+  }
+  return { ok: true, adapter, device, summary: describeAdapter(adapter, [...features]) };
+}
+
+/** Calls `onLost` once if the device is lost for any reason other than our own destroy(). */
+export function watchDeviceLoss(device: GPUDevice, onLost: (error: LabError) => void): void {
+  void device.lost.then((info) => {
+    if (info.reason === 'destroyed') return;
+    onLost({
+      code: 'device-lost',
+      message:
+        'The GPU device was lost (the driver reset it, or the browser reclaimed it). Work already saved is kept; ' +
+        'reload the page to get a new device.',
+      detail: info.message,
+    });
+  });
+}

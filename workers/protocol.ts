@@ -1,0 +1,98 @@
+/**
+ * The lab worker's protocol: every command the UI (or the CLI, or a test) can send, and every
+ * event the engine answers with. This file is the whole contract between app/ and workers/.
+ *
+ * Commands that expect an answer carry a `requestId`; the events answering them echo it.
+ * Errors are values: an `error` event with a stable `code` and a sentence a person understands.
+ */
+
+/** Limits of the adapter that the lab reads, shows and plans its kernels around. */
+export interface GpuLimitsSummary {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupSizeX: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxStorageBuffersPerShaderStage: number;
+}
+
+/** What the status bar shows about the GPU the lab runs on. */
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+  /** Optional features that the lab requested because the adapter has them. */
+  features: string[];
+  limits: GpuLimitsSummary;
+}
+
+export interface RuntimeSummary {
+  /** The execution provider onnxruntime-web sessions use: always the lab's shared WebGPU device. */
+  executionProvider: 'webgpu';
+  ortVersion: string;
+  /** True when ORT sessions were created on the very GPUDevice our kernels use. */
+  sharedDevice: boolean;
+  crossOriginIsolated: boolean;
+}
+
+export interface InteropReport {
+  /** Number of elements pushed through the round trip. */
+  elements: number;
+  /** Largest |ours − reference| over the elements, after the round trip. */
+  maxAbsError: number;
+  tolerance: number;
+  passed: boolean;
+  /** A few values for the person reading the report: input, ORT output, our kernel's result. */
+  sample: { index: number; input: number; ortOutput: number; kernelOutput: number; expected: number }[];
+  /** Each stage of the round trip and whether its data stayed on the GPU. */
+  stages: string[];
+  ms: number;
+}
+
+// ---------------------------------------------------------------- commands (UI → worker)
+
+export type LabCommand =
+  | {
+      type: 'init';
+      requestId: number;
+      /** Where onnxruntime-web's .wasm/.mjs files are served (absolute URL or path ending in '/'). */
+      ortWasmPaths?: string;
+    }
+  | { type: 'selfcheck.interop'; requestId: number; elements?: number };
+
+// ---------------------------------------------------------------- events (worker → UI)
+
+export type ErrorCode =
+  /** navigator.gpu is absent: the browser has no WebGPU (or it is switched off). */
+  | 'no-webgpu'
+  /** navigator.gpu exists but requestAdapter() gave nothing. */
+  | 'no-adapter'
+  /** The adapter exists but is below what the lab needs. */
+  | 'adapter-below-minimum'
+  | 'device-request-failed'
+  | 'device-lost'
+  | 'ort-init-failed'
+  | 'not-ready'
+  | 'interop-failed'
+  | 'bad-command'
+  | 'internal';
+
+export interface LabError {
+  code: ErrorCode;
+  /** One or two sentences: what is wrong, and what to do about it. */
+  message: string;
+  /** Technical detail (an exception's text), shown folded away. */
+  detail?: string;
+}
+
+export type LabEvent =
+  | { type: 'progress'; requestId?: number; stage: string; fraction?: number }
+  | { type: 'ready'; requestId: number; adapter: AdapterSummary; runtime: RuntimeSummary }
+  | { type: 'selfcheck.interop.result'; requestId: number; report: InteropReport }
+  | { type: 'device.lost'; error: LabError }
+  | { type: 'error'; requestId?: number; error: LabError };
+
+export type LabEventOf<T extends LabEvent['type']> = Extract<LabEvent, { type: T }>;
