@@ -12,6 +12,7 @@ const engine = new LabEngine({
   gpu: (scope.navigator as WorkerNavigator & { gpu?: GPU }).gpu,
   emit: (event: LabEvent) => scope.postMessage(event),
   crossOriginIsolated: scope.crossOriginIsolated === true,
+  secureContext: scope.isSecureContext,
 });
 
 scope.onmessage = (message: MessageEvent<LabCommand>) => {

@@ -15,7 +15,7 @@ export function WebGpuProblem({ error }: { error: LabError }) {
     <section className="problem" role="alert" data-testid="webgpu-problem" data-code={error.code}>
       <h2>{TITLES[error.code] ?? 'The lab cannot start'}</h2>
       <p>{error.message}</p>
-      {(error.code === 'no-webgpu' || error.code === 'no-adapter') && (
+      {(error.code === 'no-adapter' || (error.code === 'no-webgpu' && isSecureContext)) && (
         <ul>
           <li>Chrome or Edge 113+ on Windows, macOS or ChromeOS: WebGPU is on by default.</li>
           <li>

@@ -12,6 +12,8 @@ export interface LabEngineOptions {
   gpu: GPU | undefined;
   emit: (event: LabEvent) => void;
   crossOriginIsolated: boolean;
+  /** False on plain-http pages other than localhost, where browsers hide WebGPU. */
+  secureContext?: boolean;
 }
 
 function describeException(e: unknown): string {
@@ -64,7 +66,7 @@ export class LabEngine {
       return;
     }
     emit({ type: 'progress', requestId, stage: 'Requesting a WebGPU adapter and device', fraction: 0.1 });
-    const acquired = await acquireDevice(this.options.gpu);
+    const acquired = await acquireDevice(this.options.gpu, { secure: this.options.secureContext });
     if (!acquired.ok) return this.fail(requestId, acquired.error);
     this.device = acquired.device;
     this.adapter = acquired.summary;

@@ -39,11 +39,6 @@ export function limitsBelowMinimum(limits: GpuLimitsSummary): string[] {
   );
 }
 
-const BROWSER_ADVICE =
-  'Use a recent Chrome, Edge or Chromium (version 113 or later) on a machine with a GPU driver; ' +
-  'on Linux, or on a machine without a GPU, start Chromium with --enable-unsafe-webgpu ' +
-  '(and --use-webgpu-adapter=swiftshader to run on the CPU). Firefox and Safari need WebGPU switched on in their settings.';
-
 export function describeAdapter(adapter: GPUAdapter, features: string[]): AdapterSummary {
   // `info` is the current spec; `isFallbackAdapter` moved from the adapter into it.
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
@@ -70,15 +65,16 @@ export type AcquiredDevice =
  * Finds an adapter and creates the lab's device. Never throws: every way this can fail is an
  * error value with its own code and advice.
  */
-export async function acquireDevice(gpu: GPU | undefined): Promise<AcquiredDevice> {
+export async function acquireDevice(gpu: GPU | undefined, context: { secure?: boolean } = {}): Promise<AcquiredDevice> {
   if (!gpu) {
-    return {
-      ok: false,
-      error: {
-        code: 'no-webgpu',
-        message: `This browser does not offer WebGPU (navigator.gpu is missing), which the lab needs to run models. ${BROWSER_ADVICE}`,
-      },
-    };
+    const message =
+      context.secure === false
+        ? 'WebGPU is missing because this page is not a secure context (navigator.gpu is missing): browsers offer WebGPU only to ' +
+          'https:// pages and to http://localhost / http://127.0.0.1. Open the lab on the machine that runs it at http://localhost:5173, ' +
+          'or serve it over https.'
+        : 'This browser does not offer WebGPU (navigator.gpu is missing), which the lab needs to run models: ' +
+          'use Chrome or Edge 113+, or switch WebGPU on in your browser.';
+    return { ok: false, error: { code: 'no-webgpu', message } };
   }
   let adapter: GPUAdapter | null = null;
   let adapterError: unknown;
@@ -93,8 +89,8 @@ export async function acquireDevice(gpu: GPU | undefined): Promise<AcquiredDevic
       error: {
         code: 'no-adapter',
         message:
-          'No WebGPU adapter is available: the browser has WebGPU but found no GPU it may use ' +
-          `(it may be blocklisted, switched off, or the browser was started without WebGPU enabled). ${BROWSER_ADVICE}`,
+          'No WebGPU adapter is available: the browser has WebGPU but offers no GPU to use (the GPU may be blocklisted ' +
+          'or WebGPU switched off; Chromium on Linux needs to be started with --enable-unsafe-webgpu).',
         detail: adapterError ? String(adapterError) : undefined,
       },
     };
