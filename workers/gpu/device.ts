@@ -135,8 +135,8 @@ export function watchDeviceLoss(device: GPUDevice, onLost: (error: LabError) => 
     onLost({
       code: 'device-lost',
       message:
-        'The GPU device was lost (the driver reset it, or the browser reclaimed it). Work already saved is kept; ' +
-        'reload the page to get a new device.',
+        'The GPU device was lost (the driver or the browser reset the GPU). Reload the lab to get a new device; ' +
+        'nothing already saved is lost.',
       detail: info.message,
     });
   });
