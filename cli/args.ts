@@ -1,0 +1,70 @@
+/**
+ * Command-line arguments: `--name value`, `--flag`, checked against each command's declared
+ * options, with a one-line error for anything unknown, missing or malformed.
+ */
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export type OptionKind = 'string' | 'int' | 'number' | 'flag';
+
+export interface OptionSpec {
+  kind: OptionKind;
+  required?: boolean;
+  default?: string | number | boolean;
+  /** Inclusive bounds for numbers. */
+  min?: number;
+  max?: number;
+  help: string;
+}
+
+export type Parsed = Record<string, string | number | boolean | undefined>;
+
+export function parseOptions(argv: string[], specs: Record<string, OptionSpec>, command: string): Parsed {
+  const out: Parsed = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) throw new UsageError(`${command}: unexpected argument '${arg}' (options look like --name value)`);
+    const name = arg.slice(2);
+    const spec = specs[name];
+    if (!spec) throw new UsageError(`${command}: unknown option --${name} (see 'opd-lab ${command} --help')`);
+    if (spec.kind === 'flag') {
+      out[name] = true;
+      continue;
+    }
+    const value = argv[++i];
+    if (value === undefined) throw new UsageError(`${command}: --${name} needs a value`);
+    if (spec.kind === 'string') out[name] = value;
+    else {
+      const n = Number(value);
+      if (value.trim() === '' || !Number.isFinite(n) || (spec.kind === 'int' && !Number.isInteger(n))) {
+        throw new UsageError(`${command}: --${name} must be ${spec.kind === 'int' ? 'a whole number' : 'a number'}, got '${value}'`);
+      }
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+        throw new UsageError(`${command}: --${name} must be between ${spec.min ?? '-∞'} and ${spec.max ?? '∞'}, got ${n}`);
+      }
+      out[name] = n;
+    }
+  }
+  for (const [name, spec] of Object.entries(specs)) {
+    if (out[name] === undefined) {
+      if (spec.required) throw new UsageError(`${command}: --${name} is required (${spec.help})`);
+      out[name] = spec.default;
+    }
+  }
+  return out;
+}
+
+export function usage(command: string, summary: string, specs: Record<string, OptionSpec>): string {
+  const lines = [`opd-lab ${command}: ${summary}`, '', 'Options:'];
+  for (const [name, spec] of Object.entries(specs)) {
+    const value = spec.kind === 'flag' ? '' : ` <${spec.kind === 'string' ? 'text' : spec.kind}>`;
+    const extra = spec.required ? ' (required)' : spec.default !== undefined ? ` (default ${spec.default})` : '';
+    lines.push(`  --${name}${value}`.padEnd(28) + spec.help + extra);
+  }
+  return lines.join('\n');
+}
