@@ -24,13 +24,20 @@ export function configureOrt(setup: OrtSetup): void {
 export interface SessionOptions {
   /** Leave every output on the GPU (`tensor.gpuBuffer`) instead of downloading it. */
   outputsOnGpu?: boolean;
+  /** Only these outputs stay on the GPU, the others are downloaded (overrides `outputsOnGpu`). */
+  gpuOutputs?: readonly string[];
+  /** ORT's log level for this session (0 verbose … 4 fatal); verbose logs show node placement. */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
 }
 
 export async function createSession(device: GPUDevice, model: Uint8Array, options: SessionOptions = {}): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(model, {
     executionProviders: [{ name: 'webgpu', device } as ort.InferenceSession.WebGpuExecutionProviderOption],
-    preferredOutputLocation: options.outputsOnGpu ? 'gpu-buffer' : 'cpu',
+    preferredOutputLocation: options.gpuOutputs
+      ? Object.fromEntries(options.gpuOutputs.map((name) => [name, 'gpu-buffer' as const]))
+      : options.outputsOnGpu ? 'gpu-buffer' : 'cpu',
     graphOptimizationLevel: 'all',
+    ...(options.logSeverityLevel !== undefined ? { logSeverityLevel: options.logSeverityLevel, logVerbosityLevel: 0 } : {}),
   });
 }
 
