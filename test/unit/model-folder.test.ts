@@ -1,0 +1,75 @@
+/**
+ * Model folders in and out: a GPT-2 family student written as a Hugging Face folder and read
+ * back is bit-identical (weights, tokenizer, config), and broken folders get errors naming the
+ * folder and the file.
+ */
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Gpt2Config } from '../../workers/models/gpt2/config';
+import { gpt2ParamSpecs, randomGpt2Params } from '../../workers/models/gpt2/params';
+import { readModelFolder, writeModelFolder } from '../../workers/models/folder';
+import { ModelFolderError } from '../../workers/models/source';
+import { dirSource } from '../../workers/node/fs-source';
+import { writeFolder } from '../../workers/node/fs-folder';
+
+const chars = '0123456789+= QA:'.split('');
+const vocab: Record<string, number> = { '<|endoftext|>': 0 };
+chars.forEach((c, i) => (vocab[c] = i + 1));
+const tokenizerJson = JSON.stringify({
+  version: '1.0', truncation: null, padding: null,
+  added_tokens: [{ id: 0, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+  normalizer: null, pre_tokenizer: { type: 'Split', pattern: { Regex: '.' }, behavior: 'Isolated', invert: false },
+  post_processor: null, decoder: { type: 'Fuse' }, model: { type: 'WordLevel', vocab, unk_token: '<|endoftext|>' },
+});
+const tokenizerFiles = new Map([
+  ['tokenizer.json', new TextEncoder().encode(tokenizerJson)],
+  ['tokenizer_config.json', new TextEncoder().encode(JSON.stringify({ eos_token: '<|endoftext|>', model_max_length: 64 }))],
+]);
+const config: Gpt2Config = {
+  modelType: 'gpt2', nLayer: 2, nHead: 2, nEmbd: 16, nInner: 64, nPositions: 64, vocabSize: chars.length + 1,
+  layerNormEpsilon: 1e-5, activationFunction: 'gelu_new', eosTokenId: 0,
+};
+
+describe('model folders', () => {
+  it('import → export → import is lossless: weights bit-identical, tokenizer and config identical', async () => {
+    const params = randomGpt2Params(config, { seed: 3, scheme: 'test' });
+    const dir = await writeFolder(mkdtempSync(join(tmpdir(), 'opd-folder-')), writeModelFolder(config, params, tokenizerFiles));
+    const first = await readModelFolder(await dirSource(dir), { requireWeights: true });
+    expect(first.gpt2).toEqual(config);
+    const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+    for (const spec of gpt2ParamSpecs(config)) {
+      expect(bytes(first.weights!.get(spec.name)!).equals(bytes(params.get(spec.name)!)), spec.name).toBe(true);
+    }
+    expect(first.tokenizer.encode('Q: 1+2= A: 3', { addSpecialTokens: false })).toHaveLength(12);
+
+    const again = await writeFolder(mkdtempSync(join(tmpdir(), 'opd-folder-')), writeModelFolder(first.gpt2!, first.weights!, first.tokenizerFiles));
+    for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors', 'onnx/model.onnx']) {
+      expect(Buffer.compare(readFileSync(join(dir, file)), readFileSync(join(again, file))), file).toBe(0);
+    }
+    rmSync(dir, { recursive: true });
+    rmSync(again, { recursive: true });
+  });
+
+  it('names the folder and the file when the folder is not a usable model', async () => {
+    const params = randomGpt2Params(config, { seed: 3, scheme: 'test' });
+    const dir = await writeFolder(mkdtempSync(join(tmpdir(), 'opd-folder-')), writeModelFolder(config, params, tokenizerFiles));
+    const read = async () => readModelFolder(await dirSource(dir), { requireWeights: true });
+
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 2, n_head: 'two', n_embd: 16, vocab_size: 17, n_positions: 64 }));
+    const bad = await read().catch((e) => e);
+    expect(bad).toBeInstanceOf(ModelFolderError);
+    expect(bad.message).toContain('config.json: field "n_head"');
+
+    writeFileSync(join(dir, 'config.json'), '{ "model_type": "gpt2", ');
+    await expect(read()).rejects.toThrow('config.json in');
+
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama' }));
+    await expect(read()).rejects.toThrow("is a 'llama' model: the lab trains GPT-2 family students only");
+
+    rmSync(join(dir, 'config.json'));
+    await expect(read()).rejects.toThrow('has no config.json');
+    rmSync(dir, { recursive: true });
+  });
+});
