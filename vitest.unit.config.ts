@@ -7,6 +7,10 @@ export default defineConfig({
     globalSetup: ['test/unit/gpu-global-setup.ts'],
     // Dawn's binding is native and holds one Vulkan instance per process: run test files in forks.
     pool: 'forks',
+    // See workers/node/node-flags.md: V8 would otherwise spend ~45 CPU-seconds per process
+    // optimising onnxruntime-web's 27 MB wasm in the background (slowing the emulated GPU and
+    // blocking exit); with models on the WebGPU EP that wasm only orchestrates.
+    execArgv: ['--liftoff-only'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -10,7 +10,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const tsx = pathToFileURL(require.resolve('tsx')).href;
 const hooks = pathToFileURL(join(root, 'workers/node/register.mjs')).href;
-const result = spawnSync(process.execPath, ['--import', tsx, '--import', hooks, join(root, 'cli/main.ts'), ...process.argv.slice(2)], {
+// --liftoff-only: see workers/node/node-flags.md (onnxruntime-web's wasm in Node).
+const result = spawnSync(process.execPath, ['--liftoff-only', '--import', tsx, '--import', hooks, join(root, 'cli/main.ts'), ...process.argv.slice(2)], {
   stdio: 'inherit',
 });
 process.exit(result.status ?? 1);

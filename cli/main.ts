@@ -5,6 +5,7 @@
 import { UsageError, parseOptions, usage, type OptionSpec, type Parsed } from './args';
 import { acquireDevice } from '../workers/gpu/device';
 import { NODE_GPU_ADVICE, nodeGpu } from '../workers/node/gpu';
+import { sampleCommand } from './sample';
 
 export interface Command {
   summary: string;
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
       }
     },
   },
+  sample: sampleCommand,
 };
 
 function help(): string {

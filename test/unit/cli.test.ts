@@ -1,11 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { writeRandomGpt2Folder } from './fixtures';
+import { Gpt2Reference } from '../../workers/models/gpt2/reference';
+import { logSoftmax } from '../../workers/sampling/choose';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opd-lab.mjs');
 
+/**
+ * A fresh process compiles onnxruntime-web's WebGPU shaders on its first model run: 10–45 s on
+ * SwiftShader (CPU), a one-time cost per process; hence the long limits on the sampling calls.
+ */
+const CLI_TIMEOUT = 240_000;
+
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: CLI_TIMEOUT });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -27,5 +36,39 @@ describe('the opd-lab CLI', () => {
     }
     expect(cli().code).toBe(2);
     expect(cli('--help').stdout).toContain('usage: opd-lab <command>');
+  });
+});
+
+describe('opd-lab sample', () => {
+  // Reproducibility by seed is tested in-process (sampler.test.ts); here the CLI's own path.
+  it('samples from a model folder, with log-probs that match the reference', { timeout: CLI_TIMEOUT }, async () => {
+    const { dir, config, params } = await writeRandomGpt2Folder(21);
+    const first = cli('sample', '--model', dir, '--prompt', 'Q: 12+3=', '--n', '3', '--max-tokens', '6', '--seed', '5', '--json');
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    const out = JSON.parse(first.stdout);
+    expect(out.promptIds).toHaveLength('Q: 12+3='.length);
+    expect(out.completions).toHaveLength(3);
+    const reference = new Gpt2Reference(config, params);
+    for (const c of out.completions) {
+      const logits = reference.forward([...out.promptIds, ...c.tokens.slice(0, -1)]);
+      c.tokens.forEach((t: number, i: number) => {
+        // 2e-4: twice the decoder's logit tolerance (see sampler.test.ts).
+        expect(Math.abs(logSoftmax(logits[out.promptIds.length - 1 + i])[t] - c.logprobs[i])).toBeLessThanOrEqual(2e-4);
+      });
+      expect(typeof c.text).toBe('string');
+    }
+  });
+
+  it('says in one line what is wrong with a folder or a request', { timeout: CLI_TIMEOUT }, async () => {
+    const missing = cli('sample', '--model', '/nonexistent/model', '--prompt', 'x');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe('opd-lab: The model folder /nonexistent/model does not exist.');
+    const { dir } = await writeRandomGpt2Folder(22);
+    const long = cli('sample', '--model', dir, '--prompt', 'Q: 1+1=', '--max-tokens', '100');
+    expect(long.code).toBe(1);
+    expect(long.stderr).toContain("exceeds the model's 64 positions");
+    expect(cli('sample', '--model', dir).stderr.trim()).toBe('opd-lab: sample: --prompt is required (the prompt text)');
+    expect(cli('sample', '--model', dir, '--prompt', 'x', '--temperature', 'hot').code).toBe(2);
   });
 });

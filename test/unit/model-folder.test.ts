@@ -7,30 +7,15 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { gpt2ParamSpecs, randomGpt2Params } from '../../workers/models/gpt2/params';
 import { readModelFolder, writeModelFolder } from '../../workers/models/folder';
 import { ModelFolderError } from '../../workers/models/source';
 import { dirSource } from '../../workers/node/fs-source';
 import { writeFolder } from '../../workers/node/fs-folder';
+import { charTokenizerFiles, smallGpt2Config } from './fixtures';
 
-const chars = '0123456789+= QA:'.split('');
-const vocab: Record<string, number> = { '<|endoftext|>': 0 };
-chars.forEach((c, i) => (vocab[c] = i + 1));
-const tokenizerJson = JSON.stringify({
-  version: '1.0', truncation: null, padding: null,
-  added_tokens: [{ id: 0, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-  normalizer: null, pre_tokenizer: { type: 'Split', pattern: { Regex: '.' }, behavior: 'Isolated', invert: false },
-  post_processor: null, decoder: { type: 'Fuse' }, model: { type: 'WordLevel', vocab, unk_token: '<|endoftext|>' },
-});
-const tokenizerFiles = new Map([
-  ['tokenizer.json', new TextEncoder().encode(tokenizerJson)],
-  ['tokenizer_config.json', new TextEncoder().encode(JSON.stringify({ eos_token: '<|endoftext|>', model_max_length: 64 }))],
-]);
-const config: Gpt2Config = {
-  modelType: 'gpt2', nLayer: 2, nHead: 2, nEmbd: 16, nInner: 64, nPositions: 64, vocabSize: chars.length + 1,
-  layerNormEpsilon: 1e-5, activationFunction: 'gelu_new', eosTokenId: 0,
-};
+const tokenizerFiles = charTokenizerFiles();
+const config = smallGpt2Config();
 
 describe('model folders', () => {
   it('import → export → import is lossless: weights bit-identical, tokenizer and config identical', async () => {
@@ -57,7 +42,7 @@ describe('model folders', () => {
     const dir = await writeFolder(mkdtempSync(join(tmpdir(), 'opd-folder-')), writeModelFolder(config, params, tokenizerFiles));
     const read = async () => readModelFolder(await dirSource(dir), { requireWeights: true });
 
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 2, n_head: 'two', n_embd: 16, vocab_size: 17, n_positions: 64 }));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 2, n_head: 'two', n_embd: 16, vocab_size: config.vocabSize, n_positions: 64 }));
     const bad = await read().catch((e) => e);
     expect(bad).toBeInstanceOf(ModelFolderError);
     expect(bad.message).toContain('config.json: field "n_head"');

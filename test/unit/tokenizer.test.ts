@@ -5,23 +5,7 @@ import { join } from 'node:path';
 import { assertSameTokenizer, compareTokenizers, loadTokenizer, TokenizerMismatchError } from '../../workers/models/tokenizer';
 import { filesSource, ModelFolderError, pickedFolderEntries } from '../../workers/models/source';
 import { dirSource } from '../../workers/node/fs-source';
-
-/** A character-level tokenizer in the Hugging Face tokenizer.json format. */
-function charTokenizer(chars: string[], special = '<|endoftext|>') {
-  const vocab: Record<string, number> = { [special]: 0 };
-  chars.forEach((c, i) => (vocab[c] = i + 1));
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [{ id: 0, content: special, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-    normalizer: null,
-    pre_tokenizer: { type: 'Split', pattern: { Regex: '.' }, behavior: 'Isolated', invert: false },
-    post_processor: null,
-    decoder: { type: 'Fuse' },
-    model: { type: 'WordLevel', vocab, unk_token: special },
-  };
-}
+import { ARITHMETIC_CHARS as DIGITS, charTokenizer } from './fixtures';
 
 function folder(files: Record<string, unknown>): string {
   const dir = mkdtempSync(join(tmpdir(), 'opd-tok-'));
@@ -32,7 +16,6 @@ function folder(files: Record<string, unknown>): string {
   return dir;
 }
 
-const DIGITS = '0123456789+= QA:'.split('');
 
 describe('tokenizers of model folders', () => {
   it('loads tokenizer.json + tokenizer_config.json from disk and round-trips text', async () => {
