@@ -1,0 +1,56 @@
+/**
+ * Benchmark probe: runs read_floor.wgsl over the same chunks, slices and workgroups as the
+ * divergence kernels' first pass would use for `request`, to measure what the loads alone cost on
+ * an adapter (the floor of any WGSL kernel reading each logit once). Not used by the lab itself.
+ */
+import readFloorWgsl from './read_floor.wgsl?raw';
+import { computePipeline, createStorageBuffer } from '../../gpu/buffers';
+import { chunkParams, defaultTuning, PARAMS_BYTES, planDivergences, planLimits, toBlocks, type DivergenceTuning } from './plan';
+import type { DivergenceRequest } from './divergence';
+
+const UNIFORM_STRIDE = 256;
+
+export interface ReadFloorProbe {
+  /** Records the probe's dispatches into `encoder`. */
+  encode(encoder: GPUCommandEncoder): void;
+  destroy(): void;
+}
+
+export function readFloorProbe(device: GPUDevice, request: DivergenceRequest, tuning?: DivergenceTuning): ReadFloorProbe {
+  const { positions, studentVocab: vocab } = request;
+  const plan = planDivergences(planLimits(device), tuning ?? defaultTuning(device), { positions, vocab, topK: 0 }, {
+    student: toBlocks(request.student, positions, 'student logits'),
+    teacher: toBlocks(request.teacher, positions, 'teacher logits'),
+  });
+  const WG = plan.streamWorkgroupSize;
+  const states = createStorageBuffer(device, plan.maxRowSlices * WG * 32, 'probe states');
+  const stateFlags = createStorageBuffer(device, plan.maxRowSlices * WG * 4, 'probe state flags');
+  const mask = request.mask ?? createStorageBuffer(device, new Uint32Array(positions).fill(1), 'probe mask');
+  const uniforms = device.createBuffer({ label: 'probe params', size: plan.chunks.length * UNIFORM_STRIDE, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const data = new Uint8Array(plan.chunks.length * UNIFORM_STRIDE);
+  plan.chunks.forEach((c, i) => data.set(new Uint8Array(chunkParams(c, { vocab, temperature: 1, topK: 0 }, 64)), i * UNIFORM_STRIDE));
+  device.queue.writeBuffer(uniforms, 0, data);
+  const pipeline = computePipeline(device, readFloorWgsl, 'read_floor', { WG });
+  const groups = plan.chunks.map((c, i) =>
+    device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [c.student.binding, c.teacher.binding, { buffer: mask }, { buffer: states }, { buffer: stateFlags }, { buffer: uniforms, offset: i * UNIFORM_STRIDE, size: PARAMS_BYTES }].map(
+        (resource, binding) => ({ binding, resource }),
+      ),
+    }),
+  );
+  return {
+    encode(encoder) {
+      const pass = encoder.beginComputePass({ label: 'read floor probe' });
+      pass.setPipeline(pipeline);
+      plan.chunks.forEach((c, i) => {
+        pass.setBindGroup(0, groups[i]);
+        pass.dispatchWorkgroups(c.rows, c.splits);
+      });
+      pass.end();
+    },
+    destroy() {
+      for (const b of [states, stateFlags, uniforms, ...(request.mask ? [] : [mask])]) b.destroy();
+    },
+  };
+}

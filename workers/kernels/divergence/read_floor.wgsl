@@ -1,0 +1,70 @@
+// read_floor: a benchmark probe, not part of the divergence computation. It reads the student and
+// teacher logits exactly as row_stats does (same bindings, dispatch, slices and eight-element trips)
+// and only adds them up, so its time is the adapter's cost of those loads alone: the floor any
+// kernel reading each logit once from WGSL can reach, to set against a plain buffer copy.
+// Bindings: as row_stats (0 student, 1 teacher, 2 mask, 3 states, 4 state flags, 5 ChunkParams);
+//   writes one sum per invocation into states so the loads cannot be optimised away.
+// Dispatch: as row_stats.
+
+override WG: u32 = 64;
+
+struct ChunkParams {
+  vocab: u32,
+  rows: u32,
+  firstRow: u32,
+  splits: u32,
+  sliceLength: u32,
+  studentBase: u32,
+  teacherBase: u32,
+  gradientBase: u32,
+  scale2: f32,
+  invTemperature: f32,
+  beta: f32,
+  topK: u32,
+  fieldStride: u32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> student: array<f32>;
+@group(0) @binding(1) var<storage, read> teacher: array<f32>;
+@group(0) @binding(2) var<storage, read> mask: array<u32>;
+@group(0) @binding(3) var<storage, read_write> states: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> stateFlags: array<u32>;
+@group(0) @binding(5) var<uniform> params: ChunkParams;
+
+fn load4(base: u32, k: vec4<u32>) -> vec4<f32> {
+  return vec4<f32>(student[base + k.x], student[base + k.y], student[base + k.z], student[base + k.w]);
+}
+
+fn loadTeacher4(base: u32, k: vec4<u32>) -> vec4<f32> {
+  return vec4<f32>(teacher[base + k.x], teacher[base + k.y], teacher[base + k.z], teacher[base + k.w]);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x;
+  let split = wid.y;
+  if (row >= params.rows || mask[params.firstRow + row] == 0u) {
+    return;
+  }
+  let lo = split * params.sliceLength;
+  let n = min(params.vocab, lo + params.sliceLength) - lo;
+  let sBase = params.studentBase + row * params.vocab + lo;
+  let tBase = params.teacherBase + row * params.vocab + lo;
+  let step = vec4<u32>(0u, WG, 2u * WG, 3u * WG);
+  var sum = vec4<f32>(0.0);
+  var k = lid;
+  while (k + 7u * WG < n) {
+    sum += load4(sBase, k + step) + load4(sBase, k + 4u * WG + step) + loadTeacher4(tBase, k + step) + loadTeacher4(tBase, k + 4u * WG + step);
+    k += 8u * WG;
+  }
+  while (k < n) {
+    sum.x += student[sBase + k] + teacher[tBase + k];
+    k += WG;
+  }
+  let slot = (row * params.splits + split) * WG + lid;
+  states[2u * slot] = sum;
+  stateFlags[slot] = 0u;
+}
