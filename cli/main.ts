@@ -6,6 +6,7 @@ import { UsageError, parseOptions, usage, type OptionSpec, type Parsed } from '.
 import { acquireDevice } from '../workers/gpu/device';
 import { NODE_GPU_ADVICE, nodeGpu } from '../workers/node/gpu';
 import { sampleCommand } from './sample';
+import { scoreCommand } from './score';
 
 export interface Command {
   summary: string;
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   sample: sampleCommand,
+  score: scoreCommand,
 };
 
 function help(): string {

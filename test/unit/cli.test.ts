@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { writeRandomGpt2Folder } from './fixtures';
+import { writeFileSync } from 'node:fs';
+import { ARITHMETIC_CHARS, charTokenizer, writeRandomGpt2Folder } from './fixtures';
 import { Gpt2Reference } from '../../workers/models/gpt2/reference';
 import { logSoftmax } from '../../workers/sampling/choose';
 
@@ -70,5 +71,59 @@ describe('opd-lab sample', () => {
     expect(long.stderr).toContain("exceeds the model's 64 positions");
     expect(cli('sample', '--model', dir).stderr.trim()).toBe('opd-lab: sample: --prompt is required (the prompt text)');
     expect(cli('sample', '--model', dir, '--prompt', 'x', '--temperature', 'hot').code).toBe(2);
+  });
+});
+
+describe('opd-lab score', () => {
+  it('scores every completion token against the float64 reference of both models', { timeout: CLI_TIMEOUT }, async () => {
+    const student = await writeRandomGpt2Folder(31);
+    const teacher = await writeRandomGpt2Folder(32);
+    const r = cli('score', '--student', student.dir, '--teacher', teacher.dir, '--prompt', 'Q: 12+3=', '--completion', ' A: 15', '--top-k', '3', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    const sRef = new Gpt2Reference(student.config, student.params);
+    const tRef = new Gpt2Reference(teacher.config, teacher.params);
+    const completion = out.tokens.map((x: { id: number }) => x.id);
+    expect(completion).toHaveLength(' A: 15'.length);
+    expect(out.tokens.map((x: { text: string }) => x.text).join('')).toBe(' A: 15');
+    const sLogits = sRef.forward([...out.promptIds, ...completion]);
+    const tLogits = tRef.forward([...out.promptIds, ...completion]);
+    // Logits agree with the reference within 1e-4 (gpt2-decoder.test.ts): log-probs then within
+    // 2e-4, and a KL, a p-weighted sum of two log-prob differences, within 4e-4; 5e-4 is stated.
+    const LP = 2e-4, KL = 5e-4;
+    let sumRev = 0, sumSampled = 0;
+    out.tokens.forEach((x: any, i: number) => {
+      const s = logSoftmax(sLogits[out.promptIds.length - 1 + i]);
+      const q = logSoftmax(tLogits[out.promptIds.length - 1 + i]);
+      let rev = 0, fwd = 0;
+      for (let v = 0; v < s.length; v++) {
+        rev += Math.exp(s[v]) * (s[v] - q[v]);
+        fwd += Math.exp(q[v]) * (q[v] - s[v]);
+      }
+      expect(Math.abs(x.studentLogprob - s[x.id])).toBeLessThanOrEqual(LP);
+      expect(Math.abs(x.teacherLogprob - q[x.id])).toBeLessThanOrEqual(LP);
+      expect(Math.abs(x.sampledKL - (s[x.id] - q[x.id]))).toBeLessThanOrEqual(2 * LP);
+      expect(Math.abs(x.reverseKL - rev)).toBeLessThanOrEqual(KL);
+      expect(Math.abs(x.forwardKL - fwd)).toBeLessThanOrEqual(KL);
+      const best = Array.from(q.keys()).sort((a, b) => q[b] - q[a]).slice(0, 3);
+      expect(x.teacherTop.map((c: { id: number }) => c.id)).toEqual(best);
+      x.teacherTop.forEach((c: { id: number; logprob: number }) => expect(Math.abs(c.logprob - q[c.id])).toBeLessThanOrEqual(LP));
+      sumRev += x.reverseKL;
+      sumSampled += x.sampledKL;
+    });
+    expect(out.meanReverseKL).toBeCloseTo(sumRev / out.tokens.length, 10);
+    expect(out.meanSampledKL).toBeCloseTo(sumSampled / out.tokens.length, 10);
+  });
+
+  it('refuses a teacher with another tokenizer, naming the first tokens that differ', async () => {
+    const student = await writeRandomGpt2Folder(33);
+    const other = await writeRandomGpt2Folder(34);
+    const shuffled = charTokenizer(['1', '0', ...ARITHMETIC_CHARS.slice(2)]);
+    writeFileSync(join(other.dir, 'tokenizer.json'), JSON.stringify(shuffled));
+    const r = cli('score', '--student', student.dir, '--teacher', other.dir, '--prompt', 'Q: 1+1=', '--completion', ' A: 2');
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('id 1: student "0", teacher "1"');
   });
 });
