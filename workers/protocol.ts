@@ -6,6 +6,10 @@
  * Errors are values: an `error` event with a stable `code` and a sentence a person understands.
  */
 
+import type { DivergenceSelfCheckReport } from './kernels/divergence/selfcheck';
+
+export type { DivergenceSelfCheckReport };
+
 /** Limits of the adapter that the lab reads, shows and plans its kernels around. */
 export interface GpuLimitsSummary {
   maxBufferSize: number;
@@ -61,7 +65,9 @@ export type LabCommand =
       /** Where onnxruntime-web's .wasm/.mjs files are served (absolute URL or path ending in '/'). */
       ortWasmPaths?: string;
     }
-  | { type: 'selfcheck.interop'; requestId: number; elements?: number };
+  | { type: 'selfcheck.interop'; requestId: number; elements?: number }
+  /** The divergence kernels against their float64 reference, over the fixed and `seed`'s random cases. */
+  | { type: 'selfcheck.divergence'; requestId: number; seed?: number };
 
 // ---------------------------------------------------------------- events (worker → UI)
 
@@ -77,6 +83,7 @@ export type ErrorCode =
   | 'ort-init-failed'
   | 'not-ready'
   | 'interop-failed'
+  | 'selfcheck-failed'
   | 'bad-command'
   | 'internal';
 
@@ -92,6 +99,7 @@ export type LabEvent =
   | { type: 'progress'; requestId?: number; stage: string; fraction?: number }
   | { type: 'ready'; requestId: number; adapter: AdapterSummary; runtime: RuntimeSummary }
   | { type: 'selfcheck.interop.result'; requestId: number; report: InteropReport }
+  | { type: 'selfcheck.divergence.result'; requestId: number; report: DivergenceSelfCheckReport }
   | { type: 'device.lost'; error: LabError }
   | { type: 'error'; requestId?: number; error: LabError };
 

@@ -48,3 +48,15 @@ export async function runInteropCheck(elements?: number): Promise<void> {
     useLab.setState({ interop: { running: false, report: null, error: e.error } });
   }
 }
+
+export async function runDivergenceCheck(seed = 1): Promise<void> {
+  if (!client) return;
+  useLab.setState({ divergence: { running: true, report: null, error: null } });
+  try {
+    const result = await client.request({ type: 'selfcheck.divergence', seed }, ['selfcheck.divergence.result']);
+    useLab.setState({ divergence: { running: false, report: result.report, error: null } });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    useLab.setState({ divergence: { running: false, report: null, error: e.error } });
+  }
+}

@@ -1,6 +1,7 @@
 import { useLab } from '../state/labStore';
 import { runInteropCheck } from '../lab/connect';
 import { formatBytes } from '../format';
+import { DivergenceCheck } from './DivergenceCheck';
 
 /** The GPU the lab runs on, in full, and the self-check proving ORT and our kernels share it. */
 export function SystemPanel() {
@@ -84,6 +85,7 @@ export function SystemPanel() {
           </div>
         )}
       </section>
+      <DivergenceCheck />
     </div>
   );
 }

@@ -3,7 +3,7 @@
  * panel is open (kept in the URL hash, so a view is a link), and the self-check's last result.
  */
 import { create } from 'zustand';
-import type { AdapterSummary, InteropReport, LabError, RuntimeSummary } from '../../workers/protocol';
+import type { AdapterSummary, DivergenceSelfCheckReport, InteropReport, LabError, RuntimeSummary } from '../../workers/protocol';
 
 export const PANELS = [
   { id: 'distill', label: 'Distill' },
@@ -25,6 +25,7 @@ export interface LabState {
   fatal: LabError | null;
   panel: PanelId;
   interop: { running: boolean; report: InteropReport | null; error: LabError | null };
+  divergence: { running: boolean; report: DivergenceSelfCheckReport | null; error: LabError | null };
   setPanel(panel: PanelId): void;
 }
 
@@ -41,6 +42,7 @@ export const useLab = create<LabState>()((set) => ({
   fatal: null,
   panel: typeof location === 'undefined' ? 'distill' : panelFromHash(location.hash),
   interop: { running: false, report: null, error: null },
+  divergence: { running: false, report: null, error: null },
   setPanel(panel) {
     const params = new URLSearchParams(location.hash.replace(/^#/, ''));
     params.set('panel', panel);

@@ -7,6 +7,7 @@ import type { LabCommand, LabError, LabEvent, RuntimeSummary, AdapterSummary } f
 import { acquireDevice, watchDeviceLoss } from '../gpu/device';
 import { configureOrt, ort, ORT_VERSION } from '../ort/runtime';
 import { runInteropCheck } from '../selfcheck/interop';
+import { runDivergenceSelfCheck } from '../kernels/divergence/selfcheck';
 
 export interface LabEngineOptions {
   gpu: GPU | undefined;
@@ -40,6 +41,8 @@ export class LabEngine {
           return await this.init(command.requestId, command.ortWasmPaths);
         case 'selfcheck.interop':
           return await this.interop(command.requestId, command.elements);
+        case 'selfcheck.divergence':
+          return await this.divergenceCheck(command.requestId, command.seed);
         default:
           this.fail(requestId, {
             code: 'bad-command',
@@ -126,6 +129,22 @@ export class LabEngine {
       this.fail(requestId, {
         code: 'interop-failed',
         message: 'The GPU interop check could not complete: our kernels and onnxruntime-web could not exchange buffers on this device.',
+        detail: describeException(e),
+      });
+    }
+  }
+
+  private async divergenceCheck(requestId: number, seed = 1): Promise<void> {
+    const device = this.requireDevice(requestId);
+    if (!device) return;
+    this.options.emit({ type: 'progress', requestId, stage: 'Divergence kernels against the float64 reference' });
+    try {
+      const report = await runDivergenceSelfCheck(device, seed);
+      this.options.emit({ type: 'selfcheck.divergence.result', requestId, report });
+    } catch (e) {
+      this.fail(requestId, {
+        code: 'selfcheck-failed',
+        message: 'The divergence kernels could not run on this device.',
         detail: describeException(e),
       });
     }
