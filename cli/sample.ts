@@ -5,6 +5,7 @@ import { readModelFolder } from '../workers/models/folder';
 import { dirSource } from '../workers/node/fs-source';
 import { decoderRunner, openSamplingSession } from '../workers/sampling/runner';
 import { sampleCompletions } from '../workers/sampling/sampler';
+import { checkGpt2Fits } from '../workers/models/memory';
 
 export const sampleCommand: Command = {
   summary: 'sample completions of a prompt from a model folder (GPT-2 family ONNX with KV cache)',
@@ -25,6 +26,7 @@ export const sampleCommand: Command = {
     const config = folder.gpt2;
     const promptIds = folder.tokenizer.encode(String(o.prompt));
     const device = await cliDevice();
+    checkGpt2Fits(config, Number(o.n), Math.min(config.nPositions, promptIds.length + Number(o['max-tokens'])), device.limits, folder.label);
     const decoder = await openSamplingSession(device, config, folder.onnx, `${folder.label}/onnx/model.onnx`);
     try {
       const completions = await sampleCompletions(decoderRunner(config, decoder), {

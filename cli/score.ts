@@ -6,6 +6,7 @@ import { assertSameTokenizer } from '../workers/models/tokenizer';
 import { dirSource } from '../workers/node/fs-source';
 import { openScoringSession } from '../workers/scoring/forward';
 import { scoreCompletions } from '../workers/scoring/scorer';
+import { checkGpt2Fits } from '../workers/models/memory';
 
 export const scoreCommand: Command = {
   summary: 'score a completion token by token: student and teacher log-probs, KLs, the teacher’s top tokens',
@@ -26,6 +27,8 @@ export const scoreCommand: Command = {
     const promptIds = tok.encode(String(o.prompt));
     const completionIds = tok.encode(String(o.completion), { addSpecialTokens: false });
     const device = await cliDevice();
+    const length = promptIds.length + completionIds.length;
+    for (const m of [student, teacher]) if (m.gpt2) checkGpt2Fits(m.gpt2, 1, length, device.limits, m.label);
     const s = await openScoringSession(device, student.onnx, `${student.label}/onnx/model.onnx`);
     const t = await openScoringSession(device, teacher.onnx, `${teacher.label}/onnx/model.onnx`);
     try {

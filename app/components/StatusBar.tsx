@@ -1,5 +1,5 @@
 import { useLab } from '../state/labStore';
-import { formatBytes } from '../format';
+import { formatBytes } from '../../workers/format';
 
 /** The bottom bar: which GPU the lab runs on, through which runtime, with which limits. */
 export function StatusBar() {

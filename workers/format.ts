@@ -1,4 +1,4 @@
-/** Formatting for what the UI shows; no math about models lives in app/. */
+/** Formatting numbers for people: bytes. Shared by the UI and the engine's messages. */
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n)) return String(n);
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -1,0 +1,67 @@
+/**
+ * GPU memory a GPT-2 family model needs for a batch, estimated before any session exists, and
+ * checked against the adapter's limits: every tensor the runtime binds must fit one storage
+ * binding (maxStorageBufferBindingSize) and one buffer (maxBufferSize). A model that cannot fit
+ * gets a sentence saying which tensor, how large, and what to change — not a lost device.
+ */
+import { headDim, type Gpt2Config } from './gpt2/config';
+import { gpt2ParamSpecs, numel } from './gpt2/params';
+import type { GpuLimitsSummary } from '../protocol';
+import { formatBytes } from '../format';
+
+export interface MemoryEstimate {
+  weightsBytes: number;
+  /** Keys and values of every layer for the whole batch at full length. */
+  kvCacheBytes: number;
+  /** Logits of every position of the batch (scoring keeps them all on the GPU). */
+  logitsBytes: number;
+  /** The largest intermediate of one layer (MLP activations or attention scores). */
+  activationBytes: number;
+  totalBytes: number;
+  /** The largest single tensors, by name, for the limit check. */
+  tensors: { name: string; bytes: number }[];
+}
+
+export function estimateGpt2Memory(config: Gpt2Config, batch: number, sequence: number): MemoryEstimate {
+  const F = 4;
+  const tensors = gpt2ParamSpecs(config).map((s) => ({ name: s.name, bytes: numel(s.shape) * F }));
+  const weightsBytes = tensors.reduce((a, t) => a + t.bytes, 0);
+  const kvLayer = batch * config.nHead * sequence * headDim(config) * F;
+  const logitsBytes = batch * sequence * config.vocabSize * F;
+  const mlp = batch * sequence * config.nInner * F;
+  const scores = batch * config.nHead * sequence * sequence * F;
+  tensors.push(
+    { name: 'logits', bytes: logitsBytes },
+    { name: 'present key/value (one layer)', bytes: kvLayer },
+    { name: 'MLP activations (one layer)', bytes: mlp },
+    { name: 'attention scores (one layer)', bytes: scores },
+  );
+  tensors.sort((a, b) => b.bytes - a.bytes);
+  const activationBytes = Math.max(mlp, scores);
+  const kvCacheBytes = 2 * config.nLayer * kvLayer;
+  return { weightsBytes, kvCacheBytes, logitsBytes, activationBytes, totalBytes: weightsBytes + kvCacheBytes + logitsBytes + 3 * activationBytes, tensors };
+}
+
+export class ModelTooLargeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelTooLargeError';
+  }
+}
+
+/** Throws ModelTooLargeError when a tensor cannot be bound on this device; returns the estimate otherwise. */
+export function checkGpt2Fits(config: Gpt2Config, batch: number, sequence: number, limits: Pick<GpuLimitsSummary, 'maxBufferSize' | 'maxStorageBufferBindingSize'>, what = 'the model'): MemoryEstimate {
+  const estimate = estimateGpt2Memory(config, batch, sequence);
+  const cap = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
+  const over = estimate.tensors.filter((t) => t.bytes > cap);
+  if (over.length) {
+    const list = over.slice(0, 3).map((t) => `${t.name} needs ${formatBytes(t.bytes)}`).join(', ');
+    const advice = over.some((t) => t.name.startsWith('transformer.'))
+      ? 'the model itself is too large for this GPU'
+      : 'use a smaller batch or fewer tokens';
+    throw new ModelTooLargeError(
+      `${what} does not fit this GPU for a batch of ${batch} × ${sequence} tokens: ${list}, but the adapter binds at most ${formatBytes(cap)} per tensor; ${advice}.`,
+    );
+  }
+  return estimate;
+}
