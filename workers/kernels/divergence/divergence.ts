@@ -17,6 +17,7 @@ import rowExtrasWgsl from './row_extras.wgsl?raw';
 import jsdFinalizeWgsl from './jsd_finalize.wgsl?raw';
 import teacherTopKWgsl from './teacher_topk.wgsl?raw';
 import topKFinalizeWgsl from './topk_finalize.wgsl?raw';
+import { withSharedWgsl } from './shared';
 import { computePipeline, createStorageBuffer, readBuffer, withGpuErrorScope } from '../../gpu/buffers';
 import { describeFlags, FIELDS, fieldIndex, fieldStride, FLAG, MAX_TOP_K, OUTPUT_FIELDS, type Field, type OutputField } from './layout';
 import {
@@ -263,15 +264,15 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
   const wantGradient = request.gradient !== undefined;
   const WG = plan.streamWorkgroupSize;
 
-  const statsPipeline = computePipeline(device, rowStatsWgsl, 'row_stats', { WG });
-  const finalizePipeline = computePipeline(device, rowFinalizeWgsl, 'row_finalize', { WG: FINALIZE_WG, STATS_WG: WG });
+  const statsPipeline = computePipeline(device, withSharedWgsl(rowStatsWgsl), 'row_stats', { WG });
+  const finalizePipeline = computePipeline(device, withSharedWgsl(rowFinalizeWgsl), 'row_finalize', { WG: FINALIZE_WG, STATS_WG: WG });
   const extrasPipeline =
     wantJsd || wantGradient
-      ? computePipeline(device, rowExtrasWgsl, 'row_extras', { WG, WITH_JSD: wantJsd ? 1 : 0, WITH_GRADIENT: wantGradient ? 1 : 0 })
+      ? computePipeline(device, withSharedWgsl(rowExtrasWgsl), 'row_extras', { WG, WITH_JSD: wantJsd ? 1 : 0, WITH_GRADIENT: wantGradient ? 1 : 0 })
       : undefined;
-  const jsdPipeline = wantJsd ? computePipeline(device, jsdFinalizeWgsl, 'jsd_finalize', { WG: FINALIZE_WG, EXTRAS_WG: WG }) : undefined;
-  const topKPipeline = topK > 0 ? computePipeline(device, teacherTopKWgsl, 'teacher_topk', { WG: plan.topKWorkgroupSize }) : undefined;
-  const topKFinalizePipeline = topK > 0 ? computePipeline(device, topKFinalizeWgsl, 'topk_finalize', { WG: FINALIZE_WG }) : undefined;
+  const jsdPipeline = wantJsd ? computePipeline(device, withSharedWgsl(jsdFinalizeWgsl), 'jsd_finalize', { WG: FINALIZE_WG, EXTRAS_WG: WG }) : undefined;
+  const topKPipeline = topK > 0 ? computePipeline(device, withSharedWgsl(teacherTopKWgsl), 'teacher_topk', { WG: plan.topKWorkgroupSize }) : undefined;
+  const topKFinalizePipeline = topK > 0 ? computePipeline(device, withSharedWgsl(topKFinalizeWgsl), 'topk_finalize', { WG: FINALIZE_WG }) : undefined;
 
   const uniformData = new Uint8Array(plan.chunks.length * UNIFORM_STRIDE);
   const settings = { vocab, temperature: request.temperature ?? 1, beta: request.beta, topK };

@@ -87,3 +87,18 @@ export function describeFlags(flags: number): string[] {
 export function isBad(flags: number): boolean {
   return (flags & BAD_FLAGS) !== 0;
 }
+
+/**
+ * The field indices and flag bits above as WGSL constants (F_STUDENT_LOGPROB, FIELDS,
+ * STUDENT_NAN, BAD_MASK, VALID, …), prepended to every kernel with shared.wgsl, so that the
+ * shaders and the TypeScript read one layout.
+ */
+export function layoutWgsl(): string {
+  const snake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+  const u32 = (v: number) => `0x${(v >>> 0).toString(16)}u`;
+  const lines = FIELDS.map((name, i) => `const F_${snake(name)}: u32 = ${i}u;`);
+  lines.push(`const FIELDS: u32 = ${FIELDS.length}u;`);
+  for (const [name, bit] of Object.entries(FLAG)) lines.push(`const ${name}: u32 = ${u32(bit)};`);
+  lines.push(`const BAD_MASK: u32 = ${u32(BAD_FLAGS)};`);
+  return lines.join('\n');
+}

@@ -4,6 +4,7 @@
  * an adapter (the floor of any WGSL kernel reading each logit once). Not used by the lab itself.
  */
 import readFloorWgsl from './read_floor.wgsl?raw';
+import { withSharedWgsl } from './shared';
 import { computePipeline, createStorageBuffer } from '../../gpu/buffers';
 import { chunkParams, defaultTuning, PARAMS_BYTES, planDivergences, planLimits, toBlocks, type DivergenceTuning } from './plan';
 import type { DivergenceRequest } from './divergence';
@@ -30,7 +31,7 @@ export function readFloorProbe(device: GPUDevice, request: DivergenceRequest, tu
   const data = new Uint8Array(plan.chunks.length * UNIFORM_STRIDE);
   plan.chunks.forEach((c, i) => data.set(new Uint8Array(chunkParams(c, { vocab, temperature: 1, topK: 0 }, 64)), i * UNIFORM_STRIDE));
   device.queue.writeBuffer(uniforms, 0, data);
-  const pipeline = computePipeline(device, readFloorWgsl, 'read_floor', { WG });
+  const pipeline = computePipeline(device, withSharedWgsl(readFloorWgsl), 'read_floor', { WG });
   const groups = plan.chunks.map((c, i) =>
     device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),

@@ -8,25 +8,6 @@
 
 override WG: u32 = 64;
 
-struct ChunkParams {
-  vocab: u32,
-  rows: u32,
-  firstRow: u32,
-  splits: u32,
-  sliceLength: u32,
-  studentBase: u32,
-  teacherBase: u32,
-  gradientBase: u32,
-  scale2: f32,
-  invTemperature: f32,
-  beta: f32,
-  topK: u32,
-  fieldStride: u32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
-}
-
 @group(0) @binding(0) var<storage, read> student: array<f32>;
 @group(0) @binding(1) var<storage, read> teacher: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<u32>;

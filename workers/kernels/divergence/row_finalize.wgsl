@@ -21,55 +21,6 @@ override WG: u32 = 64;
 // Invocations per slice in row_stats (its WG): states per row = splits × STATS_WG.
 override STATS_WG: u32 = 64;
 
-const ABS_BITS: u32 = 0x7fffffffu;
-const NEG_INF_BITS: u32 = 0xff800000u;
-const RANGE_BITS: u32 = 0x5f800000u;
-const LN2: f32 = 0.6931471805599453;
-
-const STUDENT_EMPTY: u32 = 64u;
-const TEACHER_EMPTY: u32 = 128u;
-const TOKEN_OUT_OF_RANGE: u32 = 256u;
-const TOKEN_FORBIDDEN_BY_STUDENT: u32 = 512u;
-const REVERSE_KL_INFINITE: u32 = 1024u;
-const FORWARD_KL_INFINITE: u32 = 2048u;
-const TOKEN_FORBIDDEN_BY_TEACHER: u32 = 4096u;
-const BAD_MASK: u32 = 0x3ffu;
-const VALID: u32 = 0x80000000u;
-
-// Field indices (layout.ts, which must agree).
-const F_STUDENT_LOGPROB: u32 = 0u;
-const F_TEACHER_LOGPROB: u32 = 1u;
-const F_SAMPLED_KL: u32 = 2u;
-const F_REVERSE_KL: u32 = 3u;
-const F_FORWARD_KL: u32 = 4u;
-const F_JSD: u32 = 5u;
-const F_STUDENT_ENTROPY: u32 = 6u;
-const F_TEACHER_ENTROPY: u32 = 7u;
-const F_STUDENT_MAX: u32 = 8u;
-const F_STUDENT_LOG2_SUM: u32 = 9u;
-const F_TEACHER_MAX: u32 = 10u;
-const F_TEACHER_LOG2_SUM: u32 = 11u;
-const FIELDS: u32 = 12u;
-
-struct ChunkParams {
-  vocab: u32,
-  rows: u32,
-  firstRow: u32,
-  splits: u32,
-  sliceLength: u32,
-  studentBase: u32,
-  teacherBase: u32,
-  gradientBase: u32,
-  scale2: f32,
-  invTemperature: f32,
-  beta: f32,
-  topK: u32,
-  fieldStride: u32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
-}
-
 @group(0) @binding(0) var<storage, read> student: array<f32>;
 @group(0) @binding(1) var<storage, read> teacher: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<u32>;

@@ -27,42 +27,9 @@
 
 override WG: u32 = 64;
 
-const ABS_BITS: u32 = 0x7fffffffu;
-const POS_INF_BITS: u32 = 0x7f800000u;
-const NEG_INF_BITS: u32 = 0xff800000u;
 // |z| ≥ 2^64 (this includes ±Inf and NaN) has (bits & ABS_BITS) ≥ RANGE_BITS.
-const RANGE_BITS: u32 = 0x5f800000u;
 // Below every in-range logit: the start value of the running maxima.
 const NEG_FLOOR: f32 = -1.8446744e19;
-
-// Flag bits (see layout.ts, which must agree).
-const STUDENT_NAN: u32 = 1u;
-const STUDENT_POS_INF: u32 = 2u;
-const STUDENT_OUT_OF_RANGE: u32 = 4u;
-const TEACHER_NAN: u32 = 8u;
-const TEACHER_POS_INF: u32 = 16u;
-const TEACHER_OUT_OF_RANGE: u32 = 32u;
-const REVERSE_KL_INFINITE: u32 = 1024u;
-const FORWARD_KL_INFINITE: u32 = 2048u;
-
-struct ChunkParams {
-  vocab: u32,
-  rows: u32,
-  firstRow: u32,
-  splits: u32,
-  sliceLength: u32,
-  studentBase: u32,
-  teacherBase: u32,
-  gradientBase: u32,
-  scale2: f32,
-  invTemperature: f32,
-  beta: f32,
-  topK: u32,
-  fieldStride: u32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
-}
 
 @group(0) @binding(0) var<storage, read> student: array<f32>;
 @group(0) @binding(1) var<storage, read> teacher: array<f32>;

@@ -12,32 +12,9 @@
 //   WG·KMAX·8 bytes of workgroup memory within the adapter's limit.
 
 override WG: u32 = 64;
-const KMAX: u32 = 20u;
 
-const ABS_BITS: u32 = 0x7fffffffu;
-const RANGE_BITS: u32 = 0x5f800000u;
-const NO_TOKEN: u32 = 0xffffffffu;
 // Below every candidate (in-range logits are > -2^64).
 const EMPTY_VALUE: f32 = -3.6893488e19;
-
-struct ChunkParams {
-  vocab: u32,
-  rows: u32,
-  firstRow: u32,
-  splits: u32,
-  sliceLength: u32,
-  studentBase: u32,
-  teacherBase: u32,
-  gradientBase: u32,
-  scale2: f32,
-  invTemperature: f32,
-  beta: f32,
-  topK: u32,
-  fieldStride: u32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
-}
 
 @group(0) @binding(0) var<storage, read> teacher: array<f32>;
 @group(0) @binding(1) var<storage, read> mask: array<u32>;

@@ -10,37 +10,6 @@
 // Dispatch: ceil(rows / WG) workgroups, one invocation per row of the chunk.
 
 override WG: u32 = 64;
-const KMAX: u32 = 20u;
-
-const ABS_BITS: u32 = 0x7fffffffu;
-const RANGE_BITS: u32 = 0x5f800000u;
-const NO_TOKEN: u32 = 0xffffffffu;
-const LN2: f32 = 0.6931471805599453;
-const VALID: u32 = 0x80000000u;
-
-const F_STUDENT_MAX: u32 = 8u;
-const F_STUDENT_LOG2_SUM: u32 = 9u;
-const F_TEACHER_MAX: u32 = 10u;
-const F_TEACHER_LOG2_SUM: u32 = 11u;
-
-struct ChunkParams {
-  vocab: u32,
-  rows: u32,
-  firstRow: u32,
-  splits: u32,
-  sliceLength: u32,
-  studentBase: u32,
-  teacherBase: u32,
-  gradientBase: u32,
-  scale2: f32,
-  invTemperature: f32,
-  beta: f32,
-  topK: u32,
-  fieldStride: u32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
-}
 
 @group(0) @binding(0) var<storage, read> student: array<f32>;
 @group(0) @binding(1) var<storage, read> teacher: array<f32>;

@@ -1,0 +1,33 @@
+// shared.wgsl: declarations every divergence kernel uses, prepended to each kernel by
+// divergence.ts together with the field indices and flag bits generated from layout.ts
+// (F_STUDENT_LOGPROB … F_TEACHER_LOG2_SUM, FIELDS, STUDENT_NAN … VALID, BAD_MASK).
+
+// f32 bit patterns: |x| mask, +inf, -inf, and 2^64 (the supported logit range).
+const ABS_BITS: u32 = 0x7fffffffu;
+const POS_INF_BITS: u32 = 0x7f800000u;
+const NEG_INF_BITS: u32 = 0xff800000u;
+const RANGE_BITS: u32 = 0x5f800000u;
+const LN2: f32 = 0.6931471805599453;
+// Top-k: the largest k, and the id of an empty slot.
+const KMAX: u32 = 20u;
+const NO_TOKEN: u32 = 0xffffffffu;
+
+// One chunk of rows: written by plan.ts chunkParams(), one 256-byte-aligned slot per chunk.
+struct ChunkParams {
+  vocab: u32,
+  rows: u32,
+  firstRow: u32,
+  splits: u32,
+  sliceLength: u32,
+  studentBase: u32,
+  teacherBase: u32,
+  gradientBase: u32,
+  scale2: f32,
+  invTemperature: f32,
+  beta: f32,
+  topK: u32,
+  fieldStride: u32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
