@@ -1,11 +1,8 @@
 /** `opd-lab sample`: completions from a GPT-2 family model folder, with the sampler's log-probs. */
 import type { Command } from './main';
 import { cliDevice } from './device';
-import { readModelFolder } from '../workers/models/folder';
 import { dirSource } from '../workers/node/fs-source';
-import { decoderRunner, openSamplingSession } from '../workers/sampling/runner';
-import { sampleCompletions } from '../workers/sampling/sampler';
-import { checkGpt2Fits } from '../workers/models/memory';
+import { loadModel, releaseModel, sampleText } from '../workers/engine/inference';
 
 export const sampleCommand: Command = {
   summary: 'sample completions of a prompt from a model folder (GPT-2 family ONNX with KV cache)',
@@ -21,32 +18,24 @@ export const sampleCommand: Command = {
     json: { kind: 'flag', help: 'print JSON' },
   },
   async run(o) {
-    const folder = await readModelFolder(await dirSource(String(o.model)));
-    if (!folder.gpt2) throw new Error(`${folder.label} is not a GPT-2 family model (config.json model_type '${String(folder.rawConfig.model_type)}'): sampling needs the GPT-2 decoder layout`);
-    const config = folder.gpt2;
-    const promptIds = folder.tokenizer.encode(String(o.prompt));
+    const model = await loadModel(await dirSource(String(o.model)), 'student');
     const device = await cliDevice();
-    checkGpt2Fits(config, Number(o.n), Math.min(config.nPositions, promptIds.length + Number(o['max-tokens'])), device.limits, folder.label);
-    const decoder = await openSamplingSession(device, config, folder.onnx, `${folder.label}/onnx/model.onnx`);
     try {
-      const completions = await sampleCompletions(decoderRunner(config, decoder), {
-        prompts: [promptIds],
+      const result = await sampleText(device, model, {
+        prompt: String(o.prompt),
         n: Number(o.n),
         maxTokens: Number(o['max-tokens']),
         sampling: { temperature: Number(o.temperature), topK: Number(o['top-k']), topP: Number(o['top-p']) },
         seed: Number(o.seed),
-        eosTokenId: folder.tokenizer.eosTokenId ?? config.eosTokenId ?? null,
       });
-      const out = completions.map((c) => ({
-        tokens: c.tokens,
-        text: folder.tokenizer.decode(c.tokens, { skipSpecialTokens: true }),
-        logprobs: c.logprobs,
-        finish: c.finish,
-      }));
-      if (o.json) console.log(JSON.stringify({ promptIds, completions: out }, null, 2));
-      else out.forEach((c, i) => console.log(`[${i}] ${JSON.stringify(c.text)}  (${c.tokens.length} tokens, ${c.finish}, mean log-prob ${(c.logprobs.reduce((a, b) => a + b, 0) / c.logprobs.length).toFixed(3)})`));
+      if (o.json) console.log(JSON.stringify(result, null, 2));
+      else {
+        result.completions.forEach((c, i) =>
+          console.log(`[${i}] ${JSON.stringify(c.text)}  (${c.tokens.length} tokens, ${c.finish}, mean log-prob ${(c.logprobs.reduce((a, b) => a + b, 0) / c.logprobs.length).toFixed(3)})`),
+        );
+      }
     } finally {
-      await decoder.session.release();
+      await releaseModel(model);
     }
   },
 };

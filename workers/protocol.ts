@@ -56,6 +56,39 @@ export interface InteropReport {
   ms: number;
 }
 
+export type ModelRole = 'student' | 'teacher';
+
+/** What the UI shows about a loaded model folder. */
+export interface ModelSummary {
+  role: ModelRole;
+  label: string;
+  modelType: string;
+  /** Parameters of a GPT-2 family model (null for other decoders). */
+  parameters: number | null;
+  vocabSize: number;
+  /** True when the folder has trainable GPT-2 family weights (model.safetensors). */
+  trainable: boolean;
+}
+
+export interface SampledCompletion {
+  tokens: number[];
+  text: string;
+  logprobs: number[];
+  finish: 'eos' | 'length';
+}
+
+export interface ScoredTokenSummary {
+  id: number;
+  text: string;
+  studentLogprob: number;
+  teacherLogprob: number;
+  sampledKL: number;
+  reverseKL: number;
+  forwardKL: number;
+  teacherTop: { id: number; text: string; logprob: number }[];
+  problems: string[];
+}
+
 // ---------------------------------------------------------------- commands (UI → worker)
 
 export type LabCommand =
@@ -67,7 +100,23 @@ export type LabCommand =
     }
   | { type: 'selfcheck.interop'; requestId: number; elements?: number }
   /** The divergence kernels against their float64 reference, over the fixed and `seed`'s random cases. */
-  | { type: 'selfcheck.divergence'; requestId: number; seed?: number };
+  | { type: 'selfcheck.divergence'; requestId: number; seed?: number }
+  /** Loads a model folder (config.json, tokenizer.json, onnx/model.onnx, …) from a URL as student or teacher. */
+  | { type: 'model.load'; requestId: number; role: ModelRole; url: string }
+  /** Samples completions of a prompt from the loaded student; tokens stream as `tokens` events. */
+  | {
+      type: 'sample';
+      requestId: number;
+      prompt: string;
+      n: number;
+      maxTokens: number;
+      temperature: number;
+      topK: number;
+      topP: number;
+      seed: number;
+    }
+  /** Scores a completion token by token, student against teacher. */
+  | { type: 'score'; requestId: number; prompt: string; completion: string; topK: number };
 
 // ---------------------------------------------------------------- events (worker → UI)
 
@@ -84,6 +133,9 @@ export type ErrorCode =
   | 'not-ready'
   | 'interop-failed'
   | 'selfcheck-failed'
+  | 'model-folder'
+  | 'no-model'
+  | 'bad-request'
   | 'bad-command'
   | 'internal';
 
@@ -100,6 +152,18 @@ export type LabEvent =
   | { type: 'ready'; requestId: number; adapter: AdapterSummary; runtime: RuntimeSummary }
   | { type: 'selfcheck.interop.result'; requestId: number; report: InteropReport }
   | { type: 'selfcheck.divergence.result'; requestId: number; report: DivergenceSelfCheckReport }
+  | { type: 'model.loaded'; requestId: number; model: ModelSummary; warnings: string[] }
+  /** One sampled token of completion `completion` (prompt-major order), as it comes. */
+  | { type: 'tokens'; requestId: number; completion: number; step: number; token: number; text: string; logprob: number; done: boolean }
+  | { type: 'sample.result'; requestId: number; promptIds: number[]; completions: SampledCompletion[] }
+  | {
+      type: 'score.result';
+      requestId: number;
+      promptIds: number[];
+      tokens: ScoredTokenSummary[];
+      meanReverseKL: number;
+      meanSampledKL: number;
+    }
   | { type: 'device.lost'; error: LabError }
   | { type: 'error'; requestId?: number; error: LabError };
 

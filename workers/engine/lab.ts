@@ -3,7 +3,12 @@
  * protocol's commands with events. It has no DOM: the browser worker, the CLI and the tests all
  * drive this same class, each passing its own `gpu` (navigator.gpu or Dawn's) and `emit`.
  */
-import type { LabCommand, LabError, LabEvent, RuntimeSummary, AdapterSummary } from '../protocol';
+import type { LabCommand, LabError, LabEvent, RuntimeSummary, AdapterSummary, ModelRole } from '../protocol';
+import { ModelFolderError, urlSource, type ModelSource } from '../models/source';
+import { compareTokenizers, TokenizerMismatchError } from '../models/tokenizer';
+import { ModelTooLargeError } from '../models/memory';
+import { SamplingError } from '../sampling/sampler';
+import { loadModel, releaseModel, sampleText, scoreText, type LoadedModel } from './inference';
 import { acquireDevice, watchDeviceLoss } from '../gpu/device';
 import { configureOrt, ort, ORT_VERSION } from '../ort/runtime';
 import { runInteropCheck } from '../selfcheck/interop';
@@ -15,6 +20,8 @@ export interface LabEngineOptions {
   crossOriginIsolated: boolean;
   /** False on plain-http pages other than localhost, where browsers hide WebGPU. */
   secureContext?: boolean;
+  /** Where `model.load` reads a folder from (default: over HTTP; tests pass folders on disk). */
+  openSource?: (url: string) => ModelSource | Promise<ModelSource>;
 }
 
 function describeException(e: unknown): string {
@@ -26,6 +33,7 @@ export class LabEngine {
   private adapter: AdapterSummary | undefined;
   private runtime: RuntimeSummary | undefined;
   private lost: LabError | undefined;
+  private readonly models: Partial<Record<ModelRole, LoadedModel>> = {};
 
   constructor(private readonly options: LabEngineOptions) {}
 
@@ -43,6 +51,12 @@ export class LabEngine {
           return await this.interop(command.requestId, command.elements);
         case 'selfcheck.divergence':
           return await this.divergenceCheck(command.requestId, command.seed);
+        case 'model.load':
+          return await this.loadModel(command.requestId, command.role, command.url);
+        case 'sample':
+          return await this.sample(command);
+        case 'score':
+          return await this.score(command);
         default:
           this.fail(requestId, {
             code: 'bad-command',
@@ -147,6 +161,74 @@ export class LabEngine {
         message: 'The divergence kernels could not run on this device.',
         detail: describeException(e),
       });
+    }
+  }
+
+  /** Errors of model work that a person can act on, as values; anything else is rethrown. */
+  private requestError(e: unknown): LabError {
+    if (e instanceof ModelFolderError) return { code: 'model-folder', message: e.message };
+    if (e instanceof TokenizerMismatchError || e instanceof SamplingError || e instanceof ModelTooLargeError) {
+      return { code: 'bad-request', message: e.message };
+    }
+    return { code: 'internal', message: 'The model could not run; the details say why.', detail: describeException(e) };
+  }
+
+  private async loadModel(requestId: number, role: ModelRole, url: string): Promise<void> {
+    this.options.emit({ type: 'progress', requestId, stage: `Reading the ${role} model from ${url}` });
+    try {
+      const source = await (this.options.openSource ?? urlSource)(url);
+      const model = await loadModel(source, role);
+      await releaseModel(this.models[role]);
+      this.models[role] = model;
+      const other = this.models[role === 'student' ? 'teacher' : 'student'];
+      const warnings: string[] = [];
+      if (other) {
+        // Loading is allowed either way; scoring refuses a mismatch with the same sentence.
+        const [student, teacher] = role === 'student' ? [model, other] : [other, model];
+        const c = compareTokenizers(student.folder.tokenizer, teacher.folder.tokenizer);
+        warnings.push(...c.errors, ...c.warnings);
+      }
+      this.options.emit({ type: 'model.loaded', requestId, model: model.summary, warnings });
+    } catch (e) {
+      this.fail(requestId, this.requestError(e));
+    }
+  }
+
+  private requireModel(requestId: number, role: ModelRole): LoadedModel | undefined {
+    const model = this.models[role];
+    if (!model) this.fail(requestId, { code: 'no-model', message: `No ${role} model is loaded: load a model folder as the ${role} first.` });
+    return model;
+  }
+
+  private async sample(c: Extract<LabCommand, { type: 'sample' }>): Promise<void> {
+    const device = this.requireDevice(c.requestId);
+    const model = device && this.requireModel(c.requestId, 'student');
+    if (!device || !model) return;
+    try {
+      const result = await sampleText(
+        device,
+        model,
+        { prompt: c.prompt, n: c.n, maxTokens: c.maxTokens, sampling: { temperature: c.temperature, topK: c.topK, topP: c.topP }, seed: c.seed },
+        (e, text) =>
+          this.options.emit({ type: 'tokens', requestId: c.requestId, completion: e.promptIndex * c.n + e.sample, step: e.step, token: e.token, text, logprob: e.logprob, done: e.done }),
+      );
+      this.options.emit({ type: 'sample.result', requestId: c.requestId, ...result });
+    } catch (e) {
+      this.fail(c.requestId, this.requestError(e));
+    }
+  }
+
+  private async score(c: Extract<LabCommand, { type: 'score' }>): Promise<void> {
+    const device = this.requireDevice(c.requestId);
+    const student = device && this.requireModel(c.requestId, 'student');
+    const teacher = student && this.requireModel(c.requestId, 'teacher');
+    if (!device || !student || !teacher) return;
+    try {
+      // Tokenizer warnings were already given when the second model was loaded.
+      const { promptIds, tokens, meanReverseKL, meanSampledKL } = await scoreText(device, student, teacher, c.prompt, c.completion, { topK: c.topK });
+      this.options.emit({ type: 'score.result', requestId: c.requestId, promptIds, tokens, meanReverseKL, meanSampledKL });
+    } catch (e) {
+      this.fail(c.requestId, this.requestError(e));
     }
   }
 }

@@ -1,0 +1,121 @@
+/**
+ * Model folders loaded on the lab's device, and the two inference passes on them: sampling from
+ * the student and scoring a completion, student against teacher. The lab worker and the CLI both
+ * use these, so the page and the terminal give the same numbers.
+ */
+import type { ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from '../protocol';
+import type { ort } from '../ort/runtime';
+import { readModelFolder, type ModelFolder } from '../models/folder';
+import type { ModelSource } from '../models/source';
+import { assertSameTokenizer } from '../models/tokenizer';
+import { checkGpt2Fits } from '../models/memory';
+import { countGpt2Parameters } from '../models/gpt2/params';
+import type { Gpt2DecoderSession } from '../models/gpt2/decoder-session';
+import { decoderRunner, openSamplingSession } from '../sampling/runner';
+import { sampleCompletions, type TokenEvent } from '../sampling/sampler';
+import type { SamplingOptions } from '../sampling/choose';
+import { openScoringSession } from '../scoring/forward';
+import { scoreCompletions } from '../scoring/scorer';
+
+export interface LoadedModel {
+  folder: ModelFolder;
+  summary: ModelSummary;
+  sampling?: Gpt2DecoderSession;
+  scoring?: ort.InferenceSession;
+}
+
+export async function loadModel(source: ModelSource, role: ModelRole): Promise<LoadedModel> {
+  const folder = await readModelFolder(source);
+  const vocab = Number(folder.gpt2?.vocabSize ?? folder.rawConfig.vocab_size ?? folder.tokenizer.vocab.length);
+  return {
+    folder,
+    summary: {
+      role,
+      label: folder.label,
+      modelType: String(folder.rawConfig.model_type ?? 'unknown'),
+      parameters: folder.gpt2 ? countGpt2Parameters(folder.gpt2) : null,
+      vocabSize: vocab,
+      trainable: folder.weights !== null,
+    },
+  };
+}
+
+export async function releaseModel(model: LoadedModel | undefined): Promise<void> {
+  await model?.sampling?.session.release();
+  await model?.scoring?.release();
+}
+
+export interface SampleParams {
+  prompt: string;
+  n: number;
+  maxTokens: number;
+  sampling: SamplingOptions;
+  seed: number;
+}
+
+export async function sampleText(
+  device: GPUDevice,
+  model: LoadedModel,
+  params: SampleParams,
+  onToken?: (e: TokenEvent, text: string) => void,
+): Promise<{ promptIds: number[]; completions: SampledCompletion[] }> {
+  const { folder } = model;
+  if (!folder.gpt2) {
+    throw new Error(`${folder.label} is not a GPT-2 family model (config.json model_type '${model.summary.modelType}'): sampling needs the GPT-2 decoder layout`);
+  }
+  const config = folder.gpt2;
+  const tok = folder.tokenizer;
+  const promptIds = tok.encode(params.prompt);
+  checkGpt2Fits(config, params.n, Math.min(config.nPositions, promptIds.length + params.maxTokens), device.limits, folder.label);
+  model.sampling ??= await openSamplingSession(device, config, folder.onnx, `${folder.label}/onnx/model.onnx`);
+  const completions = await sampleCompletions(
+    decoderRunner(config, model.sampling),
+    { prompts: [promptIds], n: params.n, maxTokens: params.maxTokens, sampling: params.sampling, seed: params.seed, eosTokenId: tok.eosTokenId ?? config.eosTokenId ?? null },
+    onToken && ((e) => onToken(e, tok.tokenText(e.token))),
+  );
+  return {
+    promptIds,
+    completions: completions.map((c) => ({ tokens: c.tokens, text: tok.decode(c.tokens, { skipSpecialTokens: true }), logprobs: c.logprobs, finish: c.finish })),
+  };
+}
+
+export interface ScoreResult {
+  promptIds: number[];
+  tokens: ScoredTokenSummary[];
+  meanReverseKL: number;
+  meanSampledKL: number;
+  /** Differences between the tokenizers that do not stop scoring (special tokens, chat templates). */
+  warnings: string[];
+}
+
+export async function scoreText(
+  device: GPUDevice,
+  student: LoadedModel,
+  teacher: LoadedModel,
+  prompt: string,
+  completion: string,
+  options: { topK: number; temperature?: number },
+): Promise<ScoreResult> {
+  const warnings = assertSameTokenizer(student.folder.tokenizer, teacher.folder.tokenizer);
+  const tok = student.folder.tokenizer;
+  const promptIds = tok.encode(prompt);
+  const completionIds = tok.encode(completion, { addSpecialTokens: false });
+  if (completionIds.length === 0) throw new Error('the completion is empty: there is nothing to score');
+  for (const m of [student, teacher]) if (m.folder.gpt2) checkGpt2Fits(m.folder.gpt2, 1, promptIds.length + completionIds.length, device.limits, m.folder.label);
+  student.scoring ??= await openScoringSession(device, student.folder.onnx, `${student.folder.label}/onnx/model.onnx`);
+  teacher.scoring ??= await openScoringSession(device, teacher.folder.onnx, `${teacher.folder.label}/onnx/model.onnx`);
+  const [scored] = await scoreCompletions(device, student.scoring, teacher.scoring, [{ promptIds, completionIds }], { topK: options.topK, temperature: options.temperature ?? 1 }, tok.eosTokenId ?? 0);
+  const tokens: ScoredTokenSummary[] = scored.map((x) => ({
+    id: x.id,
+    text: tok.tokenText(x.id),
+    studentLogprob: x.studentLogprob,
+    teacherLogprob: x.teacherLogprob,
+    sampledKL: x.sampledKL,
+    reverseKL: x.reverseKL,
+    forwardKL: x.forwardKL,
+    teacherTop: x.teacherTop.map((c) => ({ id: c.id, text: tok.tokenText(c.id), logprob: c.logprob })),
+    problems: x.problems,
+  }));
+  const mean = (k: 'reverseKL' | 'sampledKL') => tokens.reduce((a, x) => a + x[k], 0) / tokens.length;
+  return { promptIds, tokens, meanReverseKL: mean('reverseKL'), meanSampledKL: mean('sampledKL'), warnings };
+}
