@@ -6,15 +6,12 @@ import { StatusBar } from './components/StatusBar';
 import { WebGpuProblem } from './components/WebGpuProblem';
 import { SystemPanel } from './panels/SystemPanel';
 import { UpcomingPanel } from './panels/UpcomingPanel';
+import { InspectPanel } from './panels/InspectPanel';
 
 const UPCOMING: Record<string, { title: string; what: string }> = {
   distill: {
     title: 'Distill',
     what: 'Train the student on-policy: it samples answers, the teacher scores every token, and the per-token reverse KL becomes its reward. Live curves of KL, accuracy and compute.',
-  },
-  inspect: {
-    title: 'Inspect',
-    what: 'Type a prompt, let the student answer, and see token by token where the teacher disagrees: a heatmap of penalties with what the teacher wanted instead.',
   },
   compare: {
     title: 'Compare',
@@ -48,6 +45,8 @@ export function App() {
           <WebGpuProblem error={fatal} />
         ) : panel === 'system' ? (
           <SystemPanel />
+        ) : panel === 'inspect' ? (
+          <InspectPanel />
         ) : (
           <UpcomingPanel {...UPCOMING[panel]} />
         )}

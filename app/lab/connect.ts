@@ -3,7 +3,7 @@
  * the actions panels call.
  */
 import { LabClient, LabRequestError } from './client';
-import { useLab } from '../state/labStore';
+import { useLab, type InspectState, type ModelRole } from '../state/labStore';
 
 let client: LabClient | undefined;
 
@@ -58,5 +58,33 @@ export async function runDivergenceCheck(seed = 1): Promise<void> {
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
     useLab.setState({ divergence: { running: false, report: null, error: e.error } });
+  }
+}
+
+function setInspect(change: Partial<InspectState>): void {
+  useLab.setState((s) => ({ inspect: { ...s.inspect, ...change } }));
+}
+
+export async function loadModel(role: ModelRole, url: string): Promise<void> {
+  if (!client) return;
+  setInspect({ [role]: { loading: true, model: null, warnings: [], error: null } });
+  try {
+    const loaded = await client.request({ type: 'model.load', role, url: new URL(url, location.href).href }, ['model.loaded']);
+    setInspect({ [role]: { loading: false, model: loaded.model, warnings: loaded.warnings, error: null } });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    setInspect({ [role]: { loading: false, model: null, warnings: [], error: e.error } });
+  }
+}
+
+export async function scoreCompletion(prompt: string, completion: string, topK = 5): Promise<void> {
+  if (!client) return;
+  setInspect({ scoring: true, error: null, result: null, selected: null });
+  try {
+    const { type: _type, requestId: _id, ...result } = await client.request({ type: 'score', prompt, completion, topK }, ['score.result']);
+    setInspect({ scoring: false, result });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    setInspect({ scoring: false, error: e.error });
   }
 }

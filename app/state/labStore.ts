@@ -3,7 +3,29 @@
  * panel is open (kept in the URL hash, so a view is a link), and the self-check's last result.
  */
 import { create } from 'zustand';
-import type { AdapterSummary, DivergenceSelfCheckReport, InteropReport, LabError, RuntimeSummary } from '../../workers/protocol';
+import type {
+  AdapterSummary, DivergenceSelfCheckReport, InteropReport, LabError, LabEventOf, ModelRole, ModelSummary, RuntimeSummary,
+} from '../../workers/protocol';
+
+export interface ModelSlot {
+  loading: boolean;
+  model: ModelSummary | null;
+  warnings: string[];
+  error: LabError | null;
+}
+
+export interface InspectState {
+  student: ModelSlot;
+  teacher: ModelSlot;
+  scoring: boolean;
+  result: Omit<LabEventOf<'score.result'>, 'type' | 'requestId'> | null;
+  error: LabError | null;
+  /** The token whose details are shown. */
+  selected: number | null;
+}
+
+const emptySlot = (): ModelSlot => ({ loading: false, model: null, warnings: [], error: null });
+export type { ModelRole };
 
 export const PANELS = [
   { id: 'distill', label: 'Distill' },
@@ -26,6 +48,7 @@ export interface LabState {
   panel: PanelId;
   interop: { running: boolean; report: InteropReport | null; error: LabError | null };
   divergence: { running: boolean; report: DivergenceSelfCheckReport | null; error: LabError | null };
+  inspect: InspectState;
   setPanel(panel: PanelId): void;
 }
 
@@ -43,6 +66,7 @@ export const useLab = create<LabState>()((set) => ({
   panel: typeof location === 'undefined' ? 'distill' : panelFromHash(location.hash),
   interop: { running: false, report: null, error: null },
   divergence: { running: false, report: null, error: null },
+  inspect: { student: emptySlot(), teacher: emptySlot(), scoring: false, result: null, error: null, selected: null },
   setPanel(panel) {
     const params = new URLSearchParams(location.hash.replace(/^#/, ''));
     params.set('panel', panel);

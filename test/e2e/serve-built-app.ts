@@ -5,6 +5,38 @@
 import { build, preview, type PreviewServer } from 'vite';
 import type { TestProject } from 'vitest/node';
 import { INSECURE_HOST } from './browser';
+import { createServer, type Server } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { join, normalize } from 'node:path';
+import { writeRandomGpt2Folder } from '../unit/fixtures';
+
+/**
+ * Model folders for the Inspect tests, served from another loopback port like any model host:
+ * CORS allows the lab's page, and Cross-Origin-Resource-Policy lets the isolated page read them.
+ */
+async function serveModels(): Promise<{ server: Server; url: string; folders: Record<string, string> }> {
+  const student = await writeRandomGpt2Folder(51);
+  const teacher = await writeRandomGpt2Folder(52);
+  const roots: Record<string, string> = { student: student.dir, teacher: teacher.dir };
+  const server = createServer(async (req, res) => {
+    const [, name, ...rest] = decodeURIComponent((req.url ?? '/').split('?')[0]).split('/');
+    const root = roots[name];
+    const file = root && normalize(join(root, ...rest));
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+    if (!file || !file.startsWith(root + '/')) return void res.writeHead(404).end();
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'Content-Length': body.length }).end(req.method === 'HEAD' ? undefined : body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('model server did not bind a TCP port');
+  return { server, url: `http://127.0.0.1:${address.port}/`, folders: roots };
+}
 
 let server: PreviewServer | undefined;
 
@@ -14,13 +46,18 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const address = server.httpServer.address();
   if (!address || typeof address === 'string') throw new Error('preview server did not bind a TCP port');
   project.provide('baseUrl', `http://127.0.0.1:${address.port}/`);
+  const models = await serveModels();
+  project.provide('modelsUrl', models.url);
   return async () => {
     await server?.close();
+    models.server.close();
   };
 }
 
 declare module 'vitest' {
   export interface ProvidedContext {
     baseUrl: string;
+    /** Serves random GPT-2 folders at <modelsUrl>student/ and <modelsUrl>teacher/. */
+    modelsUrl: string;
   }
 }

@@ -1,0 +1,116 @@
+import { useState } from 'react';
+import { useLab, type ModelRole } from '../state/labStore';
+import { loadModel, scoreCompletion } from '../lab/connect';
+
+/** Background of a token: white at KL 0, deepening red up to the largest KL in the completion. */
+function heat(kl: number, max: number): string {
+  const t = max > 0 ? Math.min(1, Math.max(0, kl / max)) : 0;
+  return `rgba(214, 48, 39, ${(0.08 + 0.77 * t).toFixed(3)})`;
+}
+
+function ModelLoader({ role }: { role: ModelRole }) {
+  const slot = useLab((s) => s.inspect[role]);
+  const ready = useLab((s) => s.phase === 'ready');
+  const [url, setUrl] = useState('');
+  const label = role === 'student' ? 'Student' : 'Teacher';
+  return (
+    <div className="loader">
+      <label>
+        {label} model folder URL
+        <input value={url} onChange={(e) => setUrl(e.target.value)} placeholder="http://…/my-model/ (config.json, tokenizer.json, onnx/model.onnx)" />
+      </label>
+      <button disabled={!ready || !url.trim() || slot.loading} onClick={() => void loadModel(role, url.trim())}>
+        {slot.loading ? 'Loading…' : `Load ${role}`}
+      </button>
+      {slot.model && (
+        <p className="muted" data-testid={`${role}-summary`}>
+          {slot.model.modelType}
+          {slot.model.parameters !== null ? `, ${slot.model.parameters.toLocaleString('en-US')} parameters` : ''}, vocabulary{' '}
+          {slot.model.vocabSize.toLocaleString('en-US')}
+          {slot.model.trainable ? ', trainable' : ''}
+        </p>
+      )}
+      {slot.warnings.map((w) => (
+        <p key={w} className="warning" role="status">{w}</p>
+      ))}
+      {slot.error && <p className="error" role="alert">{slot.error.message}</p>}
+    </div>
+  );
+}
+
+/** Score a completion token by token and see where the teacher disagrees. */
+export function InspectPanel() {
+  const { inspect, phase } = useLab();
+  const [prompt, setPrompt] = useState('');
+  const [completion, setCompletion] = useState('');
+  const { result, selected } = inspect;
+  const maxKL = result ? Math.max(...result.tokens.map((t) => (Number.isFinite(t.reverseKL) ? t.reverseKL : 0))) : 0;
+  const chosen = result && selected !== null ? result.tokens[selected] : null;
+  const canScore = phase === 'ready' && inspect.student.model && inspect.teacher.model && prompt && completion && !inspect.scoring;
+  return (
+    <div className="panel-body">
+      <section className="card wide">
+        <h2>Inspect: where does the teacher disagree?</h2>
+        <div className="loaders">
+          <ModelLoader role="student" />
+          <ModelLoader role="teacher" />
+        </div>
+        <label className="field">
+          Prompt
+          <textarea rows={2} value={prompt} onChange={(e) => setPrompt(e.target.value)} />
+        </label>
+        <label className="field">
+          Completion to score
+          <textarea rows={2} value={completion} onChange={(e) => setCompletion(e.target.value)} />
+        </label>
+        <button disabled={!canScore} onClick={() => void scoreCompletion(prompt, completion)}>
+          {inspect.scoring ? 'Scoring…' : 'Score'}
+        </button>
+        {inspect.error && <p className="error" role="alert">{inspect.error.message}</p>}
+      </section>
+      {result && (
+        <section className="card wide" data-testid="heatmap-card">
+          <h2>Per-token reverse KL (student ‖ teacher)</h2>
+          <p data-testid="score-summary">
+            Mean reverse KL <b>{result.meanReverseKL.toFixed(4)}</b> nats per token, mean sampled KL <b>{result.meanSampledKL.toFixed(4)}</b>, over{' '}
+            {result.tokens.length} tokens. Click a token for what the teacher wanted instead.
+          </p>
+          <p className="muted legend">
+            Colour: the token’s exact reverse KL, from 0 (pale) to {maxKL.toFixed(3)} (deep red); ␣ is a space.
+          </p>
+          <div className="heatmap" data-testid="heatmap">
+            {result.tokens.map((t, i) => (
+              <button
+                key={i}
+                className={i === selected ? 'token selected' : 'token'}
+                style={{ background: heat(t.reverseKL, maxKL) }}
+                title={`reverse KL ${t.reverseKL.toFixed(4)}`}
+                data-testid="heatmap-token"
+                onClick={() => useLab.setState((s) => ({ inspect: { ...s.inspect, selected: i } }))}
+              >
+                {t.text.replace(/ /g, '␣') || '\u00a0'}
+              </button>
+            ))}
+          </div>
+          {chosen && (
+            <table className="grid details" data-testid="token-details">
+              <tbody>
+                <tr><th>token</th><td>{JSON.stringify(chosen.text)} (id {chosen.id})</td></tr>
+                <tr><th>student log-prob</th><td>{chosen.studentLogprob.toFixed(4)}</td></tr>
+                <tr><th>teacher log-prob</th><td>{chosen.teacherLogprob.toFixed(4)}</td></tr>
+                <tr><th>sampled KL k</th><td>{chosen.sampledKL.toFixed(4)}</td></tr>
+                <tr><th>exact reverse KL</th><td>{chosen.reverseKL.toFixed(4)}</td></tr>
+                <tr><th>forward KL</th><td>{chosen.forwardKL.toFixed(4)}</td></tr>
+                <tr>
+                  <th>teacher wanted</th>
+                  <td data-testid="teacher-top">{chosen.teacherTop.map((c) => `${JSON.stringify(c.text)} ${Math.exp(c.logprob).toFixed(3)}`).join(', ')}</td>
+                </tr>
+                {chosen.problems.length > 0 && <tr><th>problems</th><td>{chosen.problems.join('; ')}</td></tr>}
+              </tbody>
+            </table>
+          )}
+        </section>
+      )}
+    </div>
+  );
+}
