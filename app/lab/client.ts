@@ -20,7 +20,10 @@ export class LabClient {
   private readonly worker: Worker;
   private nextId = 1;
   private readonly listeners = new Set<Listener>();
-  private readonly pending = new Map<number, { resolve: (e: LabEvent) => void; reject: (e: LabRequestError) => void; answers: LabEvent['type'][] }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (e: LabEvent) => void; reject: (e: LabRequestError) => void; answers: LabEvent['type'][]; onEvent?: (e: LabEvent) => void }
+  >();
 
   constructor() {
     this.worker = new Worker(new URL('../../workers/lab.worker.ts', import.meta.url), { type: 'module', name: 'opd-lab' });
@@ -43,11 +46,14 @@ export class LabClient {
     return () => this.listeners.delete(listener);
   }
 
-  /** Sends a command and resolves with the first event among `answers` that echoes its id. */
-  request<T extends LabEvent['type']>(command: CommandWithoutId, answers: T[]): Promise<Extract<LabEvent, { type: T }>> {
+  /**
+   * Sends a command and resolves with the first event among `answers` that echoes its id;
+   * `onEvent` sees the events before it (progress, streamed tokens).
+   */
+  request<T extends LabEvent['type']>(command: CommandWithoutId, answers: T[], onEvent?: (e: LabEvent) => void): Promise<Extract<LabEvent, { type: T }>> {
     const requestId = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(requestId, { resolve: resolve as (e: LabEvent) => void, reject, answers });
+      this.pending.set(requestId, { resolve: resolve as (e: LabEvent) => void, reject, answers, onEvent });
       this.worker.postMessage({ ...command, requestId } as LabCommand);
     });
   }
@@ -72,6 +78,8 @@ export class LabClient {
     } else if (p.answers.includes(event.type)) {
       this.pending.delete(id);
       p.resolve(event);
+    } else {
+      p.onEvent?.(event);
     }
   }
 

@@ -88,3 +88,40 @@ export async function scoreCompletion(prompt: string, completion: string, topK =
     setInspect({ scoring: false, error: e.error });
   }
 }
+
+export interface SampleSettings {
+  n: number;
+  maxTokens: number;
+  temperature: number;
+  seed: number;
+}
+
+/** Samples from the student; each completion's text grows as its tokens stream in. */
+export async function sampleFromStudent(prompt: string, settings: SampleSettings): Promise<void> {
+  if (!client) return;
+  const samples = Array.from({ length: settings.n }, () => ({ text: '', tokens: 0, done: false }));
+  setInspect({ sampling: true, sampleError: null, samples });
+  try {
+    const result = await client.request(
+      { type: 'sample', prompt, n: settings.n, maxTokens: settings.maxTokens, temperature: settings.temperature, topK: 0, topP: 1, seed: settings.seed },
+      ['sample.result'],
+      (e) => {
+        if (e.type !== 'tokens') return;
+        useLab.setState((s) => {
+          const next = [...s.inspect.samples];
+          const old = next[e.completion];
+          if (!old) return s;
+          next[e.completion] = { ...old, text: old.text + e.text, tokens: old.tokens + 1, done: e.done };
+          return { inspect: { ...s.inspect, samples: next } };
+        });
+      },
+    );
+    setInspect({
+      sampling: false,
+      samples: result.completions.map((c) => ({ text: c.text, tokens: c.tokens.length, done: true, finish: c.finish })),
+    });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    setInspect({ sampling: false, sampleError: e.error });
+  }
+}

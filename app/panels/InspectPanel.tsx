@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
-import { loadModel, scoreCompletion } from '../lab/connect';
+import { loadModel, sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/connect';
 
 /** Background of a token: white at KL 0, deepening red up to the largest KL in the completion. */
 function heat(kl: number, max: number): string {
@@ -38,6 +38,53 @@ function ModelLoader({ role }: { role: ModelRole }) {
   );
 }
 
+function NumberInput({ label, value, onChange, min, max, step = 1 }: { label: string; value: number; onChange: (v: number) => void; min: number; max: number; step?: number }) {
+  return (
+    <label className="number">
+      {label}
+      <input type="number" value={value} min={min} max={max} step={step} onChange={(e) => onChange(Number(e.target.value))} />
+    </label>
+  );
+}
+
+/** The student answers the prompt, token by token as they come; any answer can go to the scorer. */
+function StudentSamples({ prompt, onPick }: { prompt: string; onPick: (text: string) => void }) {
+  const { inspect, phase } = useLab();
+  const [settings, setSettings] = useState<SampleSettings>({ n: 4, maxTokens: 16, temperature: 1, seed: 0 });
+  const set = (k: keyof SampleSettings) => (v: number) => setSettings((s) => ({ ...s, [k]: v }));
+  const canSample = phase === 'ready' && inspect.student.model && prompt && !inspect.sampling;
+  return (
+    <div className="samples">
+      <div className="sample-settings">
+        <NumberInput label="completions" value={settings.n} onChange={set('n')} min={1} max={16} />
+        <NumberInput label="max tokens" value={settings.maxTokens} onChange={set('maxTokens')} min={1} max={256} />
+        <NumberInput label="temperature" value={settings.temperature} onChange={set('temperature')} min={0} max={5} step={0.1} />
+        <NumberInput label="seed" value={settings.seed} onChange={set('seed')} min={0} max={1e9} />
+        <button disabled={!canSample} onClick={() => void sampleFromStudent(prompt, settings)}>
+          {inspect.sampling ? 'Sampling…' : 'Sample from the student'}
+        </button>
+      </div>
+      {inspect.sampleError && <p className="error" role="alert">{inspect.sampleError.message}</p>}
+      {inspect.samples.length > 0 && (
+        <ol className="sample-list" data-testid="samples">
+          {inspect.samples.map((c, i) => (
+            <li key={i} data-testid="sample">
+              <code>{prompt}</code>
+              <code className="completion">{c.text || '…'}</code>
+              <span className="muted"> {c.tokens} tokens{c.finish ? `, ${c.finish === 'eos' ? 'ended' : 'hit max tokens'}` : c.done ? '' : ', sampling…'}</span>
+              {c.finish && (
+                <button className="small" onClick={() => onPick(c.text)}>
+                  Score this
+                </button>
+              )}
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
+  );
+}
+
 /** Score a completion token by token and see where the teacher disagrees. */
 export function InspectPanel() {
   const { inspect, phase } = useLab();
@@ -59,6 +106,7 @@ export function InspectPanel() {
           Prompt
           <textarea rows={2} value={prompt} onChange={(e) => setPrompt(e.target.value)} />
         </label>
+        <StudentSamples prompt={prompt} onPick={setCompletion} />
         <label className="field">
           Completion to score
           <textarea rows={2} value={completion} onChange={(e) => setCompletion(e.target.value)} />

@@ -14,7 +14,18 @@ export interface ModelSlot {
   error: LabError | null;
 }
 
+export interface SampledText {
+  text: string;
+  tokens: number;
+  done: boolean;
+  finish?: 'eos' | 'length';
+}
+
 export interface InspectState {
+  /** Completions of the student being sampled (filled token by token) or sampled. */
+  samples: SampledText[];
+  sampling: boolean;
+  sampleError: LabError | null;
   student: ModelSlot;
   teacher: ModelSlot;
   scoring: boolean;
@@ -66,7 +77,7 @@ export const useLab = create<LabState>()((set) => ({
   panel: typeof location === 'undefined' ? 'distill' : panelFromHash(location.hash),
   interop: { running: false, report: null, error: null },
   divergence: { running: false, report: null, error: null },
-  inspect: { student: emptySlot(), teacher: emptySlot(), scoring: false, result: null, error: null, selected: null },
+  inspect: { samples: [], sampling: false, sampleError: null, student: emptySlot(), teacher: emptySlot(), scoring: false, result: null, error: null, selected: null },
   setPanel(panel) {
     const params = new URLSearchParams(location.hash.replace(/^#/, ''));
     params.set('panel', panel);

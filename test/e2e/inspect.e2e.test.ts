@@ -29,7 +29,7 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
 
     await page.getByLabel('Prompt').fill('Q: 12+3=');
     await page.getByLabel('Completion to score').fill(' A: 15');
-    await page.getByRole('button', { name: 'Score' }).click();
+    await page.getByRole('button', { name: 'Score', exact: true }).click();
     await page.getByTestId('heatmap').waitFor({ timeout: 120_000 });
 
     const tokens = await page.getByTestId('heatmap-token').allTextContents();
@@ -48,6 +48,31 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     for (const entry of top.split(', ')) expect(entry).toMatch(/^".*" 0\.\d{3}$|^".*" 1\.000$/);
     expect(lab.errors).toEqual([]);
     await screenshot(page, 'inspect-heatmap');
+  });
+
+  it('samples from the student token by token and sends a sample to the scorer', async () => {
+    const { page } = lab;
+    // Watch the first completion's text grow while the tokens stream in.
+    const lengths: number[] = [];
+    const watch = setInterval(async () => {
+      const text = await page.getByTestId('sample').first().locator('.completion').textContent().catch(() => null);
+      if (text !== null && text !== '…') lengths.push(text.length);
+    }, 20);
+    await page.getByRole('button', { name: 'Sample from the student' }).click();
+    await expect.poll(() => page.getByTestId('sample').count(), { timeout: 120_000 }).toBe(4);
+    await page.getByRole('button', { name: 'Score this' }).first().waitFor({ timeout: 120_000 });
+    clearInterval(watch);
+    const items = await page.getByTestId('sample').allTextContents();
+    for (const item of items) expect(item).toMatch(/\d+ tokens, (ended|hit max tokens)/);
+    expect(lengths.length).toBeGreaterThan(0);
+    const sample = (await page.getByTestId('sample').first().locator('.completion').textContent()) ?? '';
+    await page.getByRole('button', { name: 'Score this' }).first().click();
+    expect(await page.getByLabel('Completion to score').inputValue()).toBe(sample);
+    if (sample.length > 0) {
+      await page.getByRole('button', { name: 'Score', exact: true }).click();
+      await expect.poll(async () => (await page.getByTestId('heatmap-token').allTextContents()).join('').replace(/␣/g, ' '), { timeout: 120_000 }).toBe(sample);
+    }
+    await screenshot(page, 'inspect-samples');
   });
 
   it('says why when a folder cannot be loaded', async () => {
