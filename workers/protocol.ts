@@ -101,8 +101,12 @@ export type LabCommand =
   | { type: 'selfcheck.interop'; requestId: number; elements?: number }
   /** The divergence kernels against their float64 reference, over the fixed and `seed`'s random cases. */
   | { type: 'selfcheck.divergence'; requestId: number; seed?: number }
-  /** Loads a model folder (config.json, tokenizer.json, onnx/model.onnx, …) from a URL as student or teacher. */
+  /**
+   * Loads a model folder (config.json, tokenizer.json, onnx/model.onnx, …) as student or teacher:
+   * from a URL, or from files the person picked (paths relative to the folder).
+   */
   | { type: 'model.load'; requestId: number; role: ModelRole; url: string }
+  | { type: 'model.load'; requestId: number; role: ModelRole; files: { path: string; file: Blob }[]; label: string }
   /** Samples completions of a prompt from the loaded student; tokens stream as `tokens` events. */
   | {
       type: 'sample';

@@ -2,7 +2,8 @@
  * Wires the lab worker to the store: starts the engine, maps its events to UI state, and offers
  * the actions panels call.
  */
-import { LabClient, LabRequestError } from './client';
+import { LabClient, LabRequestError, type CommandWithoutId } from './client';
+import { pickedFolderEntries } from '../../workers/models/source';
 import { useLab, type InspectState, type ModelRole } from '../state/labStore';
 
 let client: LabClient | undefined;
@@ -65,11 +66,20 @@ function setInspect(change: Partial<InspectState>): void {
   useLab.setState((s) => ({ inspect: { ...s.inspect, ...change } }));
 }
 
-export async function loadModel(role: ModelRole, url: string): Promise<void> {
+/** Loads a model folder from a URL, or from the files of a folder the person picked. */
+export async function loadModel(role: ModelRole, from: { url: string } | { files: FileList }): Promise<void> {
   if (!client) return;
+  let command: CommandWithoutId;
+  if ('files' in from) {
+    const entries = pickedFolderEntries(from.files);
+    const first = (from.files[0] as (File & { webkitRelativePath?: string }) | undefined)?.webkitRelativePath?.split('/')[0] ?? 'folder';
+    command = { type: 'model.load', role, files: entries, label: `picked folder '${first}'` };
+  } else {
+    command = { type: 'model.load', role, url: new URL(from.url, location.href).href };
+  }
   setInspect({ [role]: { loading: true, model: null, warnings: [], error: null } });
   try {
-    const loaded = await client.request({ type: 'model.load', role, url: new URL(url, location.href).href }, ['model.loaded']);
+    const loaded = await client.request(command, ['model.loaded']);
     setInspect({ [role]: { loading: false, model: loaded.model, warnings: loaded.warnings, error: null } });
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;

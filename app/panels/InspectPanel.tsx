@@ -19,9 +19,28 @@ function ModelLoader({ role }: { role: ModelRole }) {
         {label} model folder URL
         <input value={url} onChange={(e) => setUrl(e.target.value)} placeholder="http://…/my-model/ (config.json, tokenizer.json, onnx/model.onnx)" />
       </label>
-      <button disabled={!ready || !url.trim() || slot.loading} onClick={() => void loadModel(role, url.trim())}>
-        {slot.loading ? 'Loading…' : `Load ${role}`}
-      </button>
+      <div className="loader-actions">
+        <button disabled={!ready || !url.trim() || slot.loading} onClick={() => void loadModel(role, { url: url.trim() })}>
+          {slot.loading ? 'Loading…' : `Load ${role}`}
+        </button>
+        <label className="pick">
+          or pick a folder on this computer
+          <input
+            type="file"
+            disabled={!ready || slot.loading}
+            aria-label={`${label} model folder on this computer`}
+            // A folder picker: the browser hands over every file with its path inside the folder.
+            {...{ webkitdirectory: '', directory: '' }}
+            multiple
+            onChange={(e) => e.target.files && e.target.files.length > 0 && void loadModel(role, { files: e.target.files })}
+          />
+        </label>
+      </div>
+      {slot.model && (
+        <p className="muted source" data-testid={`${role}-source`}>
+          from {slot.model.label}
+        </p>
+      )}
       {slot.model && (
         <p className="muted" data-testid={`${role}-summary`}>
           {slot.model.modelType}

@@ -75,6 +75,20 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await screenshot(page, 'inspect-samples');
   });
 
+  it('loads a model from a folder the person picks on their computer', async () => {
+    const { page } = lab;
+    const dir = inject('studentDir');
+    expect(await page.getByTestId('student-source').textContent()).toContain('http://127.0.0.1');
+    await page.getByLabel('Student model folder on this computer').setInputFiles(dir);
+    const name = dir.split('/').pop();
+    await expect.poll(() => page.getByTestId('student-source').textContent(), { timeout: 60_000 }).toBe(`from picked folder '${name}'`);
+    expect(await page.getByTestId('student-summary').textContent()).toMatch(/^gpt2, 7,888 parameters, vocabulary 17, trainable$/);
+    // The picked student scores like the one loaded by URL (the same folder).
+    await page.getByRole('button', { name: 'Score', exact: true }).click();
+    await expect.poll(() => page.getByTestId('heatmap-token').count(), { timeout: 120_000 }).toBeGreaterThan(0);
+    expect(lab.errors).toEqual([]);
+  });
+
   it('says why when a folder cannot be loaded', async () => {
     const { page } = lab;
     await page.getByLabel('Teacher model folder URL').fill(`${inject('modelsUrl')}missing/`);

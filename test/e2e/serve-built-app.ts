@@ -48,6 +48,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('baseUrl', `http://127.0.0.1:${address.port}/`);
   const models = await serveModels();
   project.provide('modelsUrl', models.url);
+  project.provide('studentDir', models.folders.student);
   return async () => {
     await server?.close();
     models.server.close();
@@ -59,5 +60,7 @@ declare module 'vitest' {
     baseUrl: string;
     /** Serves random GPT-2 folders at <modelsUrl>student/ and <modelsUrl>teacher/. */
     modelsUrl: string;
+    /** The same student folder on disk, for the folder picker. */
+    studentDir: string;
   }
 }

@@ -4,7 +4,7 @@
  * drive this same class, each passing its own `gpu` (navigator.gpu or Dawn's) and `emit`.
  */
 import type { LabCommand, LabError, LabEvent, RuntimeSummary, AdapterSummary, ModelRole } from '../protocol';
-import { ModelFolderError, urlSource, type ModelSource } from '../models/source';
+import { filesSource, ModelFolderError, urlSource, type ModelSource } from '../models/source';
 import { compareTokenizers, TokenizerMismatchError } from '../models/tokenizer';
 import { ModelTooLargeError } from '../models/memory';
 import { SamplingError } from '../sampling/sampler';
@@ -52,7 +52,7 @@ export class LabEngine {
         case 'selfcheck.divergence':
           return await this.divergenceCheck(command.requestId, command.seed);
         case 'model.load':
-          return await this.loadModel(command.requestId, command.role, command.url);
+          return await this.loadModel(command);
         case 'sample':
           return await this.sample(command);
         case 'score':
@@ -173,10 +173,12 @@ export class LabEngine {
     return { code: 'internal', message: 'The model could not run; the details say why.', detail: describeException(e) };
   }
 
-  private async loadModel(requestId: number, role: ModelRole, url: string): Promise<void> {
-    this.options.emit({ type: 'progress', requestId, stage: `Reading the ${role} model from ${url}` });
+  private async loadModel(c: Extract<LabCommand, { type: 'model.load' }>): Promise<void> {
+    const { requestId, role } = c;
+    const from = 'files' in c ? c.label : c.url;
+    this.options.emit({ type: 'progress', requestId, stage: `Reading the ${role} model from ${from}` });
     try {
-      const source = await (this.options.openSource ?? urlSource)(url);
+      const source = 'files' in c ? filesSource(c.files, c.label) : await (this.options.openSource ?? urlSource)(c.url);
       const model = await loadModel(source, role);
       await releaseModel(this.models[role]);
       this.models[role] = model;
