@@ -26,7 +26,7 @@ export interface ModelSource {
   read(path: string): Promise<Uint8Array>;
 }
 
-export async function readText(source: ModelSource, path: string): Promise<string> {
+async function readText(source: ModelSource, path: string): Promise<string> {
   return new TextDecoder('utf-8', { fatal: false }).decode(await source.read(path));
 }
 

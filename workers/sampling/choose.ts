@@ -14,8 +14,6 @@ export interface SamplingOptions {
   topP: number;
 }
 
-export const DEFAULT_SAMPLING: SamplingOptions = { temperature: 1, topK: 0, topP: 1 };
-
 export function validateSampling(o: SamplingOptions): void {
   if (!(o.temperature >= 0) || !Number.isFinite(o.temperature)) throw new Error(`temperature must be ≥ 0, got ${o.temperature}`);
   if (!Number.isInteger(o.topK) || o.topK < 0) throw new Error(`top-k must be a whole number ≥ 0, got ${o.topK}`);

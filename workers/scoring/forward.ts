@@ -22,11 +22,6 @@ export interface ForwardResult {
   vocab: number;
 }
 
-/** Session options for scoring: every output stays on the GPU (nothing is downloaded). */
-export function scoringSessionOutputs(session: ort.InferenceSession): string[] {
-  return [...session.outputNames];
-}
-
 function emptyPast(session: ort.InferenceSession, name: string, rows: number): ort.Tensor {
   const meta = session.inputMetadata.find((m) => m.name === name);
   const shape = meta && meta.isTensor ? meta.shape : [];
