@@ -12,6 +12,12 @@ const LN2: f32 = 0.6931471805599453;
 const KMAX: u32 = 20u;
 const NO_TOKEN: u32 = 0xffffffffu;
 
+// The top-k order, one rule for both top-k passes (teacher_topk, topk_finalize):
+// (va, ia) comes before (vb, ib) when its logit is larger, ties going to the smaller token id.
+fn before(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
+  return va > vb || (va == vb && ia < ib);
+}
+
 // One chunk of rows: written by plan.ts chunkParams(), one 256-byte-aligned slot per chunk.
 struct ChunkParams {
   vocab: u32,

@@ -24,11 +24,6 @@ const EMPTY_VALUE: f32 = -3.6893488e19;
 var<workgroup> listValues: array<f32, WG * KMAX>;
 var<workgroup> listTokens: array<u32, WG * KMAX>;
 
-// True when (va, ia) comes before (vb, ib): larger logit first, then smaller token id.
-fn before(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
-  return va > vb || (va == vb && ia < ib);
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x;

@@ -27,11 +27,6 @@ fn negativeInfinity() -> f32 {
   return bitcast<f32>(bits);
 }
 
-// True when (va, ia) comes before (vb, ib): larger logit first, then smaller token id.
-fn before(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
-  return va > vb || (va == vb && ia < ib);
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row = gid.x;
