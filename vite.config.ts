@@ -21,38 +21,43 @@ function ortDistDir(): string {
 }
 
 /**
- * Serves onnxruntime-web's .wasm/.mjs under /ort/ from the installed package (dev server) and
- * copies them into the build (dist/ort/), so the lab never reaches for a CDN.
+ * Serves a runtime's .wasm/.mjs files under /<prefix>/ from an installed package (dev server)
+ * and copies them into the build (dist/<prefix>/), so no page ever reaches for a CDN.
  */
-function ortRuntimeFiles(): Plugin {
-  const dir = ortDistDir();
+export function runtimeFiles(dir: string, files: readonly string[], prefix: string): Plugin {
   return {
-    name: 'opd-lab:ort-runtime-files',
+    name: `opd-lab:runtime-files:${prefix}`,
     configureServer(server) {
       server.middlewares.use((req, res, next) => {
-        const name = req.url?.match(/^\/ort\/([\w.-]+)(\?.*)?$/)?.[1];
-        if (!name || !ORT_RUNTIME_FILES.includes(name)) return next();
-        res.setHeader('Content-Type', name.endsWith('.wasm') ? 'application/wasm' : 'text/javascript');
+        const match = req.url?.match(/^\/([\w-]+)\/([\w.-]+)(\?.*)?$/);
+        if (!match || match[1] !== prefix || !files.includes(match[2])) return next();
+        res.setHeader('Content-Type', match[2].endsWith('.wasm') ? 'application/wasm' : 'text/javascript');
         for (const [k, v] of Object.entries(isolationHeaders)) res.setHeader(k, v);
-        res.end(readFileSync(join(dir, name)));
+        res.end(readFileSync(join(dir, match[2])));
       });
     },
     generateBundle() {
-      for (const name of ORT_RUNTIME_FILES) {
-        this.emitFile({ type: 'asset', fileName: `ort/${name}`, source: readFileSync(join(dir, name)) });
-      }
+      for (const name of files) this.emitFile({ type: 'asset', fileName: `${prefix}/${name}`, source: readFileSync(join(dir, name)) });
     },
   };
 }
 
-export default defineConfig({
-  plugins: [react(), ortRuntimeFiles()],
+/** onnxruntime-web's files at /ort/ (the lab's `configureOrt({ wasmPaths: '/ort/' })`). */
+export const ortRuntimeFiles = (): Plugin => runtimeFiles(ortDistDir(), ORT_RUNTIME_FILES, 'ort');
+
+/** Headers and resolve conditions shared by the lab's build and the comparison pages' build. */
+export const sharedConfig = {
   server: { headers: isolationHeaders, host: '127.0.0.1' },
   preview: { headers: isolationHeaders, host: '127.0.0.1' },
-  worker: { format: 'es' },
-  optimizeDeps: { exclude: ['onnxruntime-web'] },
   // ORT's "extern wasm" build loads its .mjs/.wasm from env.wasm.wasmPaths (our /ort/ files)
   // instead of embedding them, so the bundle carries no second copy of the 27 MB runtime.
   resolve: { conditions: [...defaultClientConditions, 'onnxruntime-web-use-extern-wasm'] },
+};
+
+export default defineConfig({
+  plugins: [react(), ortRuntimeFiles()],
+  ...sharedConfig,
+  worker: { format: 'es' },
+  optimizeDeps: { exclude: ['onnxruntime-web'] },
   build: { target: 'es2022', chunkSizeWarningLimit: 4096 },
 });

@@ -9,8 +9,19 @@
  * Times: the median of `rounds` interleaved rounds after a warm-up round (which also compiles the
  * shaders of every shape the timed runs meet).
  *
- * Not yet measured here: the comparison with transformers.js' generate (vsTransformersJs).
+ * vsTransformersJs: the same model exported as a folder (the lab's writer), loaded in Debian's
+ * Chromium on SwiftShader's WebGPU twice, once by the lab's sampler and once by transformers.js
+ * (its generate, greedy, exactly `--tjs-tokens` new tokens, batch `--batch`): our tokens/s over
+ * theirs, each the median of `rounds` runs after a warm-up run, the two interleaved.
+ * `--parts kv,tjs` (default both) picks what to measure.
  */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openComparePages } from './compare-browser';
+import { writeModelFolder } from '../../workers/models/folder';
+import { writeFolder } from '../../workers/node/fs-folder';
 import { nodeGpu, NODE_GPU_ADVICE } from '../../workers/node/gpu';
 import { acquireDevice } from '../../workers/gpu/device';
 import { configureOrt, ORT_VERSION } from '../../workers/ort/runtime';
@@ -20,9 +31,15 @@ import { buildGpt2Decoder } from '../../workers/onnx/gpt2-decoder';
 import { decoderRunner, openSamplingSession } from '../../workers/sampling/runner';
 import { sampleCompletions } from '../../workers/sampling/sampler';
 
-const GOALS = { kvSpeedup128: 4 };
+const GOALS = { kvSpeedup128: 4, vsTransformersJs: 1 };
 const LENGTHS = [32, 128];
 const PROMPT = [5, 17, 3, 9, 12, 40, 2, 8];
+/** transformers.js' version, from its package.json (which its exports map does not expose). */
+function transformersJsVersion(): string {
+  const entry = createRequire(import.meta.url).resolve('@huggingface/transformers');
+  const file = join(entry.slice(0, entry.lastIndexOf('/node_modules/@huggingface/transformers/') + '/node_modules/@huggingface/transformers/'.length), 'package.json');
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
 
 const config: Gpt2Config = {
   modelType: 'gpt2', nLayer: 4, nHead: 4, nEmbd: 128, nInner: 512, nPositions: 256, vocabSize: 512,
@@ -34,10 +51,91 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+/** A WordLevel tokenizer.json covering the bench model's vocabulary (the models never see text here). */
+function benchTokenizerFiles(vocabSize: number): Map<string, Uint8Array> {
+  const vocab: Record<string, number> = { '<|endoftext|>': 0 };
+  for (let i = 1; i < vocabSize; i++) vocab[`t${i}`] = i;
+  const tokenizer = {
+    version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null, decoder: null,
+    added_tokens: [{ id: 0, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    pre_tokenizer: { type: 'WhitespaceSplit' },
+    model: { type: 'WordLevel', vocab, unk_token: '<|endoftext|>' },
+  };
+  const encode = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  return new Map([['tokenizer.json', encode(tokenizer)], ['tokenizer_config.json', encode({ eos_token: '<|endoftext|>' })]]);
+}
+
+/** Our sampler against transformers.js' generate, in Chromium, on the same exported folder. */
+async function versusTransformersJs(rounds: number, batch: number, newTokens: number) {
+  const params = randomGpt2Params(config, { seed: 1, scheme: 'hf' });
+  const dir = await writeFolder(mkdtempSync(join(tmpdir(), 'opd-bench-folder-')), writeModelFolder(config, params, benchTokenizerFiles(config.vocabSize)));
+  const pages = await openComparePages();
+  try {
+    const url = pages.serveFolder('bench', dir);
+    const ours = await pages.open('ours', url);
+    const theirs = await pages.open('tjs', url);
+    const times: Record<'ours' | 'transformersJs', number[]> = { ours: [], transformersJs: [] };
+    let same = true;
+    for (let r = 0; r <= rounds; r++) {
+      const a = await ours.generate(PROMPT, batch, newTokens);
+      const b = await theirs.generate(PROMPT, batch, newTokens);
+      for (const [who, g] of [['ours', a], ['transformers.js', b]] as const) {
+        if (g.tokens !== batch * newTokens) throw new Error(`${who} generated ${g.tokens} tokens, expected ${batch * newTokens}`);
+      }
+      same &&= JSON.stringify(a.sequences) === JSON.stringify(b.sequences);
+      if (r === 0) continue;
+      times.ours.push(a.ms);
+      times.transformersJs.push(b.ms);
+      console.error(`sampling bench: Chromium, ${newTokens} tokens, round ${r}: ours ${a.ms.toFixed(0)} ms, transformers.js ${b.ms.toFixed(0)} ms`);
+    }
+    const errors = [...ours.errors, ...theirs.errors];
+    if (errors.length) throw new Error(`the comparison pages reported errors: ${errors.join('; ')}`);
+    const oursMs = median(times.ours);
+    const theirsMs = median(times.transformersJs);
+    return {
+      where: `Chromium (${ours.adapter}), one page each, ORT ${ORT_VERSION} for ours and transformers.js' own onnxruntime-web`,
+      transformersJsVersion: transformersJsVersion(),
+      newTokens,
+      batch,
+      tokensPerSecondOurs: (batch * newTokens) / (oursMs / 1000),
+      tokensPerSecondTransformersJs: (batch * newTokens) / (theirsMs / 1000),
+      sameTokens: same,
+      runs: times,
+      vsTransformersJs: theirsMs / oursMs,
+    };
+  } finally {
+    await pages.close();
+  }
+}
+
 export async function run(args: Record<string, string>): Promise<object> {
   const rounds = Number(args.rounds ?? 2);
   const batch = Number(args.batch ?? 2);
-  if (!(rounds >= 1) || !(batch >= 1)) throw new Error('--rounds and --batch must be positive numbers');
+  const tjsTokens = Number(args['tjs-tokens'] ?? 128);
+  const parts = (args.parts ?? 'kv,tjs').split(',');
+  if (!(rounds >= 1) || !(batch >= 1) || !(tjsTokens >= 1)) throw new Error('--rounds, --batch and --tjs-tokens must be positive numbers');
+  if (parts.some((p) => p !== 'kv' && p !== 'tjs')) throw new Error(`--parts takes kv, tjs or kv,tjs; got ${args.parts}`);
+  const kv = parts.includes('kv') ? await kvCacheSpeedups(rounds, batch) : undefined;
+  const tjs = parts.includes('tjs') ? await versusTransformersJs(rounds, batch, tjsTokens) : undefined;
+  const goalsMet: Record<string, boolean> = {};
+  if (kv) goalsMet.kvSpeedup128 = kv.kvSpeedup128 >= GOALS.kvSpeedup128;
+  if (tjs) goalsMet.vsTransformersJs = tjs.vsTransformersJs >= GOALS.vsTransformersJs;
+  return {
+    bench: 'sampling',
+    model: { ...config, parameters: countGpt2Parameters(config), promptTokens: PROMPT.length },
+    rounds,
+    ...(kv ?? {}),
+    kvSpeedup32: kv?.kvSpeedup32 ?? null,
+    kvSpeedup128: kv?.kvSpeedup128 ?? null,
+    transformersJs: tjs ?? null,
+    vsTransformersJs: tjs?.vsTransformersJs ?? null,
+    goals: GOALS,
+    goalsMet,
+  };
+}
+
+/** Node (Dawn): the sampler with the KV cache against re-running the prefix at every token. */
+async function kvCacheSpeedups(rounds: number, batch: number) {
   const acquired = await acquireDevice(nodeGpu());
   if (!acquired.ok) throw new Error(`${acquired.error.message}\n${NODE_GPU_ADVICE}`);
   const { device, summary } = acquired;
@@ -86,18 +184,11 @@ export async function run(args: Record<string, string>): Promise<object> {
   await decoder.session.release();
   const speedup = (n: number) => results.find((r) => r.newTokens === n)!.kvSpeedup as number;
   return {
-    bench: 'sampling',
     adapter: { vendor: summary.vendor, architecture: summary.architecture, isFallbackAdapter: summary.isFallbackAdapter },
     ortVersion: ORT_VERSION,
-    model: { ...config, parameters: countGpt2Parameters(config), promptTokens: PROMPT.length },
     counted: 'tokens/s = batch × new tokens / wall time of sampleCompletions (greedy, no EOS), median over interleaved rounds after a warm-up round',
-    rounds,
     results,
     kvSpeedup32: speedup(32),
     kvSpeedup128: speedup(128),
-    goals: GOALS,
-    goalsMet: { kvSpeedup128: speedup(128) >= GOALS.kvSpeedup128 },
-    vsTransformersJs: null,
-    notMeasured: 'vsTransformersJs: transformers.js generate on the exported folder is not benchmarked yet',
   };
 }

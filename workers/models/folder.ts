@@ -89,6 +89,12 @@ export function writeModelFolder(
   const encode = (o: unknown) => new TextEncoder().encode(JSON.stringify(o, null, 2) + '\n');
   const files = new Map<string, Uint8Array>();
   files.set('config.json', encode({ ...gpt2ConfigToJson(config), ...extraConfig }));
+  // transformers (Python and JS) look for it next to config.json; without it they log a 404.
+  files.set('generation_config.json', encode({
+    ...(config.bosTokenId !== undefined ? { bos_token_id: config.bosTokenId } : {}),
+    ...(config.eosTokenId !== undefined ? { eos_token_id: config.eosTokenId } : {}),
+    _from_model_config: true,
+  }));
   for (const [path, bytes] of tokenizerFiles) files.set(path, bytes);
   files.set(WEIGHTS_PATH, writeGpt2Safetensors(config, params));
   files.set(ONNX_PATH, buildGpt2Decoder(config, { kind: 'initializers', params }));
