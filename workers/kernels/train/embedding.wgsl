@@ -1,0 +1,104 @@
+// embedding: GPT-2's input embedding and its gradient.
+//
+// forward: x[n, e] = wte[tok[n], e] + wpe[pos[n], e] for a row-major [rows, width] x. A token id
+//   ≥ vocab or a position ≥ positions makes its row NaN (loud, rather than reading another row).
+//   Bindings: 0 tok u32[rows] (read), 1 pos u32[rows] (read), 2 wte f32[vocab·width] (read),
+//   3 wpe f32[positions·width] (read), 4 x f32[rows·width] (read_write), 5 ForwardParams.
+//   One invocation per element of x.
+//
+// backward: grad[id, e] += Σ_{n: ids[n] = id} dx[n, e], without atomics: the CPU, which knows
+//   the ids, groups the rows by id into `grouping` (u32), one table's section starting at `base`:
+//     [base, base + groups)                unique ids, ascending
+//     [base + groups, base + 2·groups + 1) offsets into the row list (offsets[0] = 0)
+//     [base + 2·groups + 1, … + rows)      row numbers, grouped by id, ascending within a group
+//   and one invocation per (group, e) adds its group's rows in order and adds the sum into grad
+//   (always accumulating: GPT-2's tied LM head writes its gradient into dwte first). Each
+//   (id, e) has one writer, so there is no race and the result does not depend on timing.
+//   Bindings: 0 dx f32[rows·width] (read), 1 grouping u32 (read), 2 grad f32[table·width]
+//   (read_write), 3 BackwardParams (uniform).
+//   One invocation per (group, e): flat index group·width + e.
+//
+// Dispatch (both): ceil(count / WG) workgroups laid out as (x, y) with x ≤ 65535,
+//   i = (wid.y · nwg.x + wid.x)·WG + lid; workgroup size WG.
+
+override WG: u32 = 256;
+
+struct ForwardParams {
+  rows: u32,
+  width: u32,
+  vocab: u32,
+  positions: u32,
+}
+
+struct BackwardParams {
+  groups: u32,
+  width: u32,
+  base: u32,
+}
+
+// forward
+@group(0) @binding(0) var<storage, read> tok: array<u32>;
+@group(0) @binding(1) var<storage, read> pos: array<u32>;
+@group(0) @binding(2) var<storage, read> wte: array<f32>;
+@group(0) @binding(3) var<storage, read> wpe: array<f32>;
+@group(0) @binding(4) var<storage, read_write> x: array<f32>;
+@group(0) @binding(5) var<uniform> fparams: ForwardParams;
+
+// backward
+@group(0) @binding(0) var<storage, read> dx: array<f32>;
+@group(0) @binding(1) var<storage, read> grouping: array<u32>;
+@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(3) var<uniform> bparams: BackwardParams;
+
+fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+@compute @workgroup_size(WG)
+fn forward(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = flatIndex(wid, nwg, lid);
+  let width = fparams.width;
+  if (i >= fparams.rows * width) {
+    return;
+  }
+  let n = i / width;
+  let e = i - n * width;
+  let t = tok[n];
+  let p = pos[n];
+  if (t >= fparams.vocab || p >= fparams.positions) {
+    // A quiet NaN, built from a runtime value: a constant NaN is a shader-creation error.
+    x[i] = bitcast<f32>(0x7fc00000u | (t & 0u));
+    return;
+  }
+  x[i] = wte[t * width + e] + wpe[p * width + e];
+}
+
+@compute @workgroup_size(WG)
+fn backward(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = flatIndex(wid, nwg, lid);
+  let width = bparams.width;
+  let groups = bparams.groups;
+  if (i >= groups * width) {
+    return;
+  }
+  let g = i / width;
+  let e = i - g * width;
+  let base = bparams.base;
+  let id = grouping[base + g];
+  let rowsAt = base + 2u * groups + 1u;
+  let first = grouping[base + groups + g];
+  let last = grouping[base + groups + g + 1u];
+  var s = 0.0;
+  for (var k = first; k < last; k++) {
+    s += dx[grouping[rowsAt + k] * width + e];
+  }
+  grad[id * width + e] += s;
+}

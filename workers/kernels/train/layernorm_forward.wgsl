@@ -1,0 +1,82 @@
+// layernorm_forward: per row n of a row-major [rows, width] x,
+//   μ = mean(x[n, :]),  rstd = 1 / sqrt(mean((x[n, :] − μ)²) + eps),
+//   y[n, e] = (x[n, e] − μ) · rstd · γ[e] + β[e],
+// and keeps μ and rstd per row for the backward passes. The variance is taken in two passes
+// over the row (sum, then sum of squared deviations), not as E[x²] − μ², which cancels badly
+// when |μ| ≫ σ. One workgroup per row: invocation `lid` reads elements lid, lid + WG, …
+// (coalesced), and the workgroup adds its partial sums in a fixed tree, so results do not depend
+// on timing.
+//
+// Bindings: 0 x f32[rows·width] (read), 1 γ f32[width] (read), 2 β f32[width] (read),
+//   3 y f32[rows·width] (read_write), 4 mean f32[rows] (read_write), 5 rstd f32[rows]
+//   (read_write), 6 Params (uniform). y must not alias x.
+// Dispatch: rows workgroups laid out as (x, y) with x ≤ 65535, row = wid.y · nwg.x + wid.x;
+//   workgroup size WG, a power of two.
+
+override WG: u32 = 256;
+
+struct Params {
+  rows: u32,
+  width: u32,
+  eps: f32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> gamma: array<f32>;
+@group(0) @binding(2) var<storage, read> beta: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> meanOut: array<f32>;
+@group(0) @binding(5) var<storage, read_write> rstdOut: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
+
+var<workgroup> scratch: array<f32, WG>;
+
+// The workgroup's sum of `v`, the same value in every invocation. Called in uniform control flow.
+fn workgroupSum(lid: u32, v: f32) -> f32 {
+  scratch[lid] = v;
+  for (var half = WG / 2u; half > 0u; half /= 2u) {
+    workgroupBarrier();
+    if (lid < half) {
+      scratch[lid] += scratch[lid + half];
+    }
+  }
+  workgroupBarrier();
+  let total = scratch[0];
+  workgroupBarrier(); // every invocation has read the total before scratch is written again
+  return total;
+}
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = wid.y * nwg.x + wid.x;
+  if (row >= params.rows) {
+    return; // the whole workgroup leaves together (row is uniform)
+  }
+  let width = params.width;
+  let base = row * width;
+
+  var s = 0.0;
+  for (var e = lid; e < width; e += WG) {
+    s += x[base + e];
+  }
+  let mu = workgroupSum(lid, s) / f32(width);
+
+  var q = 0.0;
+  for (var e = lid; e < width; e += WG) {
+    let d = x[base + e] - mu;
+    q += d * d;
+  }
+  let rstd = 1.0 / sqrt(workgroupSum(lid, q) / f32(width) + params.eps);
+
+  for (var e = lid; e < width; e += WG) {
+    y[base + e] = (x[base + e] - mu) * rstd * gamma[e] + beta[e];
+  }
+  if (lid == 0u) {
+    meanOut[row] = mu;
+    rstdOut[row] = rstd;
+  }
+}
