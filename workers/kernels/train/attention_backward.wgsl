@@ -1,0 +1,174 @@
+// attention_backward: the gradient of attention_forward.wgsl, in two entry points run in order.
+// With dO = dctx, P = probs (saved by the forward), scale = 1/√D, per sequence b and head h:
+//   dP_ij = dO_i · v_j          δ_i = Σ_j P_ij dP_ij          dS_ij = P_ij (dP_ij − δ_i)
+//   dq_i  = scale · Σ_j dS_ij k_j
+//   dk_j  = scale · Σ_i dS_ij q_i          dv_j = Σ_i P_ij dO_i
+// `queries` (one query row i per workgroup): dP, δ, dS (written to the scratch dscores, same
+//   layout as probs, zeros included), and dq_i.
+// `keys` (one key row j per workgroup, after `queries`): dk_j and dv_j, from the columns j of P
+//   and dS over the queries i ≥ j.
+// No mask is read: masked and future keys, and every key of a masked query, have P_ij = 0, and
+// every term with P_ij = 0 (or dS_ij = 0) is left out of the sums, so those rows and columns get
+// exactly 0 gradient and no value stored there (even a non-finite one) can leak in.
+//
+// Layouts (row-major, N = B·T rows, E = H·D): qkv and dqkv [N, 3E] (q | k | v per row, head h at
+// columns h·D..(h+1)·D of each); dctx [N, E]; probs and dscores [B, H, T, T], element
+// ((b·H + h)·T + i)·T + j. dqkv is overwritten entirely: q columns by `queries`, k and v by `keys`.
+//
+// Bindings: 0 dctx f32 (read), 1 probs f32 (read), 2 qkv f32 (read), 3 dqkv f32 (write),
+//   4 dscores f32 (scratch: written by `queries`, read by `keys`), 5 Params (uniform).
+// Dispatch, both entry points: (T, H, B) workgroups of WG invocations (WG a power of two ≤ 256;
+//   T ≤ MAX_T, D ≤ MAX_D).
+
+override WG: u32 = 64;
+
+// Capacities of the workgroup arrays, set by the wrapper from T and D in a few buckets (one
+// pipeline serves every batch shape of a bucket; bigger arrays cost SwiftShader compile time).
+override MAX_T: u32 = 256u;
+override MAX_D: u32 = 64u;
+
+struct Params {
+  batch: u32,
+  seq: u32,
+  heads: u32,
+  headDim: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<storage, read> dctx: array<f32>;
+@group(0) @binding(1) var<storage, read> probs: array<f32>;
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dqkv: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dscores: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+
+var<workgroup> o: array<f32, MAX_D>;
+var<workgroup> s: array<f32, MAX_T>;
+var<workgroup> red: array<f32, WG>;
+var<workgroup> partialA: array<f32, max(WG, MAX_D)>;
+var<workgroup> partialB: array<f32, max(WG, MAX_D)>;
+
+fn reduceSum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+    if (lid < stride) {
+      red[lid] = red[lid] + red[lid + stride];
+    }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = wid.x;
+  let h = wid.y;
+  let b = wid.z;
+  let T = params.seq;
+  let H = params.heads;
+  let D = params.headDim;
+  let E = H * D;
+  let row = b * T + i;
+  let probBase = ((b * H + h) * T + i) * T;
+
+  for (var d = lid; d < D; d = d + WG) {
+    o[d] = dctx[row * E + h * D + d];
+  }
+  workgroupBarrier();
+
+  // dP_ij for the keys this query attends to; invocation lid owns keys lid, lid + WG, ….
+  var localDelta = 0.0;
+  for (var j = lid; j <= i; j = j + WG) {
+    let p = probs[probBase + j];
+    var dp = 0.0;
+    if (p != 0.0) {
+      let vBase = (b * T + j) * 3u * E + 2u * E + h * D;
+      for (var d = 0u; d < D; d = d + 1u) {
+        dp = dp + o[d] * qkv[vBase + d];
+      }
+      localDelta = localDelta + p * dp;
+    }
+    s[j] = dp;
+  }
+  let delta = reduceSum(localDelta, lid);
+
+  for (var j = lid; j < T; j = j + WG) {
+    var ds = 0.0;
+    if (j <= i) {
+      let p = probs[probBase + j];
+      ds = select(0.0, p * (s[j] - delta), p != 0.0);
+      s[j] = ds;
+    }
+    dscores[probBase + j] = ds;
+  }
+  workgroupBarrier();
+
+  // dq_i[d] = scale · Σ_j dS_ij k_j[d], summed by G = WG / D groups as in the forward.
+  let G = max(1u, WG / D);
+  for (var c = lid; c < G * D; c = c + WG) {
+    let g = c / D;
+    let d = c % D;
+    var acc = 0.0;
+    for (var j = g; j <= i; j = j + G) {
+      let ds = s[j];
+      let k = qkv[(b * T + j) * 3u * E + E + h * D + d];
+      acc = acc + select(0.0, ds * k, ds != 0.0);
+    }
+    partialA[c] = acc;
+  }
+  workgroupBarrier();
+  for (var d = lid; d < D; d = d + WG) {
+    var total = 0.0;
+    for (var g = 0u; g < G; g = g + 1u) {
+      total = total + partialA[g * D + d];
+    }
+    dqkv[row * 3u * E + h * D + d] = total * params.scale;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let j = wid.x;
+  let h = wid.y;
+  let b = wid.z;
+  let T = params.seq;
+  let H = params.heads;
+  let D = params.headDim;
+  let E = H * D;
+  let row = b * T + j;
+  let headBase = (b * H + h) * T;
+
+  // dk_j[d] and dv_j[d] over the queries i ≥ j: group g of G = WG / D takes i ≡ j + g (mod G).
+  let G = max(1u, WG / D);
+  for (var c = lid; c < G * D; c = c + WG) {
+    let g = c / D;
+    let d = c % D;
+    var accK = 0.0;
+    var accV = 0.0;
+    for (var i = j + g; i < T; i = i + G) {
+      let at = (headBase + i) * T + j;
+      let p = probs[at];
+      let ds = dscores[at];
+      let qi = qkv[(b * T + i) * 3u * E + h * D + d];
+      let doi = dctx[(b * T + i) * E + h * D + d];
+      accK = accK + select(0.0, ds * qi, ds != 0.0);
+      accV = accV + select(0.0, p * doi, p != 0.0);
+    }
+    partialA[c] = accK;
+    partialB[c] = accV;
+  }
+  workgroupBarrier();
+  for (var d = lid; d < D; d = d + WG) {
+    var totalK = 0.0;
+    var totalV = 0.0;
+    for (var g = 0u; g < G; g = g + 1u) {
+      totalK = totalK + partialA[g * D + d];
+      totalV = totalV + partialB[g * D + d];
+    }
+    dqkv[row * 3u * E + E + h * D + d] = totalK * params.scale;
+    dqkv[row * 3u * E + 2u * E + h * D + d] = totalV;
+  }
+}

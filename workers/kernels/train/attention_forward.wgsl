@@ -1,0 +1,162 @@
+// attention_forward: causal multi-head self-attention with a key mask, one query row of one head
+// per workgroup.
+//   score_ij = (q_i · k_j) / √D  for keys j ≤ i with keyMask[b, j] = 1
+//   P_ij     = softmax_j(score_ij) (maximum subtracted; 0 for every other key)
+//   ctx_i    = Σ_j P_ij · v_j
+// A query whose own keyMask is 0 (padding) sees nothing: its ctx row and its probs row are 0.
+// An unmasked query always sees itself, so its softmax has at least one term and never
+// divides by zero; masked and future keys are left out of the sums (never given −inf scores), so
+// no mask pattern can make a NaN from finite inputs.
+//
+// Layouts (row-major, N = B·T rows, E = H·D): qkv [N, 3E] = q | k | v per row, head h at columns
+// h·D..(h+1)·D of each (the order of HF's c_attn output); ctx [N, E]; probs [B, H, T, T], element
+// ((b·H + h)·T + i)·T + j.
+//
+// Bindings: 0 qkv f32 (read), 1 keyMask u32[N] (read), 2 ctx f32 (write), 3 probs f32 (write),
+//   4 Params (uniform).
+// Dispatch: (T, H, B) workgroups of WG invocations (WG a power of two ≤ 256; T ≤ MAX_T, D ≤ MAX_D).
+
+override WG: u32 = 64;
+
+// Capacities of the workgroup arrays, set by the wrapper from T and D in a few buckets (one
+// pipeline serves every batch shape of a bucket; bigger arrays cost SwiftShader compile time).
+override MAX_T: u32 = 256u;
+override MAX_D: u32 = 64u;
+const LOWEST: f32 = -0x1.fffffep+127f; // -f32 max
+
+struct Params {
+  batch: u32,
+  seq: u32,
+  heads: u32,
+  headDim: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> keyMask: array<u32>;
+@group(0) @binding(2) var<storage, read_write> ctx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+var<workgroup> q: array<f32, MAX_D>;
+var<workgroup> s: array<f32, MAX_T>;
+var<workgroup> red: array<f32, WG>;
+var<workgroup> partial: array<f32, max(WG, MAX_D)>;
+
+fn reduceMax(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+    if (lid < stride) {
+      red[lid] = max(red[lid], red[lid + stride]);
+    }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduceSum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+    if (lid < stride) {
+      red[lid] = red[lid] + red[lid + stride];
+    }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = wid.x;
+  let h = wid.y;
+  let b = wid.z;
+  let T = params.seq;
+  let H = params.heads;
+  let D = params.headDim;
+  let E = H * D;
+  let row = b * T + i;
+  let probBase = ((b * H + h) * T + i) * T;
+  let ctxBase = row * E + h * D;
+
+  if (keyMask[row] == 0u) {
+    for (var j = lid; j < T; j = j + WG) {
+      probs[probBase + j] = 0.0;
+    }
+    for (var d = lid; d < D; d = d + WG) {
+      ctx[ctxBase + d] = 0.0;
+    }
+    return;
+  }
+
+  let qBase = row * 3u * E + h * D;
+  for (var d = lid; d < D; d = d + WG) {
+    q[d] = qkv[qBase + d];
+  }
+  workgroupBarrier();
+
+  // Scores of the visible keys; invocation lid owns keys lid, lid + WG, … throughout.
+  var localMax = LOWEST;
+  for (var j = lid; j <= i; j = j + WG) {
+    let key = b * T + j;
+    var score = 0.0;
+    if (keyMask[key] != 0u) {
+      let kBase = key * 3u * E + E + h * D;
+      var dot = 0.0;
+      for (var d = 0u; d < D; d = d + 1u) {
+        dot = dot + q[d] * qkv[kBase + d];
+      }
+      score = dot * params.scale;
+      localMax = max(localMax, score);
+    }
+    s[j] = score;
+  }
+  let m = reduceMax(localMax, lid);
+
+  var localSum = 0.0;
+  for (var j = lid; j <= i; j = j + WG) {
+    let e = select(0.0, exp(s[j] - m), keyMask[b * T + j] != 0u);
+    s[j] = e;
+    localSum = localSum + e;
+  }
+  // ≥ 1: the maximum's own term is exp(0).
+  let inv = 1.0 / reduceSum(localSum, lid);
+
+  for (var j = lid; j < T; j = j + WG) {
+    var p = 0.0;
+    if (j <= i) {
+      p = s[j] * inv;
+      s[j] = p;
+    }
+    probs[probBase + j] = p;
+  }
+  workgroupBarrier();
+
+  // ctx_i[d] = Σ_j P_ij v_j[d]: G = WG / D groups of D invocations (one group of WG when D > WG),
+  // group g summing the keys j ≡ g (mod G) into partial[g·D + d]; then the groups are added.
+  let G = max(1u, WG / D);
+  for (var c = lid; c < G * D; c = c + WG) {
+    let g = c / D;
+    let d = c % D;
+    var acc = 0.0;
+    for (var j = g; j <= i; j = j + G) {
+      let p = s[j];
+      let v = qkv[(b * T + j) * 3u * E + 2u * E + h * D + d];
+      acc = acc + select(0.0, p * v, p != 0.0);
+    }
+    partial[c] = acc;
+  }
+  workgroupBarrier();
+  for (var d = lid; d < D; d = d + WG) {
+    var total = 0.0;
+    for (var g = 0u; g < G; g = g + 1u) {
+      total = total + partial[g * D + d];
+    }
+    ctx[ctxBase + d] = total;
+  }
+}
