@@ -1,0 +1,45 @@
+// lora_merge: the effective weight of a LoRA-adapted linear layer (HF Conv1D layout, [in, out]):
+//   W_eff[i, o] = W[i, o] + s · Σ_k A[i, k] · B[k, o],   s = α / r,  A [in, r], B [r, out].
+// One invocation per element of W_eff, in row-major order: the reads of W, B and the writes of
+// W_eff are consecutive across invocations, and a row of A is shared by neighbours (cache hits).
+// No workgroup memory: r ≤ 64 products per element are cheap beside the traffic of W and W_eff,
+// and CPU adapters (SwiftShader) compile workgroup arrays slowly and run barriers slowly.
+// Bindings: 0 W f32 (read), 1 A f32 (read), 2 B f32 (read), 3 W_eff f32 (read_write; not W),
+//   4 Params (uniform).
+// Dispatch: (G) workgroups of WG, any G ≥ 1: invocations step through in·out elements by G·WG.
+
+override WG: u32 = 64;
+
+struct Params {
+  inDim: u32,
+  outDim: u32,
+  rank: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<storage, read> weight: array<f32>;
+@group(0) @binding(1) var<storage, read> loraA: array<f32>;
+@group(0) @binding(2) var<storage, read> loraB: array<f32>;
+@group(0) @binding(3) var<storage, read_write> merged: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let r = params.rank;
+  let outDim = params.outDim;
+  let total = params.inDim * outDim;
+  let stride = nwg.x * WG;
+  for (var at = wid.x * WG + lid; at < total; at += stride) {
+    let i = at / outDim;
+    let o = at - i * outDim;
+    var acc = 0.0;
+    for (var k = 0u; k < r; k++) {
+      acc += loraA[i * r + k] * loraB[k * outDim + o];
+    }
+    merged[at] = weight[at] + params.scale * acc;
+  }
+}
