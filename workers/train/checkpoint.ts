@@ -1,0 +1,92 @@
+/**
+ * Trainer checkpoints as one safetensors file: the model's base weights under their Hugging Face
+ * names (so the file is also a readable GPT-2 state dict), each trainable tensor's weights (LoRA
+ * factors under `<weight>.lora_A|lora_B`) and AdamW moments under `optimizer.m.<name>` and
+ * `optimizer.v.<name>`, and in the metadata the config, the optimizer settings, LoRA, the step
+ * count and whatever run state the caller adds (e.g. the sampler's RNG position). Restoring gives
+ * bit-identical tensors, so a resumed run continues exactly as the uninterrupted one.
+ */
+import { gpt2ConfigFromJson, gpt2ConfigToJson } from '../models/gpt2/config';
+import { gpt2ParamSpecs } from '../models/gpt2/params';
+import { readSafetensors, tensorToFloat32, writeSafetensors, type TensorToWrite } from '../models/safetensors';
+import { Gpt2Trainer, TrainerError, type TrainerOptions } from './gpt2-trainer';
+
+export const CHECKPOINT_FORMAT = 'opd-lab-trainer-checkpoint';
+export const CHECKPOINT_VERSION = 1;
+
+interface CheckpointMeta {
+  format: typeof CHECKPOINT_FORMAT;
+  version: number;
+  step: number;
+  config: Record<string, unknown>;
+  options: TrainerOptions;
+  trainable: string[];
+  /** Caller's run state, stored as given. */
+  run?: unknown;
+}
+
+/** Serialises the trainer's whole state (waits for the GPU). */
+export async function saveCheckpoint(trainer: Gpt2Trainer, run?: unknown): Promise<Uint8Array> {
+  const { base, trainable } = await trainer.readState();
+  const entries: [string, TensorToWrite][] = [];
+  for (const spec of gpt2ParamSpecs(trainer.config)) {
+    // Full fine-tuning: the base weights are the trainable ones; write them once, from `trainable`.
+    if (trainable.has(spec.name)) continue;
+    entries.push([spec.name, { dtype: 'F32', shape: spec.shape, data: base.get(spec.name)! }]);
+  }
+  for (const [name, t] of trainable) {
+    const shape = t.shape;
+    entries.push([name, { dtype: 'F32', shape, data: t.param }]);
+    entries.push([`optimizer.m.${name}`, { dtype: 'F32', shape, data: t.m }]);
+    entries.push([`optimizer.v.${name}`, { dtype: 'F32', shape, data: t.v }]);
+  }
+  const meta: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT,
+    version: CHECKPOINT_VERSION,
+    step: trainer.step,
+    config: gpt2ConfigToJson(trainer.config),
+    options: trainer.options,
+    trainable: trainer.trainableNames,
+    ...(run !== undefined ? { run } : {}),
+  };
+  return writeSafetensors(entries, { format: 'pt', 'opd-lab': JSON.stringify(meta) });
+}
+
+export interface RestoredCheckpoint {
+  trainer: Gpt2Trainer;
+  step: number;
+  run?: unknown;
+}
+
+/** Rebuilds a trainer on `device` from saveCheckpoint's bytes; errors name the file and the problem. */
+export async function restoreCheckpoint(device: GPUDevice, bytes: Uint8Array, file = 'checkpoint.safetensors'): Promise<RestoredCheckpoint> {
+  const { tensors, metadata } = readSafetensors(bytes, file);
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(metadata['opd-lab'] ?? 'null') as CheckpointMeta;
+  } catch {
+    throw new TrainerError(`${file}: its "opd-lab" metadata is not JSON`);
+  }
+  if (!meta || meta.format !== CHECKPOINT_FORMAT) throw new TrainerError(`${file} is not an OPD Lab trainer checkpoint (no "opd-lab" metadata)`);
+  if (meta.version !== CHECKPOINT_VERSION) throw new TrainerError(`${file} is a version ${meta.version} checkpoint; this lab reads version ${CHECKPOINT_VERSION}`);
+  const config = gpt2ConfigFromJson(meta.config, `${file} (config)`);
+  const get = (name: string): Float32Array => {
+    const t = tensors.get(name);
+    if (!t) throw new TrainerError(`${file}: the tensor ${name} is missing`);
+    return tensorToFloat32(t, name, file);
+  };
+  const trainableSet = new Set(meta.trainable);
+  const base = new Map<string, Float32Array>();
+  for (const [name] of tensors) {
+    if (name.startsWith('optimizer.') || name.includes('.lora_')) continue;
+    base.set(name, get(name));
+  }
+  const trainer = await Gpt2Trainer.create(device, config, base, meta.options);
+  const names = trainer.trainableNames;
+  if (names.length !== trainableSet.size || names.some((n) => !trainableSet.has(n))) {
+    trainer.destroy();
+    throw new TrainerError(`${file}: its trainable tensors do not match its own options`);
+  }
+  trainer.writeState(new Map(names.map((n) => [n, { param: get(n), m: get(`optimizer.m.${n}`), v: get(`optimizer.v.${n}`) }])), meta.step);
+  return { trainer, step: meta.step, run: meta.run };
+}
