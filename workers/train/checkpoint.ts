@@ -75,18 +75,25 @@ export async function restoreCheckpoint(device: GPUDevice, bytes: Uint8Array, fi
     if (!t) throw new TrainerError(`${file}: the tensor ${name} is missing`);
     return tensorToFloat32(t, name, file);
   };
-  const trainableSet = new Set(meta.trainable);
-  const base = new Map<string, Float32Array>();
-  for (const [name] of tensors) {
-    if (name.startsWith('optimizer.') || name.includes('.lora_')) continue;
-    base.set(name, get(name));
+  if (!Array.isArray(meta.trainable)) throw new TrainerError(`${file}: its "opd-lab" metadata lists no trainable tensors`);
+  // Every tensor is looked up before the trainer exists: a missing one is named with the file.
+  const base = new Map(gpt2ParamSpecs(config).map((spec) => [spec.name, get(spec.name)] as const));
+  const state = new Map(meta.trainable.map((n) => [n, { param: get(n), m: get(`optimizer.m.${n}`), v: get(`optimizer.v.${n}`) }] as const));
+  const inFile = (e: unknown) => (e instanceof TrainerError ? new TrainerError(`${file}: ${e.message}`) : e);
+  let trainer: Gpt2Trainer;
+  try {
+    trainer = await Gpt2Trainer.create(device, config, base, meta.options);
+  } catch (e) {
+    throw inFile(e);
   }
-  const trainer = await Gpt2Trainer.create(device, config, base, meta.options);
-  const names = trainer.trainableNames;
-  if (names.length !== trainableSet.size || names.some((n) => !trainableSet.has(n))) {
+  try {
+    const names = trainer.trainableNames;
+    if (names.length !== state.size || names.some((n) => !state.has(n))) throw new TrainerError('its trainable tensors do not match its own options');
+    trainer.writeState(state, meta.step);
+  } catch (e) {
+    // A half-restored trainer is of no use: free its GPU buffers rather than leak them.
     trainer.destroy();
-    throw new TrainerError(`${file}: its trainable tensors do not match its own options`);
+    throw inFile(e);
   }
-  trainer.writeState(new Map(names.map((n) => [n, { param: get(n), m: get(`optimizer.m.${n}`), v: get(`optimizer.v.${n}`) }])), meta.step);
   return { trainer, step: meta.step, run: meta.run };
 }

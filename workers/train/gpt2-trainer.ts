@@ -62,7 +62,7 @@ import {
   type LrSchedule,
   type NonFiniteTensor,
 } from '../kernels/train/optimizer';
-import { encodeDivergences, type DivergenceBuffers } from '../kernels/divergence/divergence';
+import { encodeDivergences, readDivergences, type DivergenceBuffers } from '../kernels/divergence/divergence';
 import { launch } from '../kernels/train/launch';
 import rowScaleWgsl from '../kernels/train/row_scale.wgsl?raw';
 import { packBatch, type PackedBatch, type TrainSequence } from './batch';
@@ -126,6 +126,16 @@ export interface StepReport {
   meanEntropy: number;
   meanRatio: number;
   ratioStd: number;
+}
+
+/** One scored row of a student-against-teacher comparison (divergencesAgainst). */
+export interface RowDivergence {
+  /** Packed row b·T + t. */
+  row: number;
+  studentLogprob: number;
+  teacherLogprob: number;
+  reverseKL: number;
+  studentEntropy: number;
 }
 
 export class TrainerError extends Error {
@@ -229,6 +239,7 @@ export class Gpt2Trainer {
   private readonly clip: GPUBuffer;
   private pending: PendingMicroBatch[] = [];
   private divergence?: DivergenceBuffers;
+  private metrics?: DivergenceBuffers;
   private destroyed = false;
   /** Optimizer steps applied so far. */
   step = 0;
@@ -335,7 +346,6 @@ export class Gpt2Trainer {
   private ensureWorkspace(batch: number, width: number): Workspace {
     const w = this.workspace;
     if (w && w.batch >= batch && w.width === width) return w;
-    if (w && w.batch * w.width >= batch * width && w.width === width) return w;
     w?.all.forEach((b) => b.destroy());
     const { nEmbd: E, nInner: I, nHead: H, vocabSize: V, nLayer: L } = this.config;
     const N = batch * width;
@@ -592,6 +602,41 @@ export class Gpt2Trainer {
     });
   }
 
+  /**
+   * The current student against a teacher's logits for the same packed rows (f32 [rows, vocab]
+   * on the GPU, e.g. ORT's output of forwardLogits over the same sequences): per scored row the
+   * divergence kernels' log-probs, exact reverse KL and student entropy. No gradient.
+   */
+  async divergencesAgainst(
+    sequences: readonly TrainSequence[],
+    teacherLogits: GPUBuffer,
+    options: { temperature?: number; teacherVocab?: number } = {},
+  ): Promise<{ rows: RowDivergence[]; teacherLogprob(sequence: number, position: number): number }> {
+    this.check();
+    const packed = packBatch(sequences, this.config.vocabSize, this.config.nPositions);
+    const ws = this.ensureWorkspace(packed.batch, packed.width);
+    this.upload(ws, packed);
+    const V = this.config.vocabSize;
+    const out = await withGpuErrorScope(this.device, 'student against teacher', async () => {
+      const encoder = this.device.createCommandEncoder({ label: 'forward + divergences' });
+      this.forward(encoder, ws, packed);
+      this.metrics = encodeDivergences(
+        this.device,
+        { student: ws.logits, teacher: teacherLogits, studentVocab: V, teacherVocab: options.teacherVocab ?? V, positions: packed.rows, tokens: ws.targets, mask: ws.lossMask, temperature: options.temperature ?? 1 },
+        { encoder, reuse: this.metrics },
+      );
+      await this.submit(encoder);
+      return readDivergences(this.device, this.metrics);
+    });
+    const f = out.fields;
+    const rows: RowDivergence[] = [];
+    for (let n = 0; n < packed.rows; n++) {
+      if (packed.weights[n] === 0) continue;
+      rows.push({ row: n, studentLogprob: f.studentLogprob[n], teacherLogprob: f.teacherLogprob[n], reverseKL: f.reverseKL[n], studentEntropy: f.studentEntropy[n] });
+    }
+    return { rows, teacherLogprob: (b, t) => f.teacherLogprob[b * packed.width + t] };
+  }
+
   /** Logits of the current weights for packed sequences, [rows, vocab] (tests, evaluation). */
   async logits(sequences: readonly TrainSequence[]): Promise<{ packed: PackedBatch; logits: Float32Array }> {
     this.check();
@@ -686,7 +731,6 @@ export class Gpt2Trainer {
 
   /** One optimizer step over micro-batches with one objective. */
   async trainStep(microBatches: readonly (readonly TrainSequence[])[], objective: Objective | ((i: number) => Objective)): Promise<StepReport> {
-    microBatches.forEach(() => undefined);
     for (let i = 0; i < microBatches.length; i++) await this.accumulate(microBatches[i], typeof objective === 'function' ? objective(i) : objective);
     return this.applyStep();
   }
@@ -774,6 +818,7 @@ export class Gpt2Trainer {
     this.workspace?.all.forEach((b) => b.destroy());
     this.loraGradScratch?.destroy();
     this.divergence?.destroy();
+    this.metrics?.destroy();
     for (const p of this.pending) {
       p.stats.destroy();
       p.kl?.destroy();
