@@ -1,0 +1,222 @@
+/**
+ * `npm run build:models [-- --out models] [--steps-scale 1]`: the recipe of the shipped models,
+ * run on the lab's own trainer (WGSL on the local WebGPU adapter; on a machine without a GPU,
+ * SwiftShader on the CPU). Reproducible from RECIPE.seed: the same recipe on the same adapter
+ * gives the same models.
+ *
+ * 1. The teacher: a GPT-2 (RECIPE.teacher.config) trained from random weights by cross-entropy
+ *    on the addition task's ground-truth answers (training stream, never a held-out pair), until
+ *    its greedy held-out accuracy reaches RECIPE.teacher.target or its step budget ends.
+ * 2. The student: a smaller GPT-2 (RECIPE.student.config) trained briefly by cross-entropy on the
+ *    teacher's own samples (off-policy distillation) and stopped as soon as its held-out accuracy
+ *    passes RECIPE.student.stopAbove: clearly worse than the teacher, making the local mistakes
+ *    (a dropped carry) that the heatmap shows.
+ * Each folder gets the model files, `recipe.json` (this recipe, the measured accuracies and the
+ * time taken) and `training-log.jsonl` (every step's loss and every evaluation).
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { nodeGpu, NODE_GPU_ADVICE } from '../workers/node/gpu';
+import { acquireDevice } from '../workers/gpu/device';
+import { configureOrt } from '../workers/ort/runtime';
+import type { Gpt2Config } from '../workers/models/gpt2/config';
+import { countGpt2Parameters, randomGpt2Params } from '../workers/models/gpt2/params';
+import { readModelFolder, writeModelFolder } from '../workers/models/folder';
+import { tokenizerFromJson } from '../workers/models/tokenizer';
+import { buildGpt2Decoder } from '../workers/onnx/gpt2-decoder';
+import { decoderRunner, openSamplingSession } from '../workers/sampling/runner';
+import { sampleCompletions, type DecoderRunner } from '../workers/sampling/sampler';
+import { Gpt2Trainer } from '../workers/train/gpt2-trainer';
+import type { TrainSequence } from '../workers/train/batch';
+import { evaluateFolder, evaluateRunner } from '../workers/distill/evaluate';
+import { dirSource } from '../workers/node/fs-source';
+import { writeFolder } from '../workers/node/fs-folder';
+import {
+  additionTask,
+  additionTokenizerConfig,
+  additionTokenizerFiles,
+  additionTokenizerJson,
+  ADDITION_EOS_ID,
+  ADDITION_VOCAB,
+  maxAdditionTokens,
+  trainProblem,
+  type AdditionOptions,
+} from '../workers/tasks/addition';
+
+const TASK: Required<AdditionOptions> = { digits: [1, 3], format: 'reversed' };
+
+const base = { modelType: 'gpt2', nPositions: 32, vocabSize: ADDITION_VOCAB.length, layerNormEpsilon: 1e-5, activationFunction: 'gelu_new', bosTokenId: ADDITION_EOS_ID, eosTokenId: ADDITION_EOS_ID } as const;
+
+export const RECIPE = {
+  seed: 1,
+  task: TASK,
+  teacher: {
+    config: { ...base, nLayer: 2, nHead: 4, nEmbd: 64, nInner: 256 } satisfies Gpt2Config,
+    batch: 64, lr: 3e-3, warmupSteps: 50, maxSteps: 1500, schedule: 'cosine' as const, weightDecay: 0.01,
+    evalEvery: 100, evalPrompts: 256, target: 0.97,
+  },
+  student: {
+    config: { ...base, nLayer: 1, nHead: 2, nEmbd: 32, nInner: 128 } satisfies Gpt2Config,
+    batch: 64, lr: 3e-3, warmupSteps: 10, maxSteps: 600, schedule: 'constant' as const, weightDecay: 0.01,
+    evalEvery: 20, evalPrompts: 256, stopAbove: 0.45, teacherTemperature: 1,
+  },
+  finalEvalPrompts: 1000,
+};
+
+const task = additionTask(TASK);
+const tokenizer = tokenizerFromJson(additionTokenizerJson(), additionTokenizerConfig(), 'addition');
+const maxTokens = maxAdditionTokens(TASK);
+const completionTokens = maxTokens; // the sampler stops at EOS long before
+
+interface LogLine {
+  [key: string]: unknown;
+}
+
+function log(lines: LogLine[], line: LogLine): void {
+  lines.push(line);
+  const parts = Object.entries(line).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v}`);
+  console.error(`build:models  ${parts.join('  ')}`);
+}
+
+/** A prompt + completion pair as a training sequence scored on the completion (EOS included). */
+function sequence(prompt: string, completionIds: readonly number[], weight: number): TrainSequence {
+  const p = tokenizer.encode(prompt);
+  const tokens = [...p, ...completionIds];
+  return { tokens, weights: tokens.map((_, t) => (t >= p.length - 1 && t < tokens.length - 1 ? weight : 0)) };
+}
+
+function normalise(sequences: TrainSequence[]): TrainSequence[] {
+  const scored = sequences.reduce((a, s) => a + s.weights.filter((w) => w !== 0).length, 0);
+  return sequences.map((s) => ({ ...s, weights: s.weights.map((w) => (w !== 0 ? 1 / scored : 0)) }));
+}
+
+async function liveRunner(device: GPUDevice, trainer: Gpt2Trainer): Promise<{ runner: DecoderRunner; release: () => Promise<void> }> {
+  const decoder = await openSamplingSession(device, trainer.config, buildGpt2Decoder(trainer.config, { kind: 'inputs' }), 'live weights');
+  return { runner: decoderRunner(trainer.config, decoder, trainer.weightFeeds()), release: () => decoder.session.release() };
+}
+
+interface Phase {
+  name: 'teacher' | 'student';
+  config: Gpt2Config;
+  batch: number;
+  lr: number;
+  warmupSteps: number;
+  maxSteps: number;
+  schedule: 'constant' | 'cosine';
+  weightDecay: number;
+  evalEvery: number;
+  evalPrompts: number;
+  /** Stop when the held-out accuracy is ≥ this. */
+  stopAt: number;
+  /** The step's training sequences. */
+  batchAt(step: number): Promise<TrainSequence[]>;
+}
+
+async function train(device: GPUDevice, phase: Phase, lines: LogLine[]): Promise<{ trainer: Gpt2Trainer; accuracy: number; steps: number }> {
+  const params = randomGpt2Params(phase.config, { seed: RECIPE.seed + (phase.name === 'teacher' ? 0 : 1000), scheme: 'hf' });
+  const trainer = await Gpt2Trainer.create(device, phase.config, params, {
+    adamw: { weightDecay: phase.weightDecay, maxGradNorm: 1 },
+    schedule: { lr: phase.lr, warmupSteps: phase.warmupSteps, totalSteps: phase.maxSteps, schedule: phase.schedule, minLrRatio: 0.1 },
+  });
+  const live = await liveRunner(device, trainer);
+  let accuracy = 0;
+  let step = 0;
+  try {
+    const t0 = performance.now();
+    while (step < phase.maxSteps) {
+      const report = await trainer.trainStep([normalise(await phase.batchAt(step))], { kind: 'ce' });
+      step++;
+      if (!report.applied) throw new Error(`${phase.name} step ${step}: ${report.problem}`);
+      if (step % 10 === 0 || step === 1) log(lines, { phase: phase.name, step, loss: report.loss, lr: report.lr, gradNorm: report.gradNorm, seconds: Math.round((performance.now() - t0) / 1000) });
+      if (step % phase.evalEvery === 0 || step === phase.maxSteps) {
+        const e = await evaluateRunner(live.runner, tokenizer, ADDITION_EOS_ID, task, phase.evalPrompts, completionTokens);
+        accuracy = e.accuracy;
+        log(lines, { phase: phase.name, step, evalAccuracy: accuracy, evalPrompts: e.prompts, example: `${e.examples[0].prompt}${e.examples[0].completion}` });
+        if (accuracy >= phase.stopAt) break;
+      }
+    }
+  } finally {
+    await live.release();
+  }
+  return { trainer, accuracy, steps: step };
+}
+
+async function exportFolder(dir: string, trainer: Gpt2Trainer, role: 'teacher' | 'student', recipe: object, lines: LogLine[]): Promise<void> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const files = writeModelFolder(trainer.config, await trainer.readWeights(), additionTokenizerFiles(), { task: 'addition', task_format: TASK.format, task_digits: TASK.digits, lab_role: role });
+  files.set('recipe.json', new TextEncoder().encode(JSON.stringify(recipe, null, 2) + '\n'));
+  files.set('training-log.jsonl', new TextEncoder().encode(lines.map((l) => JSON.stringify(l)).join('\n') + '\n'));
+  await writeFolder(dir, files);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const outArg = args.indexOf('--out');
+  const out = resolve(outArg >= 0 ? args[outArg + 1] : 'models');
+  const acquired = await acquireDevice(nodeGpu());
+  if (!acquired.ok) throw new Error(`${acquired.error.message}\n${NODE_GPU_ADVICE}`);
+  const { device, summary } = acquired;
+  configureOrt({ numThreads: 1 });
+  const started = performance.now();
+  const adapter = `${summary.vendor} / ${summary.architecture}${summary.isFallbackAdapter ? ' (fallback, CPU)' : ''}`;
+  console.error(`build:models on ${adapter}; writing ${out}/addition-teacher and ${out}/addition-student`);
+
+  // 1. The teacher, on ground truth.
+  const teacherLines: LogLine[] = [];
+  const T = RECIPE.teacher;
+  const teacherRun = await train(device, {
+    name: 'teacher', ...T, stopAt: T.target,
+    batchAt: async (step) => Array.from({ length: T.batch }, (_, i) => {
+      const p = trainProblem(RECIPE.seed, step * T.batch + i, TASK);
+      return sequence(p.prompt, tokenizer.encode(p.completion), 1);
+    }),
+  }, teacherLines);
+  const teacherDir = join(out, 'addition-teacher');
+  const teacherSeconds = (performance.now() - started) / 1000;
+  await exportFolder(teacherDir, teacherRun.trainer, 'teacher', { recipe: RECIPE.teacher, seed: RECIPE.seed, task: TASK, steps: teacherRun.steps }, teacherLines);
+  teacherRun.trainer.destroy();
+
+  // 2. The student, on the teacher's samples.
+  const teacherFolder = await readModelFolder(await dirSource(teacherDir));
+  const teacherDecoder = await openSamplingSession(device, teacherFolder.gpt2!, teacherFolder.onnx, `${teacherDir}/onnx/model.onnx`);
+  const teacherRunner = decoderRunner(teacherFolder.gpt2!, teacherDecoder);
+  const studentLines: LogLine[] = [];
+  const S = RECIPE.student;
+  const studentRun = await train(device, {
+    name: 'student', ...S, stopAt: S.stopAbove,
+    batchAt: async (step) => {
+      const prompts = Array.from({ length: S.batch }, (_, i) => trainProblem(RECIPE.seed + 1, step * S.batch + i, TASK).prompt);
+      const samples = await sampleCompletions(teacherRunner, {
+        prompts: prompts.map((p) => tokenizer.encode(p)), n: 1, maxTokens: completionTokens, seed: RECIPE.seed * 7919 + step, eosTokenId: ADDITION_EOS_ID,
+        sampling: { temperature: S.teacherTemperature, topK: 0, topP: 1 },
+      });
+      return samples.map((c) => sequence(prompts[c.promptIndex], c.tokens, 1));
+    },
+  }, studentLines);
+  await teacherDecoder.session.release();
+  const studentDir = join(out, 'addition-student');
+  const totalSeconds = (performance.now() - started) / 1000;
+
+  // Final held-out accuracy of both exported folders, run from their own ONNX files.
+  await exportFolder(studentDir, studentRun.trainer, 'student', {}, studentLines);
+  studentRun.trainer.destroy();
+  const finalTeacher = await evaluateFolder(device, teacherFolder, task, RECIPE.finalEvalPrompts, completionTokens);
+  const finalStudent = await evaluateFolder(device, await readModelFolder(await dirSource(studentDir)), task, RECIPE.finalEvalPrompts, completionTokens);
+  const summaryOf = (role: 'teacher' | 'student', steps: number, e: typeof finalTeacher, config: Gpt2Config) => ({
+    role, task: TASK, seed: RECIPE.seed, adapter, parameters: countGpt2Parameters(config), steps,
+    heldOutAccuracy: e.accuracy, heldOutPrompts: e.prompts,
+    buildSeconds: { teacher: Math.round(teacherSeconds), total: Math.round(totalSeconds) },
+    recipe: role === 'teacher' ? RECIPE.teacher : RECIPE.student,
+    examples: e.examples.slice(0, 12),
+  });
+  writeFileSync(join(teacherDir, 'recipe.json'), JSON.stringify(summaryOf('teacher', teacherRun.steps, finalTeacher, T.config), null, 2) + '\n');
+  writeFileSync(join(studentDir, 'recipe.json'), JSON.stringify(summaryOf('student', studentRun.steps, finalStudent, S.config), null, 2) + '\n');
+  console.error(`build:models done in ${Math.round(totalSeconds)} s: teacher ${(finalTeacher.accuracy * 100).toFixed(1)}% held-out, student ${(finalStudent.accuracy * 100).toFixed(1)}% (${RECIPE.finalEvalPrompts} prompts)`);
+  process.exit(0);
+}
+
+main().catch((e) => {
+  console.error(`build:models: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+  process.exit(1);
+});

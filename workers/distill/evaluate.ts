@@ -1,0 +1,59 @@
+/**
+ * Held-out accuracy of a model folder on a task: greedy answers to the task's eval prompts,
+ * checked by its verifier. The folder's own ONNX runs (weights as initializers), so any GPT-2
+ * family folder can be evaluated, trained by the lab or not.
+ */
+import type { ModelFolder } from '../models/folder';
+import { decoderRunner, openSamplingSession } from '../sampling/runner';
+import { sampleCompletions, type DecoderRunner } from '../sampling/sampler';
+import type { LabTokenizer } from '../models/tokenizer';
+import type { LabTask } from './task';
+
+export interface FolderEvaluation {
+  task: string;
+  prompts: number;
+  correct: number;
+  accuracy: number;
+  examples: { prompt: string; completion: string; correct: boolean; reason?: string }[];
+}
+
+/** Greedy answers of `runner`'s model to the task's first `count` eval prompts, verified. */
+export async function evaluateRunner(
+  runner: DecoderRunner,
+  tokenizer: LabTokenizer,
+  eosTokenId: number | null,
+  task: LabTask,
+  count: number,
+  maxTokens: number,
+  batch = 64,
+): Promise<FolderEvaluation> {
+  const prompts = task.evalPrompts(count);
+  const examples: FolderEvaluation['examples'] = [];
+  let correct = 0;
+  for (let start = 0; start < prompts.length; start += batch) {
+    const chunk = prompts.slice(start, start + batch);
+    const completions = await sampleCompletions(runner, {
+      prompts: chunk.map((p) => tokenizer.encode(p)), n: 1, maxTokens, seed: 0, eosTokenId, sampling: { temperature: 0, topK: 0, topP: 1 },
+    });
+    for (const c of completions) {
+      const prompt = chunk[c.promptIndex];
+      const completion = tokenizer.decode(c.tokens, { skipSpecialTokens: true });
+      const verdict = task.verify(prompt, completion);
+      if (verdict.correct) correct++;
+      examples.push({ prompt, completion, correct: verdict.correct, ...(verdict.reason ? { reason: verdict.reason } : {}) });
+    }
+  }
+  return { task: task.name, prompts: prompts.length, correct, accuracy: correct / Math.max(1, prompts.length), examples };
+}
+
+/** Held-out accuracy of a model folder, run from its own ONNX. */
+export async function evaluateFolder(device: GPUDevice, folder: ModelFolder, task: LabTask, count: number, maxTokens: number, batch = 64): Promise<FolderEvaluation> {
+  if (!folder.gpt2) throw new Error(`${folder.label} is not a GPT-2 family model: the lab's sampler needs the GPT-2 decoder layout`);
+  const decoder = await openSamplingSession(device, folder.gpt2, folder.onnx, `${folder.label}/onnx/model.onnx`);
+  try {
+    const eos = folder.tokenizer.eosTokenId ?? folder.gpt2.eosTokenId ?? null;
+    return await evaluateRunner(decoderRunner(folder.gpt2, decoder), folder.tokenizer, eos, task, count, maxTokens, batch);
+  } finally {
+    await decoder.session.release();
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * What a distillation run needs from a task: training prompts (an endless seeded stream), a
+ * fixed held-out set, and a verifier of the final answer (the RL baseline's reward and the
+ * accuracy every run is judged by).
+ */
+export interface LabTask {
+  /** Short name, e.g. "addition". */
+  name: string;
+  /** The i-th training prompt of the stream for `seed` (never one of the eval prompts). */
+  trainPrompt(seed: number, index: number): string;
+  /** The held-out prompts (fixed, disjoint from every training stream). */
+  evalPrompts(count: number): string[];
+  /** Whether `completion` (decoded text, special tokens dropped) answers `prompt` correctly. */
+  verify(prompt: string, completion: string): { correct: boolean; reason?: string };
+}
