@@ -7,6 +7,7 @@ import { acquireDevice } from '../workers/gpu/device';
 import { NODE_GPU_ADVICE, nodeGpu } from '../workers/node/gpu';
 import { sampleCommand } from './sample';
 import { scoreCommand } from './score';
+import { evalCommand, trainCommand } from './train';
 
 export interface Command {
   summary: string;
@@ -33,6 +34,8 @@ const COMMANDS: Record<string, Command> = {
   },
   sample: sampleCommand,
   score: scoreCommand,
+  train: trainCommand,
+  eval: evalCommand,
 };
 
 function help(): string {

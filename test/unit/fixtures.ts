@@ -6,6 +6,7 @@ import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { randomGpt2Params } from '../../workers/models/gpt2/params';
 import { writeModelFolder } from '../../workers/models/folder';
 import { writeFolder } from '../../workers/node/fs-folder';
+import { additionTokenizerFiles, ADDITION_EOS_ID, ADDITION_VOCAB } from '../../workers/tasks/addition';
 
 export const EOS_TEXT = '<|endoftext|>';
 export const ARITHMETIC_CHARS = '0123456789+= QA:'.split('');
@@ -46,5 +47,13 @@ export function smallGpt2Config(over: Partial<Gpt2Config> = {}): Gpt2Config {
 export async function writeRandomGpt2Folder(seed: number, config = smallGpt2Config()) {
   const params = randomGpt2Params(config, { seed, scheme: 'test' });
   const dir = await writeFolder(mkdtempSync(join(tmpdir(), 'opd-model-')), writeModelFolder(config, params, charTokenizerFiles()));
+  return { dir, config, params };
+}
+
+/** A random GPT-2 folder with the addition task's tokenizer (for distillation-loop tests). */
+export async function writeRandomAdditionFolder(seed: number, over: Partial<Gpt2Config> = {}) {
+  const config = smallGpt2Config({ vocabSize: ADDITION_VOCAB.length, nPositions: 32, eosTokenId: ADDITION_EOS_ID, bosTokenId: ADDITION_EOS_ID, ...over });
+  const params = randomGpt2Params(config, { seed, scheme: 'hf' });
+  const dir = await writeFolder(mkdtempSync(join(tmpdir(), 'opd-addition-')), writeModelFolder(config, params, additionTokenizerFiles(), { task: 'addition', task_format: 'reversed', task_digits: [1, 2] }));
   return { dir, config, params };
 }

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { testDevice } from './gpu';
+import { writeRandomAdditionFolder } from './fixtures';
+import { configureOrt } from '../../workers/ort/runtime';
+import { readModelFolder } from '../../workers/models/folder';
+import { dirSource } from '../../workers/node/fs-source';
+import { DistillRun, discounted, type DistillOptions } from '../../workers/distill/run';
+import { builtInTask } from '../../workers/tasks/registry';
+
+/** Small runs: 1-digit and 2-digit addition, random tiny student and a random, larger teacher. */
+async function setUp() {
+  const device = await testDevice();
+  configureOrt({ numThreads: 1 });
+  const s = await writeRandomAdditionFolder(21, { nLayer: 1, nEmbd: 16, nHead: 2, nInner: 64 });
+  const t = await writeRandomAdditionFolder(22, { nLayer: 2, nEmbd: 32, nHead: 2, nInner: 128 });
+  const student = await readModelFolder(await dirSource(s.dir));
+  const teacher = await readModelFolder(await dirSource(t.dir));
+  const { task, maxTokens } = builtInTask('addition', student.rawConfig);
+  return { device, student, teacher, task, maxTokens };
+}
+
+const base = (over: Partial<DistillOptions>): Partial<DistillOptions> => ({ batchPrompts: 4, groupSize: 2, lr: 1e-2, evalPrompts: 16, seed: 3, ...over });
+
+describe('the distillation loop', () => {
+  it('discounts advantages over completion positions only', () => {
+    expect(discounted([1, 2, 3, 4], [0, 1, 1, 0], 0)).toEqual([0, 2, 3, 0]);
+    expect(discounted([1, 2, 3, 4], [0, 1, 1, 0], 0.5)).toEqual([0, 3.5, 3, 0]);
+  });
+
+  for (const objective of ['opd-sampled', 'opd-full'] as const) {
+    it(`${objective}: a few steps lower the student's reverse KL to the teacher on a fixed eval batch`, async () => {
+      const { device, student, teacher, task, maxTokens } = await setUp();
+      const run = await DistillRun.create(device, { student, teacher, task, options: base({ objective, maxTokens }) });
+      try {
+        const before = await run.evaluate();
+        const steps = [];
+        for (let i = 0; i < 6; i++) steps.push(await run.trainStep());
+        const after = await run.evaluate();
+        for (const m of steps) {
+          expect(m.applied).toBe(true);
+          expect(Number.isFinite(m.loss) && Number.isFinite(m.gradNorm) && Number.isFinite(m.reverseKL)).toBe(true);
+          expect(m.tokensSampled).toBeGreaterThan(0);
+          expect(m.flops.teacherScoring).toBeGreaterThan(0);
+        }
+        // On-policy: the first step's ratios are 1 (sampler and trainer agree).
+        expect(Math.abs(steps[0].meanRatio - 1)).toBeLessThan(1e-3);
+        console.log(`${objective}: eval reverse KL ${before.reverseKL.toFixed(4)} → ${after.reverseKL.toFixed(4)}`);
+        expect(after.reverseKL).toBeLessThan(before.reverseKL * 0.9);
+      } finally {
+        await run.release();
+      }
+    });
+  }
+
+  for (const objective of ['sft', 'rl'] as const) {
+    it(`${objective}: runs and logs its metrics`, async () => {
+      const { device, student, teacher, task, maxTokens } = await setUp();
+      const run = await DistillRun.create(device, { student, teacher, task, options: base({ objective, maxTokens }) });
+      try {
+        const m = await run.trainStep();
+        expect(m.objective).toBe(objective);
+        expect(m.step).toBe(1);
+        expect(Number.isFinite(m.loss) && Number.isFinite(m.gradNorm)).toBe(true);
+        expect(m.reward).toBeGreaterThanOrEqual(0);
+        expect(m.flops.training).toBeGreaterThan(0);
+        if (objective === 'sft') expect(m.flops.teacherScoring).toBeGreaterThan(0); // the teacher sampled
+        else expect(m.flops.studentSampling).toBeGreaterThan(0);
+      } finally {
+        await run.release();
+      }
+    });
+  }
+
+  it('a run resumed from its checkpoint continues identically', async () => {
+    const { device, student, teacher, task, maxTokens } = await setUp();
+    const options = base({ objective: 'opd-sampled', maxTokens });
+    const a = await DistillRun.create(device, { student, teacher, task, options });
+    const b = await DistillRun.create(device, { student, teacher, task, options });
+    try {
+      for (let i = 0; i < 2; i++) {
+        await a.trainStep();
+        await b.trainStep();
+      }
+      const checkpoint = await b.checkpoint();
+      await b.release();
+      const c = await DistillRun.create(device, { student, teacher, task, options, checkpoint });
+      try {
+        expect(c.step).toBe(2);
+        const ma = await a.trainStep();
+        const mc = await c.trainStep();
+        expect(mc.loss).toBe(ma.loss);
+        expect(mc.flops).toEqual(ma.flops);
+        const wa = await a.trainer.readWeights();
+        const wc = await c.trainer.readWeights();
+        for (const [name, w] of wa) expect(Buffer.from(wc.get(name)!.buffer).equals(Buffer.from(w.buffer)), name).toBe(true);
+      } finally {
+        await c.release();
+      }
+    } finally {
+      await a.release();
+    }
+  });
+});

@@ -1,0 +1,405 @@
+/**
+ * The distillation loop: the method of DESIGN.md as one object the lab worker, the CLI and the
+ * benchmark all drive. One step, for objective
+ *
+ *   opd-sampled  sample B prompts × G completions with the current student (sampler log-probs
+ *                recorded) → the teacher scores them (one forward, logits on the GPU) → the
+ *                divergence kernels give per-token k_t = log π_old(y_t) − log π_T(y_t) and the
+ *                exact KL → A_t = −λ·Σ_{u≥t} γ^{u−t} k_u → importance-sampled policy gradient;
+ *   opd-full     the same samples, trained on the exact full-vocabulary reverse KL;
+ *   sft          the teacher samples the completions (off-policy distillation), cross-entropy;
+ *   rl           the student samples, the verifier gives 1/0 per completion, advantage =
+ *                reward − the group's mean reward, importance-sampled policy gradient.
+ *
+ * Metrics per step: sampled and exact reverse KL per token, student entropy, ρ's mean and spread,
+ * loss, gradient norm, tokens sampled, FLOPs so far by where they went, wall time; at eval steps
+ * the held-out accuracy (greedy) and the mean reverse KL on the eval prompts' completions.
+ *
+ * FLOPs are counted as DESIGN.md says: a forward costs 2·P per token, forward+backward 6·P, with
+ * P the parameters of the model doing the work; sampling with the KV cache runs each prompt and
+ * completion token through the model once.
+ */
+import type { Gpt2Config } from '../models/gpt2/config';
+import { countGpt2Parameters } from '../models/gpt2/params';
+import type { ModelFolder } from '../models/folder';
+import { writeModelFolder } from '../models/folder';
+import type { LabTokenizer } from '../models/tokenizer';
+import { assertSameTokenizer } from '../models/tokenizer';
+import { buildGpt2Decoder } from '../onnx/gpt2-decoder';
+import type { ort } from '../ort/runtime';
+import type { Gpt2DecoderSession } from '../models/gpt2/decoder-session';
+import { decoderRunner, openSamplingSession } from '../sampling/runner';
+import { sampleCompletions, type Completion, type DecoderRunner } from '../sampling/sampler';
+import { forwardLogits, openScoringSession } from '../scoring/forward';
+import { Gpt2Trainer, type StepReport, type TrainerOptions } from '../train/gpt2-trainer';
+import type { TrainSequence } from '../train/batch';
+import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
+import type { LabTask } from './task';
+
+export const OBJECTIVES = ['opd-sampled', 'opd-full', 'sft', 'rl'] as const;
+export type ObjectiveName = (typeof OBJECTIVES)[number];
+
+export interface DistillOptions {
+  objective: ObjectiveName;
+  /** Prompts per step (B) and completions per prompt (G). */
+  batchPrompts: number;
+  groupSize: number;
+  lr: number;
+  warmupSteps: number;
+  /** Steps of the run (for the learning-rate schedule). */
+  totalSteps: number;
+  schedule: 'constant' | 'linear' | 'cosine';
+  /** 0: full fine-tune; r > 0: LoRA adapters of rank r. */
+  loraRank: number;
+  /** KL coefficient λ and discount γ of the OPD advantages. */
+  klCoef: number;
+  discount: number;
+  /** PPO-style clip of ρ; 0 for none. */
+  clipEpsilon: number;
+  /** Sampling temperature (also the temperature of every log-prob and KL). */
+  temperature: number;
+  maxTokens: number;
+  /** Held-out prompts evaluated at eval steps. */
+  evalPrompts: number;
+  seed: number;
+  maxGradNorm: number;
+  weightDecay: number;
+}
+
+export const DEFAULT_DISTILL: DistillOptions = {
+  objective: 'opd-sampled', batchPrompts: 8, groupSize: 4, lr: 3e-3, warmupSteps: 0, totalSteps: 100, schedule: 'constant',
+  loraRank: 0, klCoef: 1, discount: 0, clipEpsilon: 0.2, temperature: 1, maxTokens: 8, evalPrompts: 64, seed: 0, maxGradNorm: 1, weightDecay: 0,
+};
+
+export interface FlopCount {
+  studentSampling: number;
+  teacherScoring: number;
+  training: number;
+}
+
+export interface StepMetrics {
+  step: number;
+  objective: ObjectiveName;
+  applied: boolean;
+  problem?: string;
+  /** Per completion token, averaged over the step's tokens (computed before the update). */
+  sampledKL: number;
+  reverseKL: number;
+  studentEntropy: number;
+  meanRatio: number;
+  ratioStd: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  /** Mean verifier reward of the step's completions (every objective; the rl objective trains on it). */
+  reward: number;
+  tokensSampled: number;
+  flops: FlopCount & { total: number };
+  wallMs: number;
+}
+
+export interface EvalMetrics {
+  step: number;
+  accuracy: number;
+  correct: number;
+  prompts: number;
+  /** Mean exact reverse KL per token of the student's greedy answers, scored by the teacher. */
+  reverseKL: number;
+  flopsTotal: number;
+  /** A few examples for people: prompt, the student's answer, right or wrong. */
+  examples: { prompt: string; completion: string; correct: boolean }[];
+}
+
+export class DistillError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DistillError';
+  }
+}
+
+/** The run's state besides the trainer's tensors: enough to resume identically. */
+export interface RunState {
+  step: number;
+  promptCursor: number;
+  flops: FlopCount;
+  options: DistillOptions;
+}
+
+interface Sampled {
+  prompt: string;
+  promptIds: number[];
+  completion: Completion;
+}
+
+export class DistillRun {
+  private readonly studentRunner: DecoderRunner;
+  private teacherRunner?: DecoderRunner;
+  private readonly tokenizer: LabTokenizer;
+  private readonly eos: number | null;
+  private readonly pStudent: number;
+  private readonly pTeacher: number;
+  private state: RunState;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly trainer: Gpt2Trainer,
+    private readonly studentDecoder: Gpt2DecoderSession,
+    private readonly teacherScoring: ort.InferenceSession,
+    readonly student: ModelFolder,
+    readonly teacher: ModelFolder,
+    readonly task: LabTask,
+    state: RunState,
+  ) {
+    this.state = state;
+    this.tokenizer = student.tokenizer;
+    this.eos = student.tokenizer.eosTokenId ?? student.gpt2!.eosTokenId ?? null;
+    this.studentRunner = decoderRunner(student.gpt2!, studentDecoder, trainer.weightFeeds());
+    this.pStudent = countGpt2Parameters(student.gpt2!);
+    this.pTeacher = teacher.gpt2 ? countGpt2Parameters(teacher.gpt2) : Number(teacher.rawConfig.num_parameters ?? 0);
+  }
+
+  get options(): DistillOptions {
+    return this.state.options;
+  }
+
+  get step(): number {
+    return this.state.step;
+  }
+
+  get flops(): FlopCount {
+    return { ...this.state.flops };
+  }
+
+  static async create(
+    device: GPUDevice,
+    parts: { student: ModelFolder; teacher: ModelFolder; task: LabTask; options: Partial<DistillOptions>; checkpoint?: Uint8Array },
+  ): Promise<DistillRun> {
+    const { student, teacher, task } = parts;
+    const options = { ...DEFAULT_DISTILL, ...parts.options };
+    validateOptions(options);
+    if (!student.gpt2 || !student.weights) throw new DistillError(`${student.label} is not a trainable GPT-2 family folder (config.json model_type gpt2 and model.safetensors are needed)`);
+    assertSameTokenizer(student.tokenizer, teacher.tokenizer);
+    let trainer: Gpt2Trainer;
+    let state: RunState = { step: 0, promptCursor: 0, flops: { studentSampling: 0, teacherScoring: 0, training: 0 }, options };
+    if (parts.checkpoint) {
+      const restored = await restoreCheckpoint(device, parts.checkpoint);
+      trainer = restored.trainer;
+      const run = restored.run as RunState | undefined;
+      if (!run || typeof run.step !== 'number') throw new DistillError('the checkpoint has no distillation run state');
+      state = { ...run, options: { ...run.options, ...parts.options } };
+    } else {
+      trainer = await Gpt2Trainer.create(device, student.gpt2, student.weights, trainerOptions(options));
+    }
+    const decoder = await openSamplingSession(device, student.gpt2, buildGpt2Decoder(student.gpt2, { kind: 'inputs' }), `${student.label} (live weights)`);
+    const scoring = await openScoringSession(device, teacher.onnx, `${teacher.label}/onnx/model.onnx`);
+    return new DistillRun(device, trainer, decoder, scoring, student, teacher, task, state);
+  }
+
+  /** The next B training prompts of the seeded stream. */
+  private nextPrompts(): string[] {
+    const { batchPrompts, seed } = this.state.options;
+    const prompts = Array.from({ length: batchPrompts }, (_, i) => this.task.trainPrompt(seed, this.state.promptCursor + i));
+    this.state.promptCursor += batchPrompts;
+    return prompts;
+  }
+
+  private async sample(runner: DecoderRunner, prompts: string[], n: number, seed: number, temperature: number): Promise<Sampled[]> {
+    const promptIds = prompts.map((p) => this.tokenizer.encode(p));
+    const completions = await sampleCompletions(runner, {
+      prompts: promptIds, n, maxTokens: this.state.options.maxTokens, seed, eosTokenId: this.eos,
+      sampling: { temperature, topK: 0, topP: 1 },
+    });
+    return completions.map((c) => ({ prompt: prompts[c.promptIndex], promptIds: promptIds[c.promptIndex], completion: c }));
+  }
+
+  private teacherSampler(): Promise<DecoderRunner> | DecoderRunner {
+    if (this.teacherRunner) return this.teacherRunner;
+    const t = this.teacher;
+    if (!t.gpt2) throw new DistillError(`sft needs the teacher to sample, and ${t.label} is not a GPT-2 family model the sampler can run`);
+    return openSamplingSession(this.device, t.gpt2, t.onnx, `${t.label}/onnx/model.onnx`).then((s) => (this.teacherRunner = decoderRunner(t.gpt2!, s)));
+  }
+
+  private text(c: Completion): string {
+    return this.tokenizer.decode(c.tokens, { skipSpecialTokens: true });
+  }
+
+  /** Sequences of prompt + completion with per-token weights 1/(completion tokens of the step) on the completion. */
+  private sequences(samples: Sampled[]): { sequences: TrainSequence[]; completionTokens: number } {
+    const completionTokens = samples.reduce((a, s) => a + s.completion.tokens.length, 0);
+    const sequences = samples.map((s) => {
+      const tokens = [...s.promptIds, ...s.completion.tokens];
+      const P = s.promptIds.length;
+      // Position t predicts token t+1: completion token i sits at P+i, predicted from P−1+i.
+      const weights = tokens.map((_, t) => (t >= P - 1 && t < tokens.length - 1 ? 1 / completionTokens : 0));
+      const oldLogprobs = tokens.map((_, t) => (t >= P - 1 && t < tokens.length - 1 ? s.completion.logprobs[t - P + 1] : 0));
+      return { tokens, weights, oldLogprobs };
+    });
+    return { sequences, completionTokens };
+  }
+
+  /** One step of the run's objective. */
+  async trainStep(): Promise<StepMetrics> {
+    const t0 = performance.now();
+    const o = this.state.options;
+    const prompts = this.nextPrompts();
+    const seed = o.seed * 1_000_003 + this.state.step;
+    const flops = this.state.flops;
+    const tokensOf = (s: Sampled[]) => s.reduce((a, x) => a + x.promptIds.length + x.completion.tokens.length, 0);
+    let samples: Sampled[];
+    if (o.objective === 'sft') {
+      samples = await this.sample(await this.teacherSampler(), prompts, o.groupSize, seed, o.temperature);
+      flops.teacherScoring += 2 * this.pTeacher * tokensOf(samples);
+    } else {
+      samples = await this.sample(this.studentRunner, prompts, o.groupSize, seed, o.temperature);
+      flops.studentSampling += 2 * this.pStudent * tokensOf(samples);
+    }
+    const rewards: number[] = samples.map((s) => (this.task.verify(s.prompt, this.text(s.completion)).correct ? 1 : 0));
+    const { sequences, completionTokens } = this.sequences(samples);
+    const realTokens = sequences.reduce((a, s) => a + s.tokens.length, 0);
+    // The teacher's forward over every sample (all objectives: its KL is every run's yardstick).
+    const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens));
+    // Counted only where the method needs it (OPD); for sft and rl it only feeds the metrics.
+    if (o.objective === 'opd-sampled' || o.objective === 'opd-full') flops.teacherScoring += 2 * this.pTeacher * realTokens;
+    let report: StepReport;
+    let sampledKL = 0;
+    let reverseKL = 0;
+    let entropy = 0;
+    try {
+      const teacherBuffer = teacher.logits.gpuBuffer as GPUBuffer;
+      const div = await this.trainer.divergencesAgainst(sequences, teacherBuffer, { temperature: o.temperature, teacherVocab: teacher.vocab });
+      const rows = div.rows;
+      let n = 0;
+      for (const r of rows) {
+        reverseKL += r.reverseKL;
+        entropy += r.studentEntropy;
+        n++;
+      }
+      // k_t from the sampler's log-probs (π_old) and the teacher's log-prob of the same token.
+      const k = sequences.map((s, b) => s.tokens.map((_, t) => (s.weights[t] !== 0 ? s.oldLogprobs![t] - div.teacherLogprob(b, t) : 0)));
+      for (let b = 0; b < sequences.length; b++) for (let t = 0; t < k[b].length; t++) if (sequences[b].weights[t] !== 0) sampledKL += k[b][t];
+      reverseKL /= Math.max(1, n);
+      entropy /= Math.max(1, n);
+      sampledKL /= Math.max(1, completionTokens);
+      if (o.objective === 'opd-sampled') {
+        const train = sequences.map((s, b) => ({ ...s, advantages: discounted(k[b], s.weights, o.discount).map((x) => -o.klCoef * x) }));
+        report = await this.trainer.trainStep([train], { kind: 'pg', temperature: o.temperature, clipEpsilon: o.clipEpsilon });
+      } else if (o.objective === 'opd-full') {
+        report = await this.trainer.trainStep([sequences], { kind: 'kl', temperature: o.temperature, teacherLogits: teacherBuffer, teacherVocab: teacher.vocab });
+      } else if (o.objective === 'sft') {
+        // Off-policy: the sampler's log-probs are the teacher's; cross-entropy needs none.
+        report = await this.trainer.trainStep([sequences.map((s) => ({ tokens: s.tokens, weights: s.weights }))], { kind: 'ce', temperature: 1 });
+      } else {
+        const groupMean = new Map<number, number>();
+        samples.forEach((s, i) => groupMean.set(s.completion.promptIndex, (groupMean.get(s.completion.promptIndex) ?? 0) + rewards[i] / o.groupSize));
+        const train = sequences.map((s, i) => {
+          const adv = rewards[i] - groupMean.get(samples[i].completion.promptIndex)!;
+          return { ...s, advantages: s.weights.map((w) => (w !== 0 ? adv : 0)) };
+        });
+        report = await this.trainer.trainStep([train], { kind: 'pg', temperature: o.temperature, clipEpsilon: o.clipEpsilon });
+      }
+    } finally {
+      teacher.logits.dispose();
+    }
+    flops.training += 6 * this.pStudent * realTokens;
+    this.state.step++;
+    return {
+      step: this.state.step,
+      objective: o.objective,
+      applied: report.applied,
+      ...(report.problem ? { problem: report.problem } : {}),
+      sampledKL, reverseKL, studentEntropy: entropy,
+      meanRatio: report.meanRatio, ratioStd: report.ratioStd,
+      loss: report.loss, gradNorm: report.gradNorm, lr: report.lr,
+      reward: rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length),
+      tokensSampled: completionTokens,
+      flops: { ...flops, total: flops.studentSampling + flops.teacherScoring + flops.training },
+      wallMs: performance.now() - t0,
+    };
+  }
+
+  /** Held-out accuracy of greedy answers, and their mean reverse KL to the teacher. */
+  async evaluate(count = this.state.options.evalPrompts): Promise<EvalMetrics> {
+    const prompts = this.task.evalPrompts(count);
+    const samples = await this.sample(this.studentRunner, prompts, 1, 0, 0);
+    const verdicts = samples.map((s) => this.task.verify(s.prompt, this.text(s.completion)).correct);
+    const { sequences } = this.sequences(samples);
+    const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens));
+    let kl = 0;
+    let n = 0;
+    try {
+      const div = await this.trainer.divergencesAgainst(sequences, teacher.logits.gpuBuffer as GPUBuffer, { temperature: 1, teacherVocab: teacher.vocab });
+      for (const r of div.rows) {
+        kl += r.reverseKL;
+        n++;
+      }
+    } finally {
+      teacher.logits.dispose();
+    }
+    const correct = verdicts.filter(Boolean).length;
+    const f = this.state.flops;
+    return {
+      step: this.state.step,
+      accuracy: correct / Math.max(1, prompts.length),
+      correct,
+      prompts: prompts.length,
+      reverseKL: kl / Math.max(1, n),
+      flopsTotal: f.studentSampling + f.teacherScoring + f.training,
+      examples: samples.slice(0, 8).map((s, i) => ({ prompt: s.prompt, completion: this.text(s.completion), correct: verdicts[i] })),
+    };
+  }
+
+  /** The trainer's tensors and the run's state, as one safetensors file. */
+  checkpoint(): Promise<Uint8Array> {
+    return saveCheckpoint(this.trainer, this.state);
+  }
+
+  /** The current student as a Hugging Face folder (files by relative path). */
+  async exportStudent(extraConfig: Record<string, unknown> = {}): Promise<Map<string, Uint8Array>> {
+    return writeModelFolder(this.student.gpt2!, await this.trainer.readWeights(), this.student.tokenizerFiles, extraConfig);
+  }
+
+  async release(): Promise<void> {
+    await this.studentDecoder.session.release();
+    await this.teacherScoring.release();
+    this.trainer.destroy();
+  }
+}
+
+/** Σ_{u≥t} γ^{u−t} x_u over the weighted (completion) positions of one sequence. */
+export function discounted(x: readonly number[], weights: readonly number[], gamma: number): number[] {
+  const out = new Array<number>(x.length).fill(0);
+  let acc = 0;
+  for (let t = x.length - 1; t >= 0; t--) {
+    if (weights[t] === 0) continue;
+    acc = x[t] + gamma * acc;
+    out[t] = acc;
+  }
+  return out;
+}
+
+function trainerOptions(o: DistillOptions): TrainerOptions {
+  return {
+    adamw: { maxGradNorm: o.maxGradNorm, weightDecay: o.weightDecay },
+    schedule: { lr: o.lr, warmupSteps: o.warmupSteps, totalSteps: o.totalSteps, schedule: o.schedule },
+    ...(o.loraRank > 0 ? { lora: { rank: o.loraRank } } : {}),
+    seed: o.seed,
+  };
+}
+
+export function validateOptions(o: DistillOptions): void {
+  const bad = (what: string) => {
+    throw new DistillError(what);
+  };
+  if (!OBJECTIVES.includes(o.objective)) bad(`objective must be one of ${OBJECTIVES.join(', ')}; got ${String(o.objective)}`);
+  for (const [name, v] of [['batchPrompts', o.batchPrompts], ['groupSize', o.groupSize], ['maxTokens', o.maxTokens], ['totalSteps', o.totalSteps]] as const) {
+    if (!Number.isInteger(v) || v < 1) bad(`${name} must be a positive integer; got ${v}`);
+  }
+  if (!(o.lr > 0 && o.lr < 1)) bad(`the learning rate must lie in (0, 1); got ${o.lr}`);
+  if (!(o.temperature > 0)) bad(`the temperature must be > 0; got ${o.temperature}`);
+  if (!(o.discount >= 0 && o.discount <= 1)) bad(`the discount γ must lie in [0, 1]; got ${o.discount}`);
+  if (!(o.clipEpsilon >= 0)) bad(`the clip ε must be ≥ 0; got ${o.clipEpsilon}`);
+  if (!Number.isInteger(o.loraRank) || o.loraRank < 0) bad(`the LoRA rank must be 0 (full fine-tune) or a positive integer; got ${o.loraRank}`);
+  if (o.objective === 'rl' && o.groupSize < 2) bad('rl needs a group of at least 2 completions per prompt for its group-mean baseline');
+}
+
+export type { Gpt2Config };
