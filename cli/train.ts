@@ -103,7 +103,7 @@ export const trainCommand: Command = {
         process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
       }
       if (tty) process.stderr.write('\n');
-      const files = await run.exportStudent({ task: task.name });
+      const files = await run.exportStudent();
       await writeFolder(join(out, 'student'), files);
       const summary = { out, steps: run.step, objective, flops: run.flops, finalEval: lastEval ? { accuracy: lastEval.accuracy, reverseKL: lastEval.reverseKL, prompts: lastEval.prompts } : null };
       if (o.json) console.log(JSON.stringify(summary, null, 2));

@@ -355,7 +355,8 @@ export class DistillRun {
 
   /** The current student as a Hugging Face folder (files by relative path). */
   async exportStudent(extraConfig: Record<string, unknown> = {}): Promise<Map<string, Uint8Array>> {
-    return writeModelFolder(this.student.gpt2!, await this.trainer.readWeights(), this.student.tokenizerFiles, extraConfig);
+    // The student's own config.json fields (task hints, architectures…) carry over.
+    return writeModelFolder(this.student.gpt2!, await this.trainer.readWeights(), this.student.tokenizerFiles, { ...this.student.rawConfig, ...extraConfig });
   }
 
   async release(): Promise<void> {
