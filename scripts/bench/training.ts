@@ -40,7 +40,7 @@ import { Gpt2Trainer } from '../../workers/train/gpt2-trainer';
 import type { TrainSequence } from '../../workers/train/batch';
 import { currentMatmulVariant, measureMatmulGflops, type MatmulVariant } from '../../workers/kernels/train/matmul';
 import { encodeLossGrad, LOSS_STATS } from '../../workers/kernels/train/loss';
-import { attentionScratchBytes, encodeAttentionBackward, encodeAttentionForward } from '../../workers/kernels/train/attention';
+import { attentionPath, attentionScratchBytes, createAttentionWork, encodeAttentionBackward, encodeAttentionForward } from '../../workers/kernels/train/attention';
 import { encodeLayerNormBackward, encodeLayerNormForward, encodeLayerNormParamGrad } from '../../workers/kernels/train/layers';
 
 const GOALS = { peakFraction: 0.4, ortForwardRatio: 1 };
@@ -118,6 +118,9 @@ function kernelProbes(device: GPUDevice, c: Gpt2Config, batch: number, seq: numb
   const keyMask = createStorageBuffer(device, new Uint32Array(N).fill(1), 'bench key mask');
   const scratch = createStorageBuffer(device, Math.max(16, attentionScratchBytes(dims)), 'bench attention scratch');
   buffers.push(keyMask, scratch);
+  // As the trainer: the matmul path's per-head matrices where the device uses it.
+  const work = attentionPath(device) === 'matmul' ? createAttentionWork(device, dims, 'bench attention') : undefined;
+  if (work) buffers.push(...Object.values(work));
   const qkv = f32(N * 3 * E), ctx = f32(N * E), probs = f32(batch * H * seq * seq), dctx = f32(N * E), dqkv = f32(N * 3 * E);
   const x = f32(N * E), y = f32(N * E), dy = f32(N * E), dx = f32(N * E), mean = f32(N), rstd = f32(N);
   const gamma = f32(E), beta = f32(E), dgamma = f32(E), dbeta = f32(E);
@@ -135,8 +138,8 @@ function kernelProbes(device: GPUDevice, c: Gpt2Config, batch: number, seq: numb
   });
   return {
     probes: {
-      attentionForward: probe(L, L, (e) => encodeAttentionForward(device, e, { qkv, keyMask, ctx, probs }, dims)),
-      attentionBackward: probe(L, 0, (e) => encodeAttentionBackward(device, e, { dctx, probs, qkv, dqkv, scratch }, dims)),
+      attentionForward: probe(L, L, (e) => encodeAttentionForward(device, e, { qkv, keyMask, ctx, probs, work }, dims)),
+      attentionBackward: probe(L, 0, (e) => encodeAttentionBackward(device, e, { dctx, probs, qkv, dqkv, scratch, keyMask, work }, dims)),
       layerNormForward: probe(2 * L + 1, 2 * L + 1, (e) => encodeLayerNormForward(device, e, { x, gamma, beta, y, mean, rstd }, { rows: N, width: E, eps: c.layerNormEpsilon })),
       layerNormBackward: probe(2 * L + 1, 0, (e) => {
         encodeLayerNormBackward(device, e, { dy, x, mean, rstd, gamma, dx }, { rows: N, width: E, accumulate: true });

@@ -8,7 +8,19 @@
 import { describe, expect, it } from 'vitest';
 import { testDevice } from './gpu';
 import { createStorageBuffer, readFloat32, withGpuErrorScope } from '../../workers/gpu/buffers';
-import { attentionBufferBytes, encodeAttentionBackward, encodeAttentionForward, type AttentionDims } from '../../workers/kernels/train/attention';
+import {
+  attentionBufferBytes,
+  attentionPath,
+  createAttentionWork,
+  encodeAttentionBackward,
+  encodeAttentionForward,
+  measureAttentionMs,
+  pickAttentionPath,
+  setAttentionPath,
+  type AttentionDims,
+  type AttentionPath,
+} from '../../workers/kernels/train/attention';
+import { isCpuDevice } from '../../workers/kernels/divergence/plan';
 import { encodeLossGrad, type LossMode } from '../../workers/kernels/train/loss';
 import { attentionBackwardReference, attentionForwardReference } from '../../workers/kernels/train/reference-attention';
 import { logSoftmaxRow, lossGradReference, lossValuesReference, type LossInputs, type LossSettings } from '../../workers/kernels/train/reference-loss';
@@ -208,9 +220,15 @@ interface AttentionCase {
   scale?: number;
   workgroupSize?: number;
   tol?: number;
+  /** NaN in every padding row of qkv and dctx: nothing there may reach an output. */
+  poisonPadding?: boolean;
+  /** The matmul path's work buffers from createAttentionWork (else the per-device set). */
+  ownWork?: boolean;
+  /** The backward without the key mask (the matmul path then reads padding rows as they are). */
+  backwardWithoutMask?: boolean;
 }
 
-async function runAttention(device: GPUDevice, c: AttentionCase, seed: number) {
+async function runAttention(device: GPUDevice, c: AttentionCase, seed: number, path: AttentionPath) {
   const { dims } = c;
   const E = dims.heads * dims.headDim;
   const N = dims.batch * dims.seq;
@@ -218,20 +236,29 @@ async function runAttention(device: GPUDevice, c: AttentionCase, seed: number) {
   const qkv = randomArray(rand, N * 3 * E, c.scale ?? 1);
   const dctx = randomArray(rand, N * E, 1);
   const mask = maskFor(c.masks, dims.seq);
+  if (c.poisonPadding) {
+    for (let n = 0; n < N; n++) {
+      if (mask[n]) continue;
+      qkv.fill(NaN, n * 3 * E, (n + 1) * 3 * E);
+      dctx.fill(NaN, n * E, (n + 1) * E);
+    }
+  }
   const bytes = attentionBufferBytes(dims);
   const buffers = {
     qkv: createStorageBuffer(device, qkv, 'qkv'),
     keyMask: createStorageBuffer(device, mask, 'keyMask'),
-    ctx: createStorageBuffer(device, bytes.ctx, 'ctx'),
-    probs: createStorageBuffer(device, bytes.probs, 'probs'),
+    // Outputs start out non-zero, to show that every element is written.
+    ctx: createStorageBuffer(device, new Float32Array(N * E).fill(7), 'ctx'),
+    probs: createStorageBuffer(device, new Float32Array(bytes.probs / 4).fill(7), 'probs'),
     dctx: createStorageBuffer(device, dctx, 'dctx'),
-    dqkv: createStorageBuffer(device, bytes.dqkv, 'dqkv'),
+    dqkv: createStorageBuffer(device, new Float32Array(N * 3 * E).fill(7), 'dqkv'),
   };
-  await withGpuErrorScope(device, c.name, async () => {
+  const work = c.ownWork ? createAttentionWork(device, dims, 'test') : undefined;
+  await withGpuErrorScope(device, `${c.name} (${path})`, async () => {
     const encoder = device.createCommandEncoder();
-    const options = { workgroupSize: c.workgroupSize };
-    encodeAttentionForward(device, encoder, buffers, dims, options);
-    encodeAttentionBackward(device, encoder, buffers, dims, options);
+    const options = { workgroupSize: c.workgroupSize, path };
+    encodeAttentionForward(device, encoder, { ...buffers, work }, dims, options);
+    encodeAttentionBackward(device, encoder, { ...buffers, keyMask: c.backwardWithoutMask ? undefined : buffers.keyMask, work }, dims, options);
     device.queue.submit([encoder.finish()]);
   });
   const got = {
@@ -239,7 +266,7 @@ async function runAttention(device: GPUDevice, c: AttentionCase, seed: number) {
     probs: await readFloat32(device, buffers.probs, dims.batch * dims.heads * dims.seq * dims.seq),
     dqkv: await readFloat32(device, buffers.dqkv, N * 3 * E),
   };
-  for (const b of Object.values(buffers)) b.destroy();
+  for (const b of [...Object.values(buffers), ...Object.values(work ?? {})]) b.destroy();
   const ref = attentionForwardReference(qkv, mask, dims);
   const want = { ...ref, dqkv: attentionBackwardReference(dctx, ref.probs, qkv, dims) };
   return { got, want, mask, E, N };
@@ -262,29 +289,63 @@ describe('attention kernels against the float64 reference (real WebGPU adapter)'
       scale: 30,
       tol: ATTENTION_SATURATED_TOL,
     },
+    {
+      name: 'T = 9, H = 2, D = 4, NaN in every padding row of qkv and dctx, own work buffers',
+      dims: { batch: 3, seq: 9, heads: 2, headDim: 4 },
+      masks: ['left:3', 'none', 'right:4'],
+      poisonPadding: true,
+      ownWork: true,
+    },
+    {
+      name: 'T = 64, H = 4, D = 32 (the training bench), backward without the key mask',
+      dims: { batch: 2, seq: 64, heads: 4, headDim: 32 },
+      masks: ['right:9', 'full'],
+      backwardWithoutMask: true,
+    },
+    { name: 'T = 33, H = 5, D = 12 (odd sizes past the matmul tiles)', dims: { batch: 2, seq: 33, heads: 5, headDim: 12 }, masks: ['left:1', 'right:32'] },
   ];
-  it('ctx, probs and dqkv within tolerance; padding rows exactly 0; no NaN', async () => {
+  for (const path of ['fused', 'matmul'] as const) {
+    it(`${path} path: ctx, probs and dqkv within tolerance; padding rows exactly 0; no NaN`, async () => {
+      const device = await testDevice();
+      const worst: Record<string, number> = {};
+      for (const [index, c] of cases.entries()) {
+        const name = `${c.name} (${path})`;
+        const { got, want, mask, E, N } = await runAttention(device, c, 100 + index, path);
+        const tol = c.tol ?? ATTENTION_TOL;
+        for (const key of ['ctx', 'probs', 'dqkv'] as const) {
+          expect(hasNaN(got[key]), `${name}: NaN in ${key}`).toBe(false);
+          const { ratio, maxAbs, scale } = worstRatio(got[key], want[key], tol);
+          expect(ratio, `${name}: ${key} max error ${maxAbs} (scale ${scale}, tol ${tol})`).toBeLessThanOrEqual(1);
+          const label = `${key}${c.tol ? ' (saturated)' : ''}`;
+          worst[label] = Math.max(worst[label] ?? 0, maxAbs / scale);
+        }
+        for (let row = 0; row < N; row++) {
+          if (mask[row]) continue;
+          for (let e = 0; e < E; e++) expect(got.ctx[row * E + e]).toBe(0);
+          for (let e = 0; e < 3 * E; e++) expect(got.dqkv[row * 3 * E + e]).toBe(0);
+        }
+        // Zero where the reference is exactly zero (future and masked keys).
+        for (let i = 0; i < want.probs.length; i++) if (want.probs[i] === 0 && !c.tol) expect(got.probs[i]).toBe(0);
+      }
+      console.info(`attention (${path}): max |error| / scale: ${JSON.stringify(worst)}`);
+    });
+  }
+
+  it('the default path: matmul on CPU adapters, fused on GPUs before a pick; a measured pick; a forced path; an explicit option wins', async () => {
     const device = await testDevice();
-    const worst: Record<string, number> = {};
-    for (const [index, c] of cases.entries()) {
-      const { got, want, mask, E, N } = await runAttention(device, c, 100 + index);
-      const tol = c.tol ?? ATTENTION_TOL;
-      for (const key of ['ctx', 'probs', 'dqkv'] as const) {
-        expect(hasNaN(got[key]), `${c.name}: NaN in ${key}`).toBe(false);
-        const { ratio, maxAbs, scale } = worstRatio(got[key], want[key], tol);
-        expect(ratio, `${c.name}: ${key} max error ${maxAbs} (scale ${scale}, tol ${tol})`).toBeLessThanOrEqual(1);
-        const label = `${key}${c.tol ? ' (saturated)' : ''}`;
-        worst[label] = Math.max(worst[label] ?? 0, maxAbs / scale);
-      }
-      for (let row = 0; row < N; row++) {
-        if (mask[row]) continue;
-        for (let e = 0; e < E; e++) expect(got.ctx[row * E + e]).toBe(0);
-        for (let e = 0; e < 3 * E; e++) expect(got.dqkv[row * 3 * E + e]).toBe(0);
-      }
-      // Zero where the reference is exactly zero (future and masked keys).
-      for (let i = 0; i < want.probs.length; i++) if (want.probs[i] === 0 && !c.tol) expect(got.probs[i]).toBe(0);
-    }
-    console.info(`attention: max |error| / scale: ${JSON.stringify(worst)}`);
+    expect(attentionPath(device)).toBe(isCpuDevice(device) ? 'matmul' : 'fused');
+    expect(attentionPath(device, { path: 'fused' })).toBe('fused');
+    const dims = { batch: 2, seq: 8, heads: 2, headDim: 4 };
+    for (const path of ['fused', 'matmul'] as const) expect(await measureAttentionMs(device, dims, path, 1)).toBeGreaterThan(0);
+    const picked = await pickAttentionPath(device, { measure: true, dims });
+    expect(['fused', 'matmul']).toContain(picked);
+    expect(attentionPath(device)).toBe(picked);
+    expect(await pickAttentionPath(device)).toBe(picked); // cached
+    setAttentionPath(device, 'fused');
+    expect(attentionPath(device)).toBe('fused');
+    expect(await pickAttentionPath(device)).toBe('fused');
+    expect(attentionPath(device, { path: 'matmul' })).toBe('matmul');
+    setAttentionPath(device, isCpuDevice(device) ? 'matmul' : 'fused');
   });
 
   it('rejects shapes beyond the kernel and undersized buffers', async () => {
@@ -294,7 +355,15 @@ describe('attention kernels against the float64 reference (real WebGPU adapter)'
     const b = { qkv: small, keyMask: small, ctx: small, probs: small };
     expect(() => encodeAttentionForward(device, encoder, b, { batch: 1, seq: 2048, heads: 1, headDim: 1 })).toThrow(/seq/);
     expect(() => encodeAttentionForward(device, encoder, b, { batch: 1, seq: 4, heads: 1, headDim: 4 })).toThrow(/qkv holds 16 bytes/);
-    small.destroy();
+    // The matmul path's work buffers: too small, or one of them also an input or output.
+    const dims = { batch: 1, seq: 4, heads: 1, headDim: 2 };
+    const bytes = attentionBufferBytes(dims);
+    const fit = { qkv: createStorageBuffer(device, bytes.qkv, 'qkv'), keyMask: createStorageBuffer(device, bytes.keyMask, 'mask'), ctx: createStorageBuffer(device, bytes.ctx, 'ctx'), probs: createStorageBuffer(device, bytes.probs, 'probs') };
+    const work = createAttentionWork(device, dims);
+    expect(() => encodeAttentionForward(device, encoder, { ...fit, work: { ...work, k: small } }, dims, { path: 'matmul' })).toThrow(/work.k holds 16 bytes/);
+    expect(() => encodeAttentionForward(device, encoder, { ...fit, work: { ...work, v: fit.ctx } }, dims, { path: 'matmul' })).toThrow(/work.v must not be ctx/);
+    expect(() => encodeAttentionForward(device, encoder, { ...fit, work: { ...work, dq: work.q } }, dims, { path: 'matmul' })).toThrow(/work.dq must not be work.q/);
+    for (const x of [small, ...Object.values(fit), ...Object.values(work)]) x.destroy();
   });
 });
 

@@ -41,7 +41,15 @@ import {
   layerTuning,
   workgroupGrid,
 } from '../kernels/train/layers';
-import { attentionScratchBytes, encodeAttentionBackward, encodeAttentionForward } from '../kernels/train/attention';
+import {
+  attentionPath,
+  attentionScratchBytes,
+  createAttentionWork,
+  encodeAttentionBackward,
+  encodeAttentionForward,
+  pickAttentionPath,
+  type AttentionWork,
+} from '../kernels/train/attention';
 import { encodeLossGrad, LOSS_STATS } from '../kernels/train/loss';
 import {
   createClipBuffer,
@@ -207,6 +215,8 @@ interface Workspace {
   dg: GPUBuffer;
   dh: GPUBuffer;
   attnScratch: GPUBuffer;
+  /** The per-head matrices of attention's matmul path (absent where the device uses the fused kernels). */
+  attnWork?: AttentionWork;
   tokens: GPUBuffer;
   positions: GPUBuffer;
   keyMask: GPUBuffer;
@@ -289,6 +299,8 @@ export class Gpt2Trainer {
   /** A trainer on `device` for a model with these weights (copied to the GPU). */
   static async create(device: GPUDevice, config: Gpt2Config, params: Gpt2Params, options: TrainerOptions = {}): Promise<Gpt2Trainer> {
     await pickMatmulVariant(device);
+    // After the matmul variant: attention's matmul path runs on it.
+    await pickAttentionPath(device);
     return withGpuErrorScope(device, 'creating the trainer', () => new Gpt2Trainer(device, config, params, options));
   }
 
@@ -364,14 +376,17 @@ export class Gpt2Trainer {
         h: f32(N * I, `h${l} fc`), g: f32(N * I, `h${l} gelu`),
       });
     }
-    const attnScratch = createStorageBuffer(this.device, Math.max(16, attentionScratchBytes({ batch, seq: width, heads: H, headDim: headDim(this.config) })), 'attention scratch');
+    const attnDims = { batch, seq: width, heads: H, headDim: headDim(this.config) };
+    const attnScratch = createStorageBuffer(this.device, Math.max(16, attentionScratchBytes(attnDims)), 'attention scratch');
     all.push(attnScratch);
+    const attnWork = attentionPath(this.device) === 'matmul' ? createAttentionWork(this.device, attnDims) : undefined;
+    if (attnWork) all.push(...Object.values(attnWork));
     this.workspace = {
       batch, width, rows: N, layers,
       xFinal: f32(N * E, 'x final'), lnf: f32(N * E, 'ln_f'), meanf: f32(N, 'ln_f mean'), rstdf: f32(N, 'ln_f rstd'),
       logits: f32(N * V, 'logits'), dlogits: f32(N * V, 'dlogits'), stats: f32(N * LOSS_STATS.length, 'loss stats'),
       dcur: f32(N * E, 'd residual'), dln: f32(N * E, 'd ln'), dctx: f32(N * E, 'd ctx'), dqkv: f32(N * 3 * E, 'd qkv'),
-      dg: f32(N * I, 'd gelu'), dh: f32(N * I, 'd fc'), attnScratch,
+      dg: f32(N * I, 'd gelu'), dh: f32(N * I, 'd fc'), attnScratch, attnWork,
       tokens: f32(N, 'tokens'), positions: f32(N, 'positions'), keyMask: f32(N, 'key mask'), targets: f32(N, 'targets'),
       lossMask: f32(N, 'loss mask'), weights: f32(N, 'weights'), oldLogprobs: f32(N, 'old logprobs'), advantages: f32(N, 'advantages'),
       all,
@@ -410,7 +425,7 @@ export class Gpt2Trainer {
       const pre = `transformer.h.${l}`;
       encodeLayerNormForward(d, encoder, { x: a.x, gamma: this.base.get(`${pre}.ln_1.weight`)!, beta: this.base.get(`${pre}.ln_1.bias`)!, y: a.ln1, mean: a.mean1, rstd: a.rstd1 }, { rows: N, width: E, eps });
       this.linear(encoder, a.ln1, `${pre}.attn.c_attn`, a.qkv, N);
-      encodeAttentionForward(d, encoder, { qkv: a.qkv, keyMask: ws.keyMask, ctx: a.ctx, probs: a.probs }, dims);
+      encodeAttentionForward(d, encoder, { qkv: a.qkv, keyMask: ws.keyMask, ctx: a.ctx, probs: a.probs, work: ws.attnWork }, dims);
       this.linear(encoder, a.ctx, `${pre}.attn.c_proj`, a.y, N, a.x);
       encodeLayerNormForward(d, encoder, { x: a.y, gamma: this.base.get(`${pre}.ln_2.weight`)!, beta: this.base.get(`${pre}.ln_2.bias`)!, y: a.ln2, mean: a.mean2, rstd: a.rstd2 }, { rows: N, width: E, eps });
       this.linear(encoder, a.ln2, `${pre}.mlp.c_fc`, a.h, N);
@@ -499,7 +514,7 @@ export class Gpt2Trainer {
       this.layerNormBackward(encoder, `${pre}.ln_2`, a.y, a.mean2, a.rstd2, ws.dln, ws.dcur, true, N, first);
       // Attention branch: y = x + c_proj(attention(c_attn(ln_1(x)))).
       this.linearBackward(encoder, `${pre}.attn.c_proj`, a.ctx, ws.dcur, ws.dctx, N, first);
-      encodeAttentionBackward(d, encoder, { dctx: ws.dctx, probs: a.probs, qkv: a.qkv, dqkv: ws.dqkv, scratch: ws.attnScratch }, dims);
+      encodeAttentionBackward(d, encoder, { dctx: ws.dctx, probs: a.probs, qkv: a.qkv, dqkv: ws.dqkv, scratch: ws.attnScratch, keyMask: ws.keyMask, work: ws.attnWork }, dims);
       this.linearBackward(encoder, `${pre}.attn.c_attn`, a.ln1, ws.dqkv, ws.dln, N, first);
       this.layerNormBackward(encoder, `${pre}.ln_1`, a.x, a.mean1, a.rstd1, ws.dln, ws.dcur, true, N, first);
     }

@@ -7,8 +7,12 @@
 // Bindings: 0 dy f32[rows·width] (read), 1 x f32[rows·width] (read), 2 mean f32[rows] (read),
 //   3 rstd f32[rows] (read), 4 γ f32[width] (read), 5 dx f32[rows·width] (read_write),
 //   6 Params (uniform). dx must not alias dy or x.
-// Dispatch: rows workgroups laid out as (x, y) with x ≤ 65535, row = wid.y · nwg.x + wid.x;
-//   workgroup size WG, a power of two.
+// Entry points (the same bindings):
+//   main:   one workgroup per row (rows workgroups laid out as (x, y) with x ≤ 65535,
+//           row = wid.y · nwg.x + wid.x; workgroup size WG, a power of two).
+//   perRow: one invocation per row, no workgroup memory or barriers (CPU adapters);
+//           ceil(rows / WG) workgroups laid out likewise, row = (wid.y · nwg.x + wid.x)·WG + lid.
+//           The row sums run in four interleaved partial sums, added at the end.
 
 override WG: u32 = 256;
 override ACCUMULATE: bool = false;
@@ -68,6 +72,52 @@ fn main(
       dx[base + e] += grad;
     } else {
       dx[base + e] = grad;
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn perRow(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (row >= params.rows) {
+    return;
+  }
+  let width = params.width;
+  let base = row * width;
+  let mu = meanIn[row];
+  let rstd = rstdIn[row];
+
+  // (Σ g, Σ g·x̂) in four interleaved partial sums each.
+  var sg = vec4<f32>(0.0);
+  var sgx = vec4<f32>(0.0);
+  var e = 0u;
+  for (; e + 4u <= width; e += 4u) {
+    let g = vec4<f32>(gamma[e], gamma[e + 1u], gamma[e + 2u], gamma[e + 3u]) *
+      vec4<f32>(dy[base + e], dy[base + e + 1u], dy[base + e + 2u], dy[base + e + 3u]);
+    let xhat = (vec4<f32>(x[base + e], x[base + e + 1u], x[base + e + 2u], x[base + e + 3u]) - mu) * rstd;
+    sg += g;
+    sgx += g * xhat;
+  }
+  for (; e < width; e++) {
+    let g = gamma[e] * dy[base + e];
+    sg.x += g;
+    sgx.x += g * ((x[base + e] - mu) * rstd);
+  }
+  let meanG = ((sg.x + sg.y) + (sg.z + sg.w)) / f32(width);
+  let meanGx = ((sgx.x + sgx.y) + (sgx.z + sgx.w)) / f32(width);
+
+  for (var k = 0u; k < width; k++) {
+    let g = gamma[k] * dy[base + k];
+    let xhat = (x[base + k] - mu) * rstd;
+    let grad = rstd * (g - meanG - xhat * meanGx);
+    if (ACCUMULATE) {
+      dx[base + k] += grad;
+    } else {
+      dx[base + k] = grad;
     }
   }
 }

@@ -10,8 +10,14 @@
 // Bindings: 0 x f32[rows·width] (read), 1 γ f32[width] (read), 2 β f32[width] (read),
 //   3 y f32[rows·width] (read_write), 4 mean f32[rows] (read_write), 5 rstd f32[rows]
 //   (read_write), 6 Params (uniform). y must not alias x.
-// Dispatch: rows workgroups laid out as (x, y) with x ≤ 65535, row = wid.y · nwg.x + wid.x;
-//   workgroup size WG, a power of two.
+// Entry points (the same bindings):
+//   main:   one workgroup per row (rows workgroups laid out as (x, y) with x ≤ 65535,
+//           row = wid.y · nwg.x + wid.x; workgroup size WG, a power of two).
+//   perRow: one invocation per row, no workgroup memory or barriers (CPU adapters: SwiftShader
+//           pays a thread switch per invocation at each barrier, ~16 per row in `main`);
+//           ceil(rows / WG) workgroups laid out likewise, row = (wid.y · nwg.x + wid.x)·WG + lid.
+//           Each sum runs in four interleaved partial sums (elements e ≡ 0..3 mod 4), added at
+//           the end: shorter chains of rounding, and independent adds.
 
 override WG: u32 = 256;
 
@@ -79,4 +85,53 @@ fn main(
     meanOut[row] = mu;
     rstdOut[row] = rstd;
   }
+}
+
+// Σ_e x[base + e] over e < width, in four interleaved partial sums.
+fn rowSum(base: u32, width: u32) -> f32 {
+  var s = vec4<f32>(0.0);
+  var e = 0u;
+  for (; e + 4u <= width; e += 4u) {
+    s += vec4<f32>(x[base + e], x[base + e + 1u], x[base + e + 2u], x[base + e + 3u]);
+  }
+  for (; e < width; e++) {
+    s.x += x[base + e];
+  }
+  return (s.x + s.y) + (s.z + s.w);
+}
+
+// Σ_e (x[base + e] − mu)² over e < width, likewise.
+fn rowSquares(base: u32, width: u32, mu: f32) -> f32 {
+  var s = vec4<f32>(0.0);
+  var e = 0u;
+  for (; e + 4u <= width; e += 4u) {
+    let d = vec4<f32>(x[base + e], x[base + e + 1u], x[base + e + 2u], x[base + e + 3u]) - mu;
+    s += d * d;
+  }
+  for (; e < width; e++) {
+    let d = x[base + e] - mu;
+    s.x += d * d;
+  }
+  return (s.x + s.y) + (s.z + s.w);
+}
+
+@compute @workgroup_size(WG)
+fn perRow(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (row >= params.rows) {
+    return;
+  }
+  let width = params.width;
+  let base = row * width;
+  let mu = rowSum(base, width) / f32(width);
+  let rstd = 1.0 / sqrt(rowSquares(base, width, mu) / f32(width) + params.eps);
+  for (var e = 0u; e < width; e++) {
+    y[base + e] = (x[base + e] - mu) * rstd * gamma[e] + beta[e];
+  }
+  meanOut[row] = mu;
+  rstdOut[row] = rstd;
 }

@@ -23,6 +23,11 @@ import embeddingWgsl from './embedding.wgsl?raw';
 export interface LayerTuning {
   /** Invocations per workgroup of the per-row (LayerNorm) and elementwise kernels; a power of two. */
   workgroupSize: number;
+  /**
+   * LayerNorm forward and dx with one invocation per row (no barriers; rows per workgroup =
+   * workgroupSize) instead of one workgroup per row.
+   */
+  layerNormRowPerInvocation: boolean;
   /** layernorm_param_grad's workgroup: `paramGradColumns` columns × `paramGradLanes` row lanes (a power of two). */
   paramGradColumns: number;
   paramGradLanes: number;
@@ -32,11 +37,15 @@ export interface LayerTuning {
   minRowsPerLane: number;
 }
 
-/** CPU adapters (SwiftShader…): 64-wide workgroups; no row splits (a few cores are full anyway). */
-export const CPU_LAYER_TUNING: LayerTuning = { workgroupSize: 64, paramGradColumns: 16, paramGradLanes: 4, minParamGradWorkgroups: 1, minRowsPerLane: 16 };
+/**
+ * CPU adapters (SwiftShader…): 64-wide workgroups; no row splits (a few cores are full anyway);
+ * LayerNorm one row per invocation (on the training bench's 256×128 rows ~15× faster than a
+ * workgroup per row, whose ~16 barriers per row each cost SwiftShader a switch per invocation).
+ */
+export const CPU_LAYER_TUNING: LayerTuning = { workgroupSize: 64, layerNormRowPerInvocation: true, paramGradColumns: 16, paramGradLanes: 4, minParamGradWorkgroups: 1, minRowsPerLane: 16 };
 
-/** GPUs: 256-wide workgroups, 32 columns (128 bytes per row read) × 8 lanes, ≥ 512 workgroups. */
-export const GPU_LAYER_TUNING: LayerTuning = { workgroupSize: 256, paramGradColumns: 32, paramGradLanes: 8, minParamGradWorkgroups: 512, minRowsPerLane: 16 };
+/** GPUs: 256-wide workgroups, a workgroup per LayerNorm row, 32 columns (128 bytes per row read) × 8 lanes, ≥ 512 workgroups. */
+export const GPU_LAYER_TUNING: LayerTuning = { workgroupSize: 256, layerNormRowPerInvocation: false, paramGradColumns: 32, paramGradLanes: 8, minParamGradWorkgroups: 512, minRowsPerLane: 16 };
 
 const tuningCache = new WeakMap<GPUDevice, LayerTuning>();
 
@@ -126,13 +135,15 @@ export function encodeLayerNormForward(
   checkSize(label, 'mean', b.mean, rows);
   checkSize(label, 'rstd', b.rstd, rows);
   checkNotAliased(label, { y: b.y, mean: b.mean, rstd: b.rstd }, { x: b.x, gamma: b.gamma, beta: b.beta });
+  const perRow = tuning.layerNormRowPerInvocation;
   launch(device, encoder, {
     code: layerNormForwardWgsl,
     label,
+    entryPoint: perRow ? 'perRow' : 'main',
     constants: { WG: tuning.workgroupSize },
     buffers: [b.x, b.gamma, b.beta, b.y, b.mean, b.rstd],
     uniforms: [rows, width, { f32: eps }],
-    workgroups: workgroupGrid(device, rows),
+    workgroups: workgroupGrid(device, perRow ? groups(rows, tuning.workgroupSize) : rows),
   });
 }
 
@@ -166,13 +177,15 @@ export function encodeLayerNormBackward(
   checkSize(label, 'rstd', b.rstd, rows);
   checkSize(label, 'gamma', b.gamma, width);
   checkNotAliased(label, { dx: b.dx }, { dy: b.dy, x: b.x, mean: b.mean, rstd: b.rstd, gamma: b.gamma });
+  const perRow = tuning.layerNormRowPerInvocation;
   launch(device, encoder, {
     code: layerNormBackwardWgsl,
     label,
+    entryPoint: perRow ? 'perRow' : 'main',
     constants: { WG: tuning.workgroupSize, ACCUMULATE: shape.accumulate ? 1 : 0 },
     buffers: [b.dy, b.x, b.mean, b.rstd, b.gamma, b.dx],
     uniforms: [rows, width],
-    workgroups: workgroupGrid(device, rows),
+    workgroups: workgroupGrid(device, perRow ? groups(rows, tuning.workgroupSize) : rows),
   });
 }
 
