@@ -32,6 +32,7 @@ const P = additionPrompt(347, 589);
 describe('addition problems and formats', () => {
   it('writes the prompt and the completion in each format', () => {
     expect(P).toBe('Q: 347+589= A: ');
+    expect(additionPrompt(7, 589)).toBe('Q:   7+589= A: ');
     expect(answerText(347, 589, 'plain')).toBe('936');
     expect(answerText(347, 589, 'reversed')).toBe('639');
     expect(answerText(347, 589, 'scratchpad')).toBe('6c3c9.');
@@ -41,11 +42,26 @@ describe('addition problems and formats', () => {
     expect(answerText(0, 0, 'scratchpad')).toBe('0.');
     expect(answerText(5, 5, 'reversed')).toBe('01');
     expect(answerText(12, 3)).toBe('51'); // the default format is 'reversed'
-    const p = additionProblem(347, 589, 'reversed');
+    const p = additionProblem(347, 589, { format: 'reversed' });
     expect(p).toEqual({ a: 347, b: 589, sum: 936, prompt: P, answer: '936', completion: `639${ADDITION_EOS}`, format: 'reversed', split: splitFor(p) });
     expect(() => additionPrompt(-1, 2)).toThrow(RangeError);
     expect(() => additionPrompt(1.5, 2)).toThrow(RangeError);
     expect(() => answerText(1, 2, 'roman' as AdditionFormat)).toThrow(/Unknown addition format/);
+  });
+
+  it('right-aligns the operands to the widest of the digit range', () => {
+    expect(additionPrompt(7, 58)).toBe('Q:   7+ 58= A: ');
+    expect(additionPrompt(7, 58, { digits: [1, 5] })).toBe('Q:     7+   58= A: ');
+    expect(additionPrompt(7, 58, { digits: [1, 1] })).toBe('Q: 7+58= A: '); // too long for the field: written whole
+    // Every prompt of a digit range has the same length: a digit's position is its place value.
+    const problems = trainProblems(2, 300, { digits: [1, 4] });
+    expect(new Set(problems.map((p) => p.prompt.length))).toEqual(new Set(['Q: 9999+9999= A: '.length]));
+    for (const p of problems) {
+      expect(p.prompt).toBe(`Q: ${String(p.a).padStart(4)}+${String(p.b).padStart(4)}= A: `);
+      expect(parseAdditionPrompt(p.prompt)).toEqual({ a: p.a, b: p.b });
+      expect(verifyAddition(p.prompt, p.completion).correct).toBe(true);
+    }
+    expect(verifyAddition('Q: 7+58= A: ', '56').correct).toBe(true); // an unaligned, typed prompt still verifies
   });
 
   it('names the places that receive a carry, and lays the completion out by column', () => {
@@ -68,7 +84,7 @@ describe('addition problems and formats', () => {
     for (const { a, b } of trainProblems(3, 200, { digits: [1, 5] })) {
       for (const format of ADDITION_FORMATS) {
         const layout = completionLayout(a, b, format);
-        expect(layout.map((s) => s.text).join('')).toBe(additionProblem(a, b, format).completion);
+        expect(layout.map((s) => s.text).join('')).toBe(additionProblem(a, b, { format }).completion);
         const carried = layout.filter((s) => s.role === 'digit' && s.carry).map((s) => s.place as number);
         expect(carried.sort((x, y) => x - y)).toEqual(carryPositions(a, b));
       }
@@ -248,7 +264,7 @@ describe('the addition tokenizer', () => {
     const tok = await load();
     const known = new Set(ADDITION_CHARS);
     for (const format of ADDITION_FORMATS) {
-      const problems = [...trainProblems(21, 150, { format, digits: [1, 8] }), ...evalProblems(50, { format }), additionProblem(999, 1, format), additionProblem(0, 0, format)];
+      const problems = [...trainProblems(21, 150, { format, digits: [1, 8] }), ...evalProblems(50, { format }), additionProblem(999, 1, { format }), additionProblem(0, 0, { format })];
       for (const p of problems) {
         const text = p.prompt + p.completion;
         const body = text.slice(0, -ADDITION_EOS.length);

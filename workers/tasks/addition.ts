@@ -170,11 +170,18 @@ function checkDigits(digits: readonly [number, number]): void {
 
 const reverse = (s: string) => [...s].reverse().join('');
 
-/** The prompt for a + b: "Q: 347+589= A: ". */
-export function additionPrompt(a: number, b: number): string {
+/**
+ * The prompt for a + b: "Q: 347+589= A: ". Each operand is right-aligned with spaces to the width
+ * of the digit range's longest operand (digits[1]): "Q:   7+ 58= A: " for digits [1, 3], so every
+ * prompt of a task has one length and a digit's position says its place value. Operands longer
+ * than that are written whole.
+ */
+export function additionPrompt(a: number, b: number, options: AdditionOptions = {}): string {
   checkOperand(a, 'a');
   checkOperand(b, 'b');
-  return `Q: ${a}+${b}= A: `;
+  const digits = options.digits ?? DEFAULT_ADDITION_DIGITS;
+  checkDigits(digits);
+  return `Q: ${String(a).padStart(digits[1])}+${String(b).padStart(digits[1])}= A: `;
 }
 
 /**
@@ -298,10 +305,11 @@ export function splitFor(problem: { a: number; b: number }): AdditionSplit {
   return isEvalProblem(problem.a, problem.b) ? 'eval' : 'train';
 }
 
-/** The problem a + b in `format`. */
-export function additionProblem(a: number, b: number, format: AdditionFormat = DEFAULT_ADDITION_FORMAT): AdditionProblem {
+/** The problem a + b with these options (the digit range sets the prompt's alignment, the format the completion). */
+export function additionProblem(a: number, b: number, options: AdditionOptions = {}): AdditionProblem {
+  const format = options.format ?? DEFAULT_ADDITION_FORMAT;
   const text = answerText(a, b, format);
-  return { a, b, sum: a + b, prompt: additionPrompt(a, b), answer: String(a + b), completion: text + ADDITION_EOS, format, split: splitFor({ a, b }) };
+  return { a, b, sum: a + b, prompt: additionPrompt(a, b, options), answer: String(a + b), completion: text + ADDITION_EOS, format, split: splitFor({ a, b }) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,7 +372,7 @@ export function additionProblems(options: AdditionProblemsOptions): AdditionProb
       if (seen.has(key)) continue;
       seen.add(key);
     }
-    out.push(additionProblem(a, b, format));
+    out.push(additionProblem(a, b, { digits, format }));
   }
   return out;
 }
@@ -380,7 +388,7 @@ export function trainProblem(seed: number, index: number, options: AdditionOptio
   checkFormat(format);
   if (!Number.isInteger(index) || index < 0) throw new RangeError(`index must be a non-negative integer, got ${index}.`);
   const [a, b] = drawPair(Rng.forStream(seed, index), digits, 'train');
-  return additionProblem(a, b, format);
+  return additionProblem(a, b, { digits, format });
 }
 
 /** Problems 0..count−1 of the training stream `seed` (repeats possible, held-out pairs never). */
@@ -546,14 +554,14 @@ export function additionTask(options: AdditionOptions = {}) {
   const format = options.format ?? DEFAULT_ADDITION_FORMAT;
   checkDigits(digits);
   checkFormat(format);
+  const settings: Required<AdditionOptions> = { digits, format };
   let evalCache: AdditionProblem[] = [];
   return {
     name: 'addition',
-    format,
-    digits,
-    trainPrompt: (seed: number, index: number): string => trainProblem(seed, index, { digits, format }).prompt,
+    ...settings,
+    trainPrompt: (seed: number, index: number): string => trainProblem(seed, index, settings).prompt,
     evalPrompts(count: number): string[] {
-      if (evalCache.length < count) evalCache = evalProblems(count, { digits, format });
+      if (evalCache.length < count) evalCache = evalProblems(count, settings);
       return evalCache.slice(0, count).map((p) => p.prompt);
     },
     verify(prompt: string, completion: string): { correct: boolean; reason?: string } {
