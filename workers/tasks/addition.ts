@@ -1,7 +1,7 @@
 /**
  * The built-in task: multi-digit addition, with a verifiable answer and no network.
  *
- *   prompt      "Q: 347+589= A: "
+ *   prompt      "Q: 347+589= A: "        ("Q:   7+ 58= A: ": operands right-aligned, see below)
  *   completion  "639<|endoftext|>"        (default format 'reversed': answer digits units first)
  *   answer      "936"                     (what people are shown: displayAnswer / verdict.shown)
  *
@@ -10,26 +10,35 @@
  * - 'reversed'   "639"       the answer's digits least significant first.           (default)
  * - 'scratchpad' "6c3c9."    units first, each digit followed by its carry-out mark: 'c' when
  *                            that column carries into the next, '.' when it does not.
- * Every completion ends with <|endoftext|> (id 0).
+ * Every completion ends with <|endoftext|> (id 0). People never have to read reversed digits:
+ * `displayAnswer` and the verifier's `shown` give the answer in the usual order, and
+ * `completionLayout` maps every completion token to the column (place value) it belongs to.
  *
- * Why 'reversed' is the default. The models trained on this task are tiny GPT-2s (~100K
- * parameters) trained on 2 CPU cores, with a budget of a few hundred thousand tokens.
- * - In 'plain' order the first digit written depends on every carry below it: the model must
- *   resolve the whole carry chain before writing anything, in one forward pass. Small models
- *   learn this slowly and plateau (Lee et al. 2023, "Teaching Arithmetic to Small Transformers":
- *   the plain format needs several times more examples than the reversed one, which shows a sharp
- *   transition to near-exact accuracy).
- * - Units first, each digit depends on two operand digits and the carry into its column, and that
- *   carry is already decided by what the model has written: carry into column i = 1 exactly when
- *   a[i-1] + b[i-1] > s[i-1] (s = the digit just written). Every step is a small local function.
- * - 'scratchpad' spells the carry out as a token, which makes each step smaller still, but it
- *   doubles the answer's length; under a token budget that is fewer problems seen per token and a
- *   longer sequence to sample and score, for a step 'reversed' already makes local. It is kept for
- *   demos where the carries should be visible as tokens (the heatmap then shows a dropped carry as
- *   a penalised '.' where a 'c' belongs).
- * People never have to read reversed digits: `displayAnswer` and the verifier's `shown` give the
- * answer in the usual order, and `completionLayout` maps every completion token to the column it
- * belongs to.
+ * Why this format. The models trained on this task are tiny GPT-2s (~100K parameters) trained on
+ * 2 CPU cores, with a budget of a few hundred thousand tokens. Two choices make that enough:
+ * 1. Units first ('reversed'). In 'plain' order the first digit written depends on every carry
+ *    below it, to be resolved in one forward pass before anything is written. Units first, each
+ *    digit depends on two operand digits and the carry into its column, which is already decided
+ *    by what the model wrote: carry into column i = 1 exactly when a[i-1] + b[i-1] > s[i-1]
+ *    (s[i-1] = the digit just written). (Lee et al. 2023, "Teaching Arithmetic to Small
+ *    Transformers", report the same: reversed output learns from far fewer examples.)
+ * 2. Right-aligned operands. Each operand is padded with spaces to the width of the digit range
+ *    (digits[1]), so every prompt has one length and the digit worth 10^i always sits at the same
+ *    position: the model finds "the tens digit of b" by position alone. Without it, operands of
+ *    1 to 3 digits move the digits around and the model must first learn where each number ends.
+ * Measured (a GPT-2 of 2 layers, width 64, 4 heads, 104K parameters, in a float32 NumPy replica
+ * of the lab's model; AdamW 3e-3 with a cosine schedule over the run, batch 32; cross-entropy on
+ * the completion; greedy exact match on 500 held-out problems of digits [1, 3]; tokens counted
+ * over whole sequences, prompt included; 3 seeds unless noted):
+ *   aligned, 'reversed'     300K tokens: 88-99%;  375K: 97-99%;  450K: 100%   (the default)
+ *   aligned, 'scratchpad'   225K tokens: 88-99%;  300K: ≥99%;    375K: 100%
+ *   aligned, 'plain'        1.2M tokens: 9% (1 seed)
+ *   unaligned, 'reversed'   1.2M tokens: 8%, 32% (2 seeds)
+ *   unaligned, 'plain'      1.2M tokens: 45%;   unaligned 'scratchpad' 1.2M tokens: 74% (1 seed)
+ * 'scratchpad' spells each carry out as a token and learns a little faster per token, but its
+ * answers are twice as long: twice the sampling steps per completion, which is what the lab pays
+ * most for on a CPU. It is kept for demos where the carries should be tokens of their own (the
+ * heatmap then shows a dropped carry as a penalised '.' where a 'c' belongs).
  *
  * Operands: each operand's length is drawn uniformly from digits = [min, max], then the operand
  * uniformly among numbers of that length (1 digit: 0..9; d > 1 digits: no leading zero).
