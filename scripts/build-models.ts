@@ -30,6 +30,7 @@ import { Gpt2Trainer } from '../workers/train/gpt2-trainer';
 import type { TrainSequence } from '../workers/train/batch';
 import { evaluateFolder, evaluateRunner } from '../workers/distill/evaluate';
 import { dirSource } from '../workers/node/fs-source';
+import { builtInTask } from '../workers/tasks/registry';
 import { writeFolder } from '../workers/node/fs-folder';
 import {
   additionTask,
@@ -38,12 +39,11 @@ import {
   additionTokenizerJson,
   ADDITION_EOS_ID,
   ADDITION_VOCAB,
-  maxAdditionTokens,
   trainProblem,
   type AdditionOptions,
 } from '../workers/tasks/addition';
 
-const TASK: Required<AdditionOptions> = { digits: [1, 3], format: 'reversed' };
+const TASK = { digits: [1, 3] as [number, number], format: 'reversed' as const } satisfies AdditionOptions;
 
 const base = { modelType: 'gpt2', nPositions: 32, vocabSize: ADDITION_VOCAB.length, layerNormEpsilon: 1e-5, activationFunction: 'gelu_new', bosTokenId: ADDITION_EOS_ID, eosTokenId: ADDITION_EOS_ID } as const;
 
@@ -52,12 +52,12 @@ export const RECIPE = {
   task: TASK,
   teacher: {
     config: { ...base, nLayer: 2, nHead: 4, nEmbd: 64, nInner: 256 } satisfies Gpt2Config,
-    batch: 64, lr: 3e-3, warmupSteps: 50, maxSteps: 1500, schedule: 'cosine' as const, weightDecay: 0.01,
+    batch: 32, lr: 3e-3, warmupSteps: 50, maxSteps: 2000, schedule: 'cosine' as const, weightDecay: 0.01,
     evalEvery: 100, evalPrompts: 256, target: 0.97,
   },
   student: {
     config: { ...base, nLayer: 1, nHead: 2, nEmbd: 32, nInner: 128 } satisfies Gpt2Config,
-    batch: 64, lr: 3e-3, warmupSteps: 10, maxSteps: 600, schedule: 'constant' as const, weightDecay: 0.01,
+    batch: 32, lr: 3e-3, warmupSteps: 10, maxSteps: 600, schedule: 'constant' as const, weightDecay: 0.01,
     evalEvery: 20, evalPrompts: 256, stopAbove: 0.45, teacherTemperature: 1,
   },
   finalEvalPrompts: 1000,
@@ -65,8 +65,8 @@ export const RECIPE = {
 
 const task = additionTask(TASK);
 const tokenizer = tokenizerFromJson(additionTokenizerJson(), additionTokenizerConfig(), 'addition');
-const maxTokens = maxAdditionTokens(TASK);
-const completionTokens = maxTokens; // the sampler stops at EOS long before
+/** New tokens an answer needs at most (its digits and the end of text). */
+const completionTokens = builtInTask('addition', { task_format: TASK.format, task_digits: TASK.digits }).maxTokens;
 
 interface LogLine {
   [key: string]: unknown;
