@@ -6,6 +6,7 @@
  *   2. the WGSL kernels on a real WebGPU adapter against those references, over awkward shapes.
  */
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../workers/models/gpt2/params';
 import { testDevice } from './gpu';
 import { createStorageBuffer, readFloat32, withGpuErrorScope } from '../../workers/gpu/buffers';
 import {
@@ -63,14 +64,7 @@ const LOSS_TOL = 1e-6;
 // ---------------------------------------------------------------------------------------------
 
 function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededRandom(seed).uniform;
 }
 
 function gaussian(rand: () => number): number {

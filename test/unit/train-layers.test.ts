@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../workers/models/gpt2/params';
 import { testDevice } from './gpu';
 import { createStorageBuffer, readFloat32, withGpuErrorScope } from '../../workers/gpu/buffers';
 import {
@@ -33,14 +34,7 @@ import {
 
 /** Deterministic uniform [0, 1) (mulberry32). */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededRandom(seed).uniform;
 }
 
 /** n values roughly N(offset, scale²) (sum of three uniforms), as f32 (the GPU's inputs). */

@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../workers/models/gpt2/params';
 import { testDevice } from './gpu';
 import { createStorageBuffer, readFloat32 } from '../../workers/gpu/buffers';
 import {
@@ -31,14 +32,8 @@ const columnSumTolerance = (rows: number, absTerms: number): number => (((rows +
 
 /** Deterministic uniform numbers in [-1, 1) (mulberry32). */
 function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1;
-  };
+  const u = seededRandom(seed).uniform;
+  return () => u() * 2 - 1;
 }
 
 const fill = (count: number, rnd: () => number, scale = 1) => Float32Array.from({ length: count }, () => rnd() * scale);

@@ -26,7 +26,7 @@
  */
 import { createStorageBuffer, readBuffer, readFloat32, withGpuErrorScope, writeBuffer } from '../gpu/buffers';
 import { headDim, type Gpt2Config } from '../models/gpt2/config';
-import { gpt2ParamSpecs, numel, type Gpt2ParamSpec, type Gpt2Params } from '../models/gpt2/params';
+import { gpt2ParamSpecs, numel, seededRandom, type Gpt2ParamSpec, type Gpt2Params } from '../models/gpt2/params';
 import { gpt2WeightFeedsFromGpu } from '../models/gpt2/decoder-session';
 import type { ort } from '../ort/runtime';
 import { encodeMatmul, encodeColumnSum, pickMatmulVariant } from '../kernels/train/matmul';
@@ -274,7 +274,7 @@ export class Gpt2Trainer {
     const lora = options.lora;
     if (lora) {
       if (!Number.isInteger(lora.rank) || lora.rank < 1) throw new TrainerError(`LoRA rank ${lora.rank} must be a positive integer`);
-      const rng = mulberry(options.seed ?? 0);
+      const rng = seededRandom(options.seed ?? 0).normal;
       for (const spec of this.specs.filter((s) => LORA_TARGET.test(s.name))) {
         const [inDim, outDim] = spec.shape;
         // A ~ N(0, 1/in) (kaiming-like), B = 0: W_eff = W at the start.
@@ -844,17 +844,4 @@ export class Gpt2Trainer {
 
 function mean(xs: readonly number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
-}
-
-/** Seeded standard normal draws (mulberry32 + Box–Muller), for LoRA's A. */
-function mulberry(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }
