@@ -1,5 +1,5 @@
 import { useEffect } from 'react';
-import { useLab, panelFromHash } from './state/labStore';
+import { useLab, panelFromHash, setupFromHash } from './state/labStore';
 import { startLab } from './lab/connect';
 import { Nav } from './components/Nav';
 import { StatusBar } from './components/StatusBar';
@@ -7,12 +7,9 @@ import { WebGpuProblem } from './components/WebGpuProblem';
 import { SystemPanel } from './panels/SystemPanel';
 import { UpcomingPanel } from './panels/UpcomingPanel';
 import { InspectPanel } from './panels/InspectPanel';
+import { DistillPanel } from './panels/DistillPanel';
 
 const UPCOMING: Record<string, { title: string; what: string }> = {
-  distill: {
-    title: 'Distill',
-    what: 'Train the student on-policy: it samples answers, the teacher scores every token, and the per-token reverse KL becomes its reward. Live curves of KL, accuracy and compute.',
-  },
   compare: {
     title: 'Compare',
     what: 'On-policy distillation against off-policy distillation (SFT on teacher samples) and reinforcement learning with a sparse reward, on the same task and the same compute accounting.',
@@ -24,10 +21,13 @@ const UPCOMING: Record<string, { title: string; what: string }> = {
 };
 
 export function App() {
-  const { phase, fatal, panel } = useLab();
+  // Selectors, not the whole store: the app re-renders when these change, not on every update.
+  const phase = useLab((s) => s.phase);
+  const fatal = useLab((s) => s.fatal);
+  const panel = useLab((s) => s.panel);
   useEffect(() => {
     void startLab();
-    const onHash = () => useLab.setState({ panel: panelFromHash(location.hash) });
+    const onHash = () => useLab.setState({ panel: panelFromHash(location.hash), setup: setupFromHash(location.hash) });
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
   }, []);
@@ -47,6 +47,8 @@ export function App() {
           <SystemPanel />
         ) : panel === 'inspect' ? (
           <InspectPanel />
+        ) : panel === 'distill' ? (
+          <DistillPanel />
         ) : (
           <UpcomingPanel {...UPCOMING[panel]} />
         )}

@@ -7,8 +7,10 @@
  */
 
 import type { DivergenceSelfCheckReport } from './kernels/divergence/selfcheck';
+import type { EvalMetrics, StepMetrics } from './distill/run';
+import type { TrainSetup } from './distill/setup';
 
-export type { DivergenceSelfCheckReport };
+export type { DivergenceSelfCheckReport, EvalMetrics, StepMetrics, TrainSetup };
 
 /** Limits of the adapter that the lab reads, shows and plans its kernels around. */
 export interface GpuLimitsSummary {
@@ -120,7 +122,23 @@ export type LabCommand =
       seed: number;
     }
   /** Scores a completion token by token, student against teacher. */
-  | { type: 'score'; requestId: number; prompt: string; completion: string; topK: number };
+  | { type: 'score'; requestId: number; prompt: string; completion: string; topK: number }
+  /**
+   * Starts a distillation run of the loaded student (role student) against the loaded teacher
+   * (role teacher). Answered by `train.state` 'running' once the run is set up; from then on the
+   * run streams `train.metrics`, `train.eval`, `train.checkpoint` and `train.state` events, all
+   * carrying `runId` (this command's requestId), while other commands keep being answered.
+   */
+  | { type: 'train.start'; requestId: number; setup: TrainSetup }
+  /** Pauses between steps; answered by `train.state` 'paused' (or the run's end, if it comes first). */
+  | { type: 'train.pause'; requestId: number }
+  /** Answered by `train.state` 'running'. */
+  | { type: 'train.resume'; requestId: number }
+  /** Stops between steps, keeping a checkpoint of where it stopped; answered by `train.state` 'stopped' (or the run's end). */
+  | { type: 'train.stop'; requestId: number };
+
+/** Where a run stands: `running` and `paused` hold the GPU; the other three are ends. */
+export type TrainStateName = 'running' | 'paused' | 'stopped' | 'finished' | 'failed';
 
 // ---------------------------------------------------------------- events (worker → UI)
 
@@ -141,6 +159,18 @@ export type ErrorCode =
   | 'no-model'
   | 'bad-request'
   | 'bad-command'
+  /** The student folder has no trainable weights (model.safetensors) or is not GPT-2 family. */
+  | 'not-trainable'
+  /** Student and teacher tokenize differently: the teacher cannot score the student's tokens. */
+  | 'tokenizer-mismatch'
+  /** A training knob is out of range; the message is the sentence that says which. */
+  | 'bad-options'
+  /** Training steps kept coming out non-finite, so the numerics guard refused to apply them. */
+  | 'numerics'
+  /** `train.pause|resume|stop` with no run in progress. */
+  | 'no-run'
+  /** `train.start` while a run is in progress (running or paused). */
+  | 'run-active'
   | 'internal';
 
 export interface LabError {
@@ -168,6 +198,27 @@ export type LabEvent =
       meanReverseKL: number;
       meanSampledKL: number;
     }
+  /** One training step's metrics (the run's step counter is `metrics.step`). */
+  | { type: 'train.metrics'; runId: number; metrics: StepMetrics }
+  /** A held-out evaluation: at step 0, every `evalEvery` steps and after the last step. */
+  | { type: 'train.eval'; runId: number; evaluation: EvalMetrics }
+  /**
+   * The run changed state. `requestId` is set when the change answers a command (train.start,
+   * train.pause, train.resume, train.stop); `message` is a sentence for the status line, and
+   * `error` says what went wrong when the state is 'failed'.
+   */
+  | {
+      type: 'train.state';
+      requestId?: number;
+      runId: number;
+      state: TrainStateName;
+      step: number;
+      totalSteps: number;
+      message: string;
+      error?: LabError;
+    }
+  /** The engine now holds a checkpoint of the run at `step` (trainer tensors and run state), `bytes` long. */
+  | { type: 'train.checkpoint'; runId: number; step: number; bytes: number }
   | { type: 'device.lost'; error: LabError }
   | { type: 'error'; requestId?: number; error: LabError };
 

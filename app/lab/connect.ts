@@ -4,7 +4,9 @@
  */
 import { LabClient, LabRequestError, type CommandWithoutId } from './client';
 import { pickedFolderEntries } from '../../workers/models/source';
-import { useLab, type InspectState, type ModelRole } from '../state/labStore';
+import type { LabEvent, TrainSetup } from '../../workers/protocol';
+import { useLab, type InspectState, type ModelRole, type ModelSlot } from '../state/labStore';
+import { addEval, addStep, beginRun, useDistillRun } from '../state/distillRun';
 
 let client: LabClient | undefined;
 
@@ -26,6 +28,12 @@ export async function startLab(): Promise<void> {
       case 'error':
         // Errors without a request id come from the worker itself (a crash): nothing can go on.
         if (event.requestId === undefined) useLab.setState({ phase: 'unavailable', fatal: event.error });
+        break;
+      case 'train.state':
+      case 'train.metrics':
+      case 'train.eval':
+      case 'train.checkpoint':
+        routeTrainingEvent(event);
         break;
     }
   });
@@ -66,6 +74,10 @@ function setInspect(change: Partial<InspectState>): void {
   useLab.setState((s) => ({ inspect: { ...s.inspect, ...change } }));
 }
 
+function setModel(role: ModelRole, slot: ModelSlot): void {
+  useLab.setState((s) => ({ models: { ...s.models, [role]: slot } }));
+}
+
 /** Loads a model folder from a URL, or from the files of a folder the person picked. */
 export async function loadModel(role: ModelRole, from: { url: string } | { files: FileList }): Promise<void> {
   if (!client) return;
@@ -77,13 +89,13 @@ export async function loadModel(role: ModelRole, from: { url: string } | { files
   } else {
     command = { type: 'model.load', role, url: new URL(from.url, location.href).href };
   }
-  setInspect({ [role]: { loading: true, model: null, warnings: [], error: null } });
+  setModel(role, { loading: true, model: null, warnings: [], error: null });
   try {
     const loaded = await client.request(command, ['model.loaded']);
-    setInspect({ [role]: { loading: false, model: loaded.model, warnings: loaded.warnings, error: null } });
+    setModel(role, { loading: false, model: loaded.model, warnings: loaded.warnings, error: null });
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
-    setInspect({ [role]: { loading: false, model: null, warnings: [], error: e.error } });
+    setModel(role, { loading: false, model: null, warnings: [], error: e.error });
   }
 }
 
@@ -133,5 +145,64 @@ export async function sampleFromStudent(prompt: string, settings: SampleSettings
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
     setInspect({ sampling: false, sampleError: e.error });
+  }
+}
+
+// ---------------------------------------------------------------- distillation runs
+
+/**
+ * A run's events, into the run store and its history. The train.state answering a train.start
+ * (requestId = runId) begins a new run; other events count only for the run shown.
+ */
+function routeTrainingEvent(event: Extract<LabEvent, { type: `train.${string}` }>): void {
+  if (event.type === 'train.state' && event.requestId === event.runId && event.state === 'running') {
+    beginRun(event.runId, event.totalSteps, event.message);
+    return;
+  }
+  if (event.runId !== useDistillRun.getState().runId) return;
+  switch (event.type) {
+    case 'train.metrics':
+      return addStep(event.metrics);
+    case 'train.eval':
+      return addEval(event.evaluation);
+    case 'train.checkpoint':
+      return useDistillRun.setState({ checkpoint: { step: event.step, bytes: event.bytes } });
+    case 'train.state':
+      return useDistillRun.setState({
+        phase: event.state,
+        message: event.message,
+        step: event.step,
+        totalSteps: event.totalSteps,
+        failure: event.error ?? null,
+        // The state the pending control waited for has come (or the run ended first).
+        ...(event.requestId !== undefined || event.state !== 'running' ? { pending: null } : {}),
+      });
+  }
+}
+
+/** Starts a run of the loaded student against the loaded teacher; the previous run's history stays until it runs. */
+export async function startTraining(setup: TrainSetup): Promise<void> {
+  if (!client) return;
+  useDistillRun.setState({ starting: true, startStage: null, startError: null, controlError: null });
+  try {
+    await client.request({ type: 'train.start', setup }, ['train.state'], (e) => {
+      if (e.type === 'progress') useDistillRun.setState({ startStage: e.stage });
+    });
+    useDistillRun.setState({ starting: false, startStage: null });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    useDistillRun.setState({ starting: false, startStage: null, startError: e.error });
+  }
+}
+
+/** Pause, resume or stop the run; each takes effect between steps. */
+export async function controlTraining(control: 'pause' | 'resume' | 'stop'): Promise<void> {
+  if (!client) return;
+  useDistillRun.setState({ pending: control, controlError: null });
+  try {
+    await client.request({ type: `train.${control}` }, ['train.state']);
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    useDistillRun.setState({ pending: null, controlError: e.error });
   }
 }

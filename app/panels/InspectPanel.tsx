@@ -1,6 +1,8 @@
 import { useState } from 'react';
-import { useLab, type ModelRole } from '../state/labStore';
-import { loadModel, sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/connect';
+import { useLab } from '../state/labStore';
+import { sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/connect';
+import { ModelLoader } from '../components/ModelLoader';
+import { NumberField } from '../components/NumberField';
 
 /** Background of a token: white at KL 0, deepening red up to the largest KL in the completion. */
 function heat(kl: number, max: number): string {
@@ -8,77 +10,21 @@ function heat(kl: number, max: number): string {
   return `rgba(214, 48, 39, ${(0.08 + 0.77 * t).toFixed(3)})`;
 }
 
-function ModelLoader({ role }: { role: ModelRole }) {
-  const slot = useLab((s) => s.inspect[role]);
-  const ready = useLab((s) => s.phase === 'ready');
-  const [url, setUrl] = useState('');
-  const label = role === 'student' ? 'Student' : 'Teacher';
-  return (
-    <div className="loader">
-      <label>
-        {label} model folder URL
-        <input value={url} onChange={(e) => setUrl(e.target.value)} placeholder="http://…/my-model/ (config.json, tokenizer.json, onnx/model.onnx)" />
-      </label>
-      <div className="loader-actions">
-        <button disabled={!ready || !url.trim() || slot.loading} onClick={() => void loadModel(role, { url: url.trim() })}>
-          {slot.loading ? 'Loading…' : `Load ${role}`}
-        </button>
-        <label className="pick">
-          or pick a folder on this computer
-          <input
-            type="file"
-            disabled={!ready || slot.loading}
-            aria-label={`${label} model folder on this computer`}
-            // A folder picker: the browser hands over every file with its path inside the folder.
-            {...{ webkitdirectory: '', directory: '' }}
-            multiple
-            onChange={(e) => e.target.files && e.target.files.length > 0 && void loadModel(role, { files: e.target.files })}
-          />
-        </label>
-      </div>
-      {slot.model && (
-        <p className="muted source" data-testid={`${role}-source`}>
-          from {slot.model.label}
-        </p>
-      )}
-      {slot.model && (
-        <p className="muted" data-testid={`${role}-summary`}>
-          {slot.model.modelType}
-          {slot.model.parameters !== null ? `, ${slot.model.parameters.toLocaleString('en-US')} parameters` : ''}, vocabulary{' '}
-          {slot.model.vocabSize.toLocaleString('en-US')}
-          {slot.model.trainable ? ', trainable' : ''}
-        </p>
-      )}
-      {slot.warnings.map((w) => (
-        <p key={w} className="warning" role="status">{w}</p>
-      ))}
-      {slot.error && <p className="error" role="alert">{slot.error.message}</p>}
-    </div>
-  );
-}
-
-function NumberInput({ label, value, onChange, min, max, step = 1 }: { label: string; value: number; onChange: (v: number) => void; min: number; max: number; step?: number }) {
-  return (
-    <label className="number">
-      {label}
-      <input type="number" value={value} min={min} max={max} step={step} onChange={(e) => onChange(Number(e.target.value))} />
-    </label>
-  );
-}
-
 /** The student answers the prompt, token by token as they come; any answer can go to the scorer. */
 function StudentSamples({ prompt, onPick }: { prompt: string; onPick: (text: string) => void }) {
-  const { inspect, phase } = useLab();
+  const inspect = useLab((s) => s.inspect);
+  const phase = useLab((s) => s.phase);
+  const student = useLab((s) => s.models.student.model);
   const [settings, setSettings] = useState<SampleSettings>({ n: 4, maxTokens: 16, temperature: 1, seed: 0 });
   const set = (k: keyof SampleSettings) => (v: number) => setSettings((s) => ({ ...s, [k]: v }));
-  const canSample = phase === 'ready' && inspect.student.model && prompt && !inspect.sampling;
+  const canSample = phase === 'ready' && student && prompt && !inspect.sampling;
   return (
     <div className="samples">
       <div className="sample-settings">
-        <NumberInput label="completions" value={settings.n} onChange={set('n')} min={1} max={16} />
-        <NumberInput label="max tokens" value={settings.maxTokens} onChange={set('maxTokens')} min={1} max={256} />
-        <NumberInput label="temperature" value={settings.temperature} onChange={set('temperature')} min={0} max={5} step={0.1} />
-        <NumberInput label="seed" value={settings.seed} onChange={set('seed')} min={0} max={1e9} />
+        <NumberField label="completions" value={settings.n} onChange={set('n')} min={1} max={16} />
+        <NumberField label="max tokens" value={settings.maxTokens} onChange={set('maxTokens')} min={1} max={256} />
+        <NumberField label="temperature" value={settings.temperature} onChange={set('temperature')} min={0} max={5} step={0.1} />
+        <NumberField label="seed" value={settings.seed} onChange={set('seed')} min={0} max={1e9} />
         <button disabled={!canSample} onClick={() => void sampleFromStudent(prompt, settings)}>
           {inspect.sampling ? 'Sampling…' : 'Sample from the student'}
         </button>
@@ -106,13 +52,15 @@ function StudentSamples({ prompt, onPick }: { prompt: string; onPick: (text: str
 
 /** Score a completion token by token and see where the teacher disagrees. */
 export function InspectPanel() {
-  const { inspect, phase } = useLab();
+  const inspect = useLab((s) => s.inspect);
+  const phase = useLab((s) => s.phase);
+  const models = useLab((s) => s.models);
   const [prompt, setPrompt] = useState('');
   const [completion, setCompletion] = useState('');
   const { result, selected } = inspect;
   const maxKL = result ? Math.max(...result.tokens.map((t) => (Number.isFinite(t.reverseKL) ? t.reverseKL : 0))) : 0;
   const chosen = result && selected !== null ? result.tokens[selected] : null;
-  const canScore = phase === 'ready' && inspect.student.model && inspect.teacher.model && prompt && completion && !inspect.scoring;
+  const canScore = phase === 'ready' && models.student.model && models.teacher.model && prompt && completion && !inspect.scoring;
   return (
     <div className="panel-body">
       <section className="card wide">

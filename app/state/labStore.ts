@@ -1,11 +1,16 @@
 /**
  * UI state of the lab: where start-up stands, what GPU and runtime the worker reported, which
- * panel is open (kept in the URL hash, so a view is a link), and the self-check's last result.
+ * panel is open and how the Distill panel's experiment is set up (both kept in the URL hash, so a
+ * view and an experiment are links), the models the worker holds, and the self-checks' results.
+ *
+ * A distillation run's streamed metrics do not live here: see distillRun.ts.
  */
 import { create } from 'zustand';
 import type {
-  AdapterSummary, DivergenceSelfCheckReport, InteropReport, LabError, LabEventOf, ModelRole, ModelSummary, RuntimeSummary,
+  AdapterSummary, DivergenceSelfCheckReport, InteropReport, LabError, LabEventOf, ModelRole, ModelSummary, RuntimeSummary, TrainSetup,
 } from '../../workers/protocol';
+import { DEFAULT_SETUP } from '../../workers/distill/setup';
+import { OBJECTIVES } from '../../workers/distill/options';
 
 export interface ModelSlot {
   loading: boolean;
@@ -26,8 +31,6 @@ export interface InspectState {
   samples: SampledText[];
   sampling: boolean;
   sampleError: LabError | null;
-  student: ModelSlot;
-  teacher: ModelSlot;
   scoring: boolean;
   result: Omit<LabEventOf<'score.result'>, 'type' | 'requestId'> | null;
   error: LabError | null;
@@ -59,16 +62,49 @@ export interface LabState {
   panel: PanelId;
   interop: { running: boolean; report: InteropReport | null; error: LabError | null };
   divergence: { running: boolean; report: DivergenceSelfCheckReport | null; error: LabError | null };
+  /** The student and teacher the lab worker holds (one of each, shared by every panel). */
+  models: Record<ModelRole, ModelSlot>;
   inspect: InspectState;
+  /** The Distill panel's experiment: objective, task and knobs, as the person set them. */
+  setup: TrainSetup;
   setPanel(panel: PanelId): void;
+  setSetup(change: Partial<TrainSetup>): void;
 }
 
+const hashParams = (hash: string) => new URLSearchParams(hash.replace(/^#/, ''));
+
 export function panelFromHash(hash: string): PanelId {
-  const id = new URLSearchParams(hash.replace(/^#/, '')).get('panel');
+  const id = hashParams(hash).get('panel');
   return (PANELS.find((p) => p.id === id)?.id ?? 'distill') as PanelId;
 }
 
-export const useLab = create<LabState>()((set) => ({
+/** The experiment in a URL hash (…&objective=opd-full&lr=0.001…); what it leaves out is the default. */
+export function setupFromHash(hash: string): TrainSetup {
+  const params = hashParams(hash);
+  const setup: TrainSetup = { ...DEFAULT_SETUP };
+  for (const key of Object.keys(DEFAULT_SETUP) as (keyof TrainSetup)[]) {
+    const v = params.get(key);
+    if (v === null) continue;
+    if (key === 'objective') setup.objective = (OBJECTIVES as readonly string[]).includes(v) ? (v as TrainSetup['objective']) : DEFAULT_SETUP.objective;
+    else if (key === 'task') setup.task = v;
+    // A number that does not parse stays NaN, so the panel says what is wrong with it.
+    else setup[key] = v.trim() === '' ? NaN : Number(v);
+  }
+  return setup;
+}
+
+/** Writes the experiment into the URL hash beside the panel, without a history entry per keystroke. */
+function writeHash(change: (params: URLSearchParams) => void): void {
+  const params = hashParams(location.hash);
+  change(params);
+  history.replaceState(null, '', `#${params.toString()}`);
+}
+
+function setupToParams(setup: TrainSetup, params: URLSearchParams): void {
+  for (const [key, value] of Object.entries(setup)) params.set(key, String(value));
+}
+
+export const useLab = create<LabState>()((set, get) => ({
   phase: 'starting',
   progress: null,
   adapter: null,
@@ -77,11 +113,16 @@ export const useLab = create<LabState>()((set) => ({
   panel: typeof location === 'undefined' ? 'distill' : panelFromHash(location.hash),
   interop: { running: false, report: null, error: null },
   divergence: { running: false, report: null, error: null },
-  inspect: { samples: [], sampling: false, sampleError: null, student: emptySlot(), teacher: emptySlot(), scoring: false, result: null, error: null, selected: null },
+  models: { student: emptySlot(), teacher: emptySlot() },
+  inspect: { samples: [], sampling: false, sampleError: null, scoring: false, result: null, error: null, selected: null },
+  setup: typeof location === 'undefined' ? { ...DEFAULT_SETUP } : setupFromHash(location.hash),
   setPanel(panel) {
-    const params = new URLSearchParams(location.hash.replace(/^#/, ''));
-    params.set('panel', panel);
-    history.replaceState(null, '', `#${params.toString()}`);
+    writeHash((params) => params.set('panel', panel));
     set({ panel });
+  },
+  setSetup(change) {
+    const setup = { ...get().setup, ...change };
+    writeHash((params) => setupToParams(setup, params));
+    set({ setup });
   },
 }));

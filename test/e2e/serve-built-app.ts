@@ -8,16 +8,19 @@ import { INSECURE_HOST } from './browser';
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
-import { writeRandomGpt2Folder } from '../unit/fixtures';
+import { writeRandomAdditionFolder, writeRandomGpt2Folder } from '../unit/fixtures';
 
 /**
- * Model folders for the Inspect tests, served from another loopback port like any model host:
+ * Model folders for the Inspect and Distill tests, served from another loopback port like any model host:
  * CORS allows the lab's page, and Cross-Origin-Resource-Policy lets the isolated page read them.
  */
 async function serveModels(): Promise<{ server: Server; url: string; folders: Record<string, string> }> {
   const student = await writeRandomGpt2Folder(51);
   const teacher = await writeRandomGpt2Folder(52);
-  const roots: Record<string, string> = { student: student.dir, teacher: teacher.dir };
+  // A tiny student and a larger teacher with the addition task's tokenizer, for training runs.
+  const addStudent = await writeRandomAdditionFolder(53, { nLayer: 1, nEmbd: 16, nHead: 2, nInner: 64 });
+  const addTeacher = await writeRandomAdditionFolder(54, { nLayer: 2, nEmbd: 32, nHead: 2, nInner: 128 });
+  const roots: Record<string, string> = { student: student.dir, teacher: teacher.dir, 'add-student': addStudent.dir, 'add-teacher': addTeacher.dir };
   const server = createServer(async (req, res) => {
     const [, name, ...rest] = decodeURIComponent((req.url ?? '/').split('?')[0]).split('/');
     const root = roots[name];
@@ -58,7 +61,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
 declare module 'vitest' {
   export interface ProvidedContext {
     baseUrl: string;
-    /** Serves random GPT-2 folders at <modelsUrl>student/ and <modelsUrl>teacher/. */
+    /**
+     * Serves random GPT-2 folders at <modelsUrl>student/ and <modelsUrl>teacher/ (character
+     * tokenizer), and at <modelsUrl>add-student/ and <modelsUrl>add-teacher/ (addition tokenizer).
+     */
     modelsUrl: string;
     /** The same student folder on disk, for the folder picker. */
     studentDir: string;

@@ -35,41 +35,9 @@ import { Gpt2Trainer, type StepReport, type TrainerOptions } from '../train/gpt2
 import type { TrainSequence } from '../train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import type { LabTask } from './task';
+import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions, type ObjectiveName } from './options';
 
-export const OBJECTIVES = ['opd-sampled', 'opd-full', 'sft', 'rl'] as const;
-export type ObjectiveName = (typeof OBJECTIVES)[number];
-
-export interface DistillOptions {
-  objective: ObjectiveName;
-  /** Prompts per step (B) and completions per prompt (G). */
-  batchPrompts: number;
-  groupSize: number;
-  lr: number;
-  warmupSteps: number;
-  /** Steps of the run (for the learning-rate schedule). */
-  totalSteps: number;
-  schedule: 'constant' | 'linear' | 'cosine';
-  /** 0: full fine-tune; r > 0: LoRA adapters of rank r. */
-  loraRank: number;
-  /** KL coefficient λ and discount γ of the OPD advantages. */
-  klCoef: number;
-  discount: number;
-  /** PPO-style clip of ρ; 0 for none. */
-  clipEpsilon: number;
-  /** Sampling temperature (also the temperature of every log-prob and KL). */
-  temperature: number;
-  maxTokens: number;
-  /** Held-out prompts evaluated at eval steps. */
-  evalPrompts: number;
-  seed: number;
-  maxGradNorm: number;
-  weightDecay: number;
-}
-
-export const DEFAULT_DISTILL: DistillOptions = {
-  objective: 'opd-sampled', batchPrompts: 8, groupSize: 4, lr: 3e-3, warmupSteps: 0, totalSteps: 100, schedule: 'constant',
-  loraRank: 0, klCoef: 1, discount: 0, clipEpsilon: 0.2, temperature: 1, maxTokens: 8, evalPrompts: 64, seed: 0, maxGradNorm: 1, weightDecay: 0,
-};
+export { OBJECTIVES, DEFAULT_DISTILL, DistillError, validateOptions, type ObjectiveName, type DistillOptions } from './options';
 
 export interface FlopCount {
   studentSampling: number;
@@ -106,15 +74,8 @@ export interface EvalMetrics {
   /** Mean exact reverse KL per token of the student's greedy answers, scored by the teacher. */
   reverseKL: number;
   flopsTotal: number;
-  /** A few examples for people: prompt, the student's answer, right or wrong. */
-  examples: { prompt: string; completion: string; correct: boolean }[];
-}
-
-export class DistillError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DistillError';
-  }
+  /** A few examples for people: prompt, the student's answer, right or wrong (and the verifier's reason when wrong). */
+  examples: { prompt: string; completion: string; correct: boolean; reason?: string }[];
 }
 
 /** The run's state besides the trainer's tensors: enough to resume identically. */
@@ -321,7 +282,7 @@ export class DistillRun {
   async evaluate(count = this.state.options.evalPrompts): Promise<EvalMetrics> {
     const prompts = this.task.evalPrompts(count);
     const samples = await this.sample(this.studentRunner, prompts, 1, 0, 0);
-    const verdicts = samples.map((s) => this.task.verify(s.prompt, this.text(s.completion)).correct);
+    const verdicts = samples.map((s) => this.task.verify(s.prompt, this.text(s.completion)));
     const { sequences } = this.sequences(samples);
     const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens));
     let kl = 0;
@@ -335,7 +296,7 @@ export class DistillRun {
     } finally {
       teacher.logits.dispose();
     }
-    const correct = verdicts.filter(Boolean).length;
+    const correct = verdicts.filter((v) => v.correct).length;
     const f = this.state.flops;
     return {
       step: this.state.step,
@@ -344,7 +305,12 @@ export class DistillRun {
       prompts: prompts.length,
       reverseKL: kl / Math.max(1, n),
       flopsTotal: f.studentSampling + f.teacherScoring + f.training,
-      examples: samples.slice(0, 8).map((s, i) => ({ prompt: s.prompt, completion: this.text(s.completion), correct: verdicts[i] })),
+      examples: samples.slice(0, 8).map((s, i) => ({
+        prompt: s.prompt,
+        completion: this.text(s.completion),
+        correct: verdicts[i].correct,
+        ...(verdicts[i].reason ? { reason: verdicts[i].reason } : {}),
+      })),
     };
   }
 
@@ -385,22 +351,6 @@ function trainerOptions(o: DistillOptions): TrainerOptions {
     ...(o.loraRank > 0 ? { lora: { rank: o.loraRank } } : {}),
     seed: o.seed,
   };
-}
-
-export function validateOptions(o: DistillOptions): void {
-  const bad = (what: string) => {
-    throw new DistillError(what);
-  };
-  if (!OBJECTIVES.includes(o.objective)) bad(`objective must be one of ${OBJECTIVES.join(', ')}; got ${String(o.objective)}`);
-  for (const [name, v] of [['batchPrompts', o.batchPrompts], ['groupSize', o.groupSize], ['maxTokens', o.maxTokens], ['totalSteps', o.totalSteps]] as const) {
-    if (!Number.isInteger(v) || v < 1) bad(`${name} must be a positive integer; got ${v}`);
-  }
-  if (!(o.lr > 0 && o.lr < 1)) bad(`the learning rate must lie in (0, 1); got ${o.lr}`);
-  if (!(o.temperature > 0)) bad(`the temperature must be > 0; got ${o.temperature}`);
-  if (!(o.discount >= 0 && o.discount <= 1)) bad(`the discount γ must lie in [0, 1]; got ${o.discount}`);
-  if (!(o.clipEpsilon >= 0)) bad(`the clip ε must be ≥ 0; got ${o.clipEpsilon}`);
-  if (!Number.isInteger(o.loraRank) || o.loraRank < 0) bad(`the LoRA rank must be 0 (full fine-tune) or a positive integer; got ${o.loraRank}`);
-  if (o.objective === 'rl' && o.groupSize < 2) bad('rl needs a group of at least 2 completions per prompt for its group-mean baseline');
 }
 
 export type { Gpt2Config };

@@ -13,6 +13,7 @@ import { acquireDevice, watchDeviceLoss } from '../gpu/device';
 import { configureOrt, ort, ORT_VERSION } from '../ort/runtime';
 import { runInteropCheck } from '../selfcheck/interop';
 import { runDivergenceSelfCheck } from '../kernels/divergence/selfcheck';
+import { Training } from './training';
 
 export interface LabEngineOptions {
   gpu: GPU | undefined;
@@ -34,11 +35,32 @@ export class LabEngine {
   private runtime: RuntimeSummary | undefined;
   private lost: LabError | undefined;
   private readonly models: Partial<Record<ModelRole, LoadedModel>> = {};
+  /** GPU work runs one piece at a time; each piece chains onto the one before. */
+  private gpuQueue: Promise<unknown> = Promise.resolve();
+  /** Distillation runs: their loop, their controls and the latest checkpoint. */
+  readonly training: Training;
 
-  constructor(private readonly options: LabEngineOptions) {}
+  constructor(private readonly options: LabEngineOptions) {
+    this.training = new Training({
+      emit: (e) => this.options.emit(e),
+      exclusive: (work) => this.exclusive(work),
+      describe: (e) => this.requestError(e),
+    });
+  }
 
   get gpuDevice(): GPUDevice | undefined {
     return this.device;
+  }
+
+  /**
+   * Runs `work` once the GPU work queued before it has settled. A training step, a sample
+   * request and a score request may be asked for at the same time (the training loop runs while
+   * commands keep coming); on the one device they take turns.
+   */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.gpuQueue.then(work);
+    this.gpuQueue = next.catch(() => undefined);
+    return next;
   }
 
   async handle(command: LabCommand): Promise<void> {
@@ -57,6 +79,19 @@ export class LabEngine {
           return await this.sample(command);
         case 'score':
           return await this.score(command);
+        case 'train.start': {
+          const device = this.requireDevice(command.requestId);
+          if (!device) return;
+          const error = await this.training.start(command.requestId, device, this.models, command.setup);
+          return error ? this.fail(command.requestId, error) : undefined;
+        }
+        case 'train.pause':
+        case 'train.resume':
+        case 'train.stop': {
+          const control = command.type === 'train.pause' ? 'pause' : command.type === 'train.resume' ? 'resume' : 'stop';
+          const error = this.training[control](command.requestId);
+          return error ? this.fail(command.requestId, error) : undefined;
+        }
         default:
           this.fail(requestId, {
             code: 'bad-command',
@@ -137,7 +172,7 @@ export class LabEngine {
     if (!device) return;
     this.options.emit({ type: 'progress', requestId, stage: `Round trip of ${elements} values through WGSL → ORT → WGSL` });
     try {
-      const report = await runInteropCheck(ort, device, elements);
+      const report = await this.exclusive(() => runInteropCheck(ort, device, elements));
       this.options.emit({ type: 'selfcheck.interop.result', requestId, report });
     } catch (e) {
       this.fail(requestId, {
@@ -153,7 +188,7 @@ export class LabEngine {
     if (!device) return;
     this.options.emit({ type: 'progress', requestId, stage: 'Divergence kernels against the float64 reference' });
     try {
-      const report = await runDivergenceSelfCheck(device, seed);
+      const report = await this.exclusive(() => runDivergenceSelfCheck(device, seed));
       this.options.emit({ type: 'selfcheck.divergence.result', requestId, report });
     } catch (e) {
       this.fail(requestId, {
@@ -207,13 +242,13 @@ export class LabEngine {
     const model = device && this.requireModel(c.requestId, 'student');
     if (!device || !model) return;
     try {
-      const result = await sampleText(
+      const result = await this.exclusive(() => sampleText(
         device,
         model,
         { prompt: c.prompt, n: c.n, maxTokens: c.maxTokens, sampling: { temperature: c.temperature, topK: c.topK, topP: c.topP }, seed: c.seed },
         (e, text) =>
           this.options.emit({ type: 'tokens', requestId: c.requestId, completion: e.promptIndex * c.n + e.sample, step: e.step, token: e.token, text, logprob: e.logprob, done: e.done }),
-      );
+      ));
       this.options.emit({ type: 'sample.result', requestId: c.requestId, ...result });
     } catch (e) {
       this.fail(c.requestId, this.requestError(e));
@@ -227,7 +262,7 @@ export class LabEngine {
     if (!device || !student || !teacher) return;
     try {
       // Tokenizer warnings were already given when the second model was loaded.
-      const { promptIds, tokens, meanReverseKL, meanSampledKL } = await scoreText(device, student, teacher, c.prompt, c.completion, { topK: c.topK });
+      const { promptIds, tokens, meanReverseKL, meanSampledKL } = await this.exclusive(() => scoreText(device, student, teacher, c.prompt, c.completion, { topK: c.topK }));
       this.options.emit({ type: 'score.result', requestId: c.requestId, promptIds, tokens, meanReverseKL, meanSampledKL });
     } catch (e) {
       this.fail(c.requestId, this.requestError(e));

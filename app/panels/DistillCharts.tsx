@@ -1,0 +1,120 @@
+/**
+ * The run's live curves. The history is read by reference (state/distillRun.ts) and copied into
+ * this component's state at most every THROTTLE_MS, so a stream of steps redraws four charts a few
+ * times a second and nothing else.
+ */
+import { useEffect, useState } from 'react';
+import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import { runHistory, subscribeHistory, type RunHistory } from '../state/distillRun';
+import { formatMetric, formatSi } from '../components/numbers';
+
+const THROTTLE_MS = 250;
+
+const COLORS = {
+  reverseKL: '#3056d3',
+  sampledKL: '#d97706',
+  loss: '#7c3aed',
+  entropy: '#0f766e',
+  ratio: '#c0392b',
+  accuracy: '#1c8a4a',
+};
+
+const snapshot = (): RunHistory => ({ steps: [...runHistory.steps], evals: [...runHistory.evals] });
+
+/** The history, redrawn at a throttled rate while it grows. */
+function useThrottledHistory(ms: number): RunHistory {
+  const [history, setHistory] = useState(snapshot);
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const flush = () => {
+      timer = undefined;
+      setHistory(snapshot());
+    };
+    const unsubscribe = subscribeHistory(() => {
+      timer ??= setTimeout(flush, ms);
+    });
+    flush(); // what arrived between the first render and this subscription
+    return () => {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+    };
+  }, [ms]);
+  return history;
+}
+
+function ChartFrame({ title, testId, empty, children }: { title: string; testId: string; empty: boolean; children: React.ReactNode }) {
+  return (
+    <figure className="chart" data-testid={testId}>
+      <figcaption>{title}</figcaption>
+      {empty ? <p className="chart-empty muted">No points yet: they appear as the run goes.</p> : children}
+    </figure>
+  );
+}
+
+const chartStyle = { width: '100%', height: 220 };
+const margin = { top: 8, right: 16, bottom: 18, left: 4 };
+const stepAxis = (
+  <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} label={{ value: 'step', position: 'insideBottom', offset: -8 }} />
+);
+const tooltipValue = (v: unknown) => (typeof v === 'number' ? formatMetric(v) : String(v));
+/** Dots while there are few points, so a short run's points are visible one by one. */
+const dots = (n: number) => (n <= 40 ? { r: 2.5 } : false);
+
+export function DistillCharts() {
+  const { steps, evals } = useThrottledHistory(THROTTLE_MS);
+  const n = steps.length;
+  return (
+    <div className="charts">
+      <ChartFrame title="Reverse KL to the teacher, per token (nats)" testId="chart-kl" empty={n === 0}>
+        <LineChart data={steps} style={chartStyle} responsive margin={margin}>
+          <CartesianGrid strokeDasharray="3 3" />
+          {stepAxis}
+          <YAxis width={56} tickFormatter={(v: number) => formatMetric(v, 3)} />
+          <Tooltip formatter={tooltipValue} labelFormatter={(s) => `step ${s}`} />
+          <Legend verticalAlign="top" height={24} />
+          <Line dataKey="reverseKL" name="exact reverse KL" stroke={COLORS.reverseKL} strokeWidth={2} dot={dots(n)} isAnimationActive={false} />
+          <Line dataKey="sampledKL" name="sampled KL k" stroke={COLORS.sampledKL} strokeWidth={2} dot={dots(n)} isAnimationActive={false} />
+        </LineChart>
+      </ChartFrame>
+      <ChartFrame title="Held-out accuracy against compute" testId="chart-accuracy" empty={evals.length === 0}>
+        <LineChart data={evals} style={chartStyle} responsive margin={margin}>
+          <CartesianGrid strokeDasharray="3 3" />
+          <XAxis
+            dataKey="flops"
+            type="number"
+            domain={[0, 'dataMax']}
+            tickFormatter={(v: number) => formatSi(v)}
+            label={{ value: 'FLOPs (student sampling + teacher scoring + training)', position: 'insideBottom', offset: -8 }}
+          />
+          <YAxis width={56} domain={[0, 100]} unit="%" />
+          <Tooltip formatter={(v) => (typeof v === 'number' ? `${v.toFixed(1)}%` : String(v))} labelFormatter={(f) => `${formatSi(Number(f))}FLOP`} />
+          <Legend verticalAlign="top" height={24} />
+          <Line dataKey="accuracy" name="held-out accuracy" stroke={COLORS.accuracy} strokeWidth={2} dot={dots(evals.length)} isAnimationActive={false} />
+        </LineChart>
+      </ChartFrame>
+      <ChartFrame title="Loss" testId="chart-loss" empty={n === 0}>
+        <LineChart data={steps} style={chartStyle} responsive margin={margin}>
+          <CartesianGrid strokeDasharray="3 3" />
+          {stepAxis}
+          <YAxis width={56} tickFormatter={(v: number) => formatMetric(v, 3)} domain={['auto', 'auto']} />
+          <Tooltip formatter={tooltipValue} labelFormatter={(s) => `step ${s}`} />
+          <Legend verticalAlign="top" height={24} />
+          <Line dataKey="loss" name="loss" stroke={COLORS.loss} strokeWidth={2} dot={dots(n)} isAnimationActive={false} />
+        </LineChart>
+      </ChartFrame>
+      <ChartFrame title="Student entropy (nats) and mean importance ratio ρ" testId="chart-entropy" empty={n === 0}>
+        <LineChart data={steps} style={chartStyle} responsive margin={margin}>
+          <CartesianGrid strokeDasharray="3 3" />
+          {stepAxis}
+          <YAxis yAxisId="entropy" width={56} tickFormatter={(v: number) => formatMetric(v, 3)} />
+          {/* ρ sits at 1 on-policy: the axis spans at least 0.9–1.1 so its ticks say so, and widens for runs that drift. */}
+          <YAxis yAxisId="ratio" orientation="right" width={56} tickFormatter={(v: number) => formatMetric(v, 3)} domain={[(lo: number) => Math.min(lo, 0.9), (hi: number) => Math.max(hi, 1.1)]} />
+          <Tooltip formatter={tooltipValue} labelFormatter={(s) => `step ${s}`} />
+          <Legend verticalAlign="top" height={24} />
+          <Line yAxisId="entropy" dataKey="entropy" name="entropy (left)" stroke={COLORS.entropy} strokeWidth={2} dot={dots(n)} isAnimationActive={false} />
+          <Line yAxisId="ratio" dataKey="meanRatio" name="mean ρ (right)" stroke={COLORS.ratio} strokeWidth={2} dot={dots(n)} isAnimationActive={false} />
+        </LineChart>
+      </ChartFrame>
+    </div>
+  );
+}

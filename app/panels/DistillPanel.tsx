@@ -1,0 +1,278 @@
+/**
+ * Distill: train the loaded student on the loaded teacher's feedback, and watch it learn. The
+ * setup (objective, task, knobs) lives in the URL hash; the run's state and history come from the
+ * worker's train.* events (state/distillRun.ts) and stay after the run ends, until the next Start.
+ */
+import { useLab } from '../state/labStore';
+import { useDistillRun } from '../state/distillRun';
+import { controlTraining, startTraining } from '../lab/connect';
+import { ModelLoader } from '../components/ModelLoader';
+import { NumberField } from '../components/NumberField';
+import { formatMetric, formatMs, formatSi } from '../components/numbers';
+import { DistillCharts } from './DistillCharts';
+import { formatBytes } from '../../workers/format';
+import { setupProblem, type NumericKnob } from '../../workers/distill/setup';
+import { OBJECTIVES, type ObjectiveName } from '../../workers/distill/options';
+import { TASK_NAMES } from '../../workers/tasks/registry';
+
+const OBJECTIVE_SENTENCES: Record<ObjectiveName, string> = {
+  'opd-sampled':
+    'On-policy distillation: the student samples answers, the teacher scores each sampled token, and −λ × that token’s sampled reverse KL is its advantage in a policy-gradient step.',
+  'opd-full':
+    'On-policy distillation on the exact reverse KL over the whole vocabulary at every position of the student’s own samples: the same target, with less variance.',
+  sft: 'Off-policy distillation: the teacher writes the answers and the student learns them by cross-entropy (supervised fine-tuning).',
+  rl: 'Reinforcement learning: reward 1 when the final answer verifies and 0 otherwise, minus the group’s mean reward; the teacher only watches.',
+};
+
+interface Knob {
+  key: NumericKnob;
+  label: string;
+  title: string;
+  min: number;
+  max?: number;
+  step?: number | 'any';
+  /** Objectives that use the knob (all when absent). */
+  usedBy?: ObjectiveName[];
+}
+
+const KNOBS: Knob[] = [
+  { key: 'totalSteps', label: 'steps', title: 'Optimizer steps of the run.', min: 1 },
+  { key: 'batchPrompts', label: 'prompts per step', title: 'B: training prompts per step.', min: 1, max: 1024 },
+  { key: 'groupSize', label: 'completions per prompt', title: 'G: answers sampled for each prompt (rl needs at least 2).', min: 1, max: 256 },
+  { key: 'lr', label: 'learning rate', title: 'AdamW learning rate, constant, in (0, 1).', min: 0, max: 1, step: 'any' },
+  { key: 'loraRank', label: 'LoRA rank', title: '0 trains every weight; r > 0 trains rank-r adapters.', min: 0 },
+  { key: 'klCoef', label: 'KL coefficient λ', title: 'The advantage is −λ × the sampled reverse KL.', min: 0, step: 'any', usedBy: ['opd-sampled'] },
+  { key: 'discount', label: 'discount γ', title: '0: each token answers for itself; γ > 0 sums the later tokens’ KL, discounted.', min: 0, max: 1, step: 'any', usedBy: ['opd-sampled'] },
+  { key: 'clipEpsilon', label: 'clip ε', title: 'PPO-style clip of the importance ratio ρ (0: none).', min: 0, step: 'any', usedBy: ['opd-sampled', 'rl'] },
+  { key: 'temperature', label: 'temperature', title: 'Sampling temperature, also that of every log-prob and KL.', min: 0, step: 'any' },
+  { key: 'maxTokens', label: 'max tokens', title: 'New tokens per answer; 0: what the task’s answers need.', min: 0 },
+  { key: 'evalEvery', label: 'eval every', title: 'Held-out evaluation every N steps (also at step 0 and after the last; 0: only then).', min: 0 },
+  { key: 'evalPrompts', label: 'eval prompts', title: 'Held-out prompts per evaluation (greedy answers).', min: 1 },
+  { key: 'checkpointEvery', label: 'checkpoint every', title: 'Keep a checkpoint every N steps (also when the run ends or stops; 0: only then).', min: 0 },
+  { key: 'seed', label: 'seed', title: 'Seed of the training prompts and the sampling.', min: 0 },
+];
+
+function Setup({ locked }: { locked: boolean }) {
+  const setup = useLab((s) => s.setup);
+  const setSetup = useLab((s) => s.setSetup);
+  return (
+    <fieldset className="setup" disabled={locked}>
+      <div className="objectives" role="radiogroup" aria-label="Objective">
+        {OBJECTIVES.map((o) => (
+          <label key={o} className={setup.objective === o ? 'objective chosen' : 'objective'}>
+            <input type="radio" name="objective" value={o} checked={setup.objective === o} onChange={() => setSetup({ objective: o })} />
+            <span>
+              <b>{o}</b> <span className="muted">{OBJECTIVE_SENTENCES[o]}</span>
+            </span>
+          </label>
+        ))}
+      </div>
+      <div className="knobs">
+        <label className="number">
+          task
+          <select value={setup.task} onChange={(e) => setSetup({ task: e.target.value })}>
+            {TASK_NAMES.map((t) => (
+              <option key={t} value={t}>{t}</option>
+            ))}
+          </select>
+        </label>
+        {KNOBS.map((k) => {
+          const unused = k.usedBy && !k.usedBy.includes(setup.objective);
+          return (
+            <NumberField
+              key={k.key}
+              label={k.label}
+              title={unused ? `${k.title} Not used by ${setup.objective}.` : k.title}
+              value={setup[k.key]}
+              min={k.min}
+              max={k.max}
+              step={k.step ?? 1}
+              disabled={unused}
+              onChange={(v) => setSetup({ [k.key]: v })}
+            />
+          );
+        })}
+      </div>
+    </fieldset>
+  );
+}
+
+const STATE_WORDS: Record<string, string> = { idle: 'no run yet', running: 'running', paused: 'paused', stopped: 'stopped', finished: 'finished', failed: 'failed' };
+
+/** Start / Pause / Resume / Stop, and the sentence saying where the run stands. */
+function Controls() {
+  const ready = useLab((s) => s.phase === 'ready');
+  const setup = useLab((s) => s.setup);
+  const student = useLab((s) => s.models.student);
+  const teacher = useLab((s) => s.models.teacher);
+  const run = useDistillRun();
+  const problem = setupProblem(setup);
+  const active = run.phase === 'running' || run.phase === 'paused';
+  const missing = !student.model ? 'Load a student to start.' : !teacher.model ? 'Load a teacher to start.' : !student.model.trainable ? 'This student has no trainable weights (model.safetensors).' : null;
+  const canStart = ready && !problem && !missing && !active && !run.starting && !student.loading && !teacher.loading;
+  let status: string;
+  let word = STATE_WORDS[run.phase];
+  if (run.starting) {
+    word = 'starting';
+    status = run.startStage ?? 'Setting up the run…';
+  } else if (run.pending === 'stop' && active) {
+    word = 'stopping';
+    status = 'Stopping after the current step…';
+  } else if (run.pending === 'pause' && run.phase === 'running') {
+    word = 'pausing';
+    status = 'Pausing after the current step…';
+  } else status = run.phase === 'idle' ? 'Load a student and a teacher, set the experiment up, and press Start.' : run.message;
+  return (
+    <div className="run-controls">
+      {problem && (
+        <p className="error" role="alert" data-testid="setup-problem">
+          {problem}
+        </p>
+      )}
+      <div className="buttons">
+        <button disabled={!canStart} onClick={() => void startTraining(setup)}>
+          Start
+        </button>
+        <button disabled={run.phase !== 'running' || run.pending !== null} onClick={() => void controlTraining('pause')}>
+          Pause
+        </button>
+        <button disabled={run.phase !== 'paused' || run.pending !== null} onClick={() => void controlTraining('resume')}>
+          Resume
+        </button>
+        <button className="danger" disabled={!active || run.pending === 'stop'} onClick={() => void controlTraining('stop')}>
+          Stop
+        </button>
+        {!problem && missing && <span className="muted">{missing}</span>}
+      </div>
+      <p className="run-status" data-testid="distill-status" role="status">
+        <span className={`run-badge run-${word}`} data-testid="distill-state">
+          {word}
+        </span>
+        {run.phase !== 'idle' && (
+          <span className="run-step" data-testid="distill-step">
+            step {run.step} / {run.totalSteps}
+          </span>
+        )}
+        <span data-testid="distill-message">{status}</span>
+      </p>
+      {run.startError && <p className="error" role="alert" data-testid="start-error">{run.startError.message}</p>}
+      {run.controlError && <p className="error" role="alert">{run.controlError.message}</p>}
+      {run.failure?.detail && (
+        <details className="error-detail">
+          <summary>Details</summary>
+          <pre>{run.failure.detail}</pre>
+        </details>
+      )}
+      {run.checkpoint && (
+        <p className="muted checkpoint" data-testid="distill-checkpoint">
+          Checkpoint of step {run.checkpoint.step} kept in the lab worker ({formatBytes(run.checkpoint.bytes)}).
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** The latest step, number by number. */
+function LatestStep() {
+  const m = useDistillRun((s) => s.latest);
+  const problems = useDistillRun((s) => s.problems);
+  if (!m) return <p className="muted">No step yet.</p>;
+  const rows: [string, string][] = [
+    ['loss', formatMetric(m.loss)],
+    ['gradient norm', formatMetric(m.gradNorm)],
+    ['sampled KL k (per token)', formatMetric(m.sampledKL)],
+    ['exact reverse KL (per token)', formatMetric(m.reverseKL)],
+    ['student entropy (per token)', formatMetric(m.studentEntropy)],
+    ['mean ρ', formatMetric(m.meanRatio)],
+    ['ρ spread (std)', formatMetric(m.ratioStd)],
+    ['reward (answers verified)', formatMetric(m.reward)],
+    ['learning rate', formatMetric(m.lr)],
+    ['tokens sampled', m.tokensSampled.toLocaleString('en-US')],
+    ['FLOPs: student sampling', `${formatSi(m.flops.studentSampling)}FLOP`],
+    ['FLOPs: teacher scoring', `${formatSi(m.flops.teacherScoring)}FLOP`],
+    ['FLOPs: training', `${formatSi(m.flops.training)}FLOP`],
+    ['FLOPs: total so far', `${formatSi(m.flops.total)}FLOP`],
+    ['wall time of the step', formatMs(m.wallMs)],
+  ];
+  return (
+    <>
+      <table className="kv metrics" data-testid="step-metrics">
+        <caption>
+          Step {m.step} ({m.objective}){m.applied ? '' : ', not applied'}
+        </caption>
+        <tbody>
+          {rows.map(([k, v]) => (
+            <tr key={k}>
+              <th>{k}</th>
+              <td className="num">{v}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {problems.length > 0 && (
+        <ul className="problems" data-testid="step-problems">
+          {problems.slice(-5).map((p) => (
+            <li key={p.step} className="warning">
+              Step {p.step} was not applied: {p.problem}
+            </li>
+          ))}
+        </ul>
+      )}
+    </>
+  );
+}
+
+/** The latest evaluation: accuracy and a few answers, right or wrong. */
+function LatestEval() {
+  const e = useDistillRun((s) => s.latestEval);
+  if (!e) return <p className="muted">No evaluation yet: the first comes before the first step.</p>;
+  return (
+    <>
+      <p data-testid="eval-summary">
+        Held-out accuracy <b>{(100 * e.accuracy).toFixed(1)}%</b> ({e.correct}/{e.prompts}) at step {e.step}; reverse KL of the greedy answers{' '}
+        {formatMetric(e.reverseKL)} nats per token.
+      </p>
+      <ol className="eval-examples" data-testid="eval-examples">
+        {e.examples.map((x, i) => (
+          <li key={i} data-testid="eval-example" className={x.correct ? 'right' : 'wrong'}>
+            <span className="verdict" aria-label={x.correct ? 'right' : 'wrong'}>
+              {x.correct ? '✓' : '✗'}
+            </span>
+            <code>{x.prompt}</code>
+            <code className="completion" title="the student’s answer as it wrote it (␣ is a space)">{x.completion.replace(/ /g, '␣') || '∅'}</code>
+            {x.reason && <span className="muted reason">{x.reason}</span>}
+          </li>
+        ))}
+      </ol>
+    </>
+  );
+}
+
+export function DistillPanel() {
+  const locked = useDistillRun((s) => s.starting || s.phase === 'running' || s.phase === 'paused');
+  return (
+    <div className="panel-body">
+      <section className="card wide">
+        <h2>Distill: train the student on the teacher’s per-token feedback</h2>
+        <div className="loaders">
+          <ModelLoader role="student" disabled={locked} />
+          <ModelLoader role="teacher" disabled={locked} />
+        </div>
+        <Setup locked={locked} />
+        <Controls />
+      </section>
+      <section className="card wide">
+        <h2>Curves</h2>
+        <DistillCharts />
+      </section>
+      <section className="card">
+        <h2>Latest step</h2>
+        <LatestStep />
+      </section>
+      <section className="card">
+        <h2>Latest evaluation</h2>
+        <LatestEval />
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,127 @@
+/**
+ * The Distill panel's run, as the lab worker streams it: where the run stands (a small zustand
+ * store, read through selectors by the few components that show it) and its history of step and
+ * eval points (held by reference outside React: the charts subscribe to it and redraw at a
+ * throttled rate, so a stream of metrics never re-renders the app).
+ *
+ * The history of a run stays after it stops, finishes or fails; it is replaced only when the
+ * next run starts.
+ */
+import { create } from 'zustand';
+import type { EvalMetrics, LabError, StepMetrics, TrainStateName } from '../../workers/protocol';
+
+/** One step as the charts plot it (non-finite values become gaps). */
+export interface StepPoint {
+  step: number;
+  reverseKL: number | null;
+  sampledKL: number | null;
+  loss: number | null;
+  entropy: number | null;
+  meanRatio: number | null;
+  flops: number;
+}
+
+/** One held-out evaluation as the charts plot it. */
+export interface EvalPoint {
+  step: number;
+  flops: number;
+  /** Percent. */
+  accuracy: number;
+  reverseKL: number | null;
+}
+
+export interface RunHistory {
+  steps: StepPoint[];
+  evals: EvalPoint[];
+}
+
+export type RunPhase = 'idle' | TrainStateName;
+
+export interface DistillRunState {
+  /** The requestId of the train.start that began the run shown (null before any). */
+  runId: number | null;
+  phase: RunPhase;
+  /** The worker's sentence about the run's state. */
+  message: string;
+  step: number;
+  totalSteps: number;
+  /** True from Start until the worker answers (the models' sessions are being opened). */
+  starting: boolean;
+  startStage: string | null;
+  /** Why Start was refused (the previous run's history stays). */
+  startError: LabError | null;
+  /** A control sent and not answered yet: the status line says what is awaited. */
+  pending: 'pause' | 'resume' | 'stop' | null;
+  controlError: LabError | null;
+  /** What went wrong when the run failed. */
+  failure: LabError | null;
+  latest: StepMetrics | null;
+  latestEval: EvalMetrics | null;
+  checkpoint: { step: number; bytes: number } | null;
+  /** Steps the numerics guard refused to apply. */
+  problems: { step: number; problem: string }[];
+}
+
+const initial: Omit<DistillRunState, 'starting' | 'startStage' | 'startError'> = {
+  runId: null,
+  phase: 'idle',
+  message: '',
+  step: 0,
+  totalSteps: 0,
+  pending: null,
+  controlError: null,
+  failure: null,
+  latest: null,
+  latestEval: null,
+  checkpoint: null,
+  problems: [],
+};
+
+export const useDistillRun = create<DistillRunState>()(() => ({ ...initial, starting: false, startStage: null, startError: null }));
+
+const finite = (x: number) => (Number.isFinite(x) ? x : null);
+
+/** The run's points, by reference; `subscribeHistory` says when they grew. */
+export const runHistory: RunHistory = { steps: [], evals: [] };
+const historyListeners = new Set<() => void>();
+
+export function subscribeHistory(listener: () => void): () => void {
+  historyListeners.add(listener);
+  return () => historyListeners.delete(listener);
+}
+
+function historyChanged(): void {
+  for (const l of historyListeners) l();
+}
+
+/** A new run began (the worker answered train.start): the previous run's history goes. */
+export function beginRun(runId: number, totalSteps: number, message: string): void {
+  runHistory.steps = [];
+  runHistory.evals = [];
+  useDistillRun.setState({ ...initial, runId, phase: 'running', totalSteps, message, starting: false, startStage: null, startError: null });
+  historyChanged();
+}
+
+export function addStep(m: StepMetrics): void {
+  runHistory.steps.push({
+    step: m.step,
+    reverseKL: finite(m.reverseKL),
+    sampledKL: finite(m.sampledKL),
+    loss: finite(m.loss),
+    entropy: finite(m.studentEntropy),
+    meanRatio: finite(m.meanRatio),
+    flops: m.flops.total,
+  });
+  useDistillRun.setState((s) => ({
+    latest: m,
+    step: m.step,
+    problems: m.applied ? s.problems : [...s.problems, { step: m.step, problem: m.problem ?? 'the update was not applied' }],
+  }));
+  historyChanged();
+}
+
+export function addEval(e: EvalMetrics): void {
+  runHistory.evals.push({ step: e.step, flops: e.flopsTotal, accuracy: 100 * e.accuracy, reverseKL: finite(e.reverseKL) });
+  useDistillRun.setState({ latestEval: e });
+  historyChanged();
+}

@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { launch, openLab, screenshot, type PageRecord } from './browser';
+
+/** Points of each line drawn in a chart: one entry per curve, its vertex count read from the SVG path. */
+async function curvePoints(page: Page, chart: string): Promise<number[]> {
+  const paths = await page.locator(`[data-testid=${chart}] path.recharts-line-curve`).evaluateAll((els) => els.map((e) => e.getAttribute('d') ?? ''));
+  // "M x,y L x,y L x,y": one M and one L per further point (linear curves, no gaps).
+  return paths.map((d) => (d.match(/[ML]/g) ?? []).length);
+}
+
+const knob = (page: Page, label: string) => page.getByLabel(label, { exact: true });
+
+async function setKnobs(page: Page, knobs: Record<string, number>): Promise<void> {
+  for (const [label, value] of Object.entries(knobs)) await knob(page, label).fill(String(value));
+}
+
+const state = (page: Page) => page.getByTestId('distill-state').textContent();
+const stepShown = async (page: Page) => Number(/step (\d+) \//.exec((await page.getByTestId('distill-step').textContent()) ?? '')?.[1] ?? NaN);
+
+describe('the Distill panel: a person trains a student and watches it learn', () => {
+  let browser: Browser;
+  let lab: PageRecord;
+  beforeAll(async () => {
+    browser = await launch('swiftshader');
+    lab = await openLab(browser, `${inject('baseUrl')}#panel=distill`);
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('loads the addition student and teacher by URL', async () => {
+    const { page } = lab;
+    const models = inject('modelsUrl');
+    await expect.poll(() => page.textContent('[data-testid=status-state]'), { timeout: 120_000 }).toBe('Ready');
+    expect(await state(page)).toBe('no run yet');
+    expect(await page.getByRole('button', { name: 'Start' }).isDisabled()).toBe(true);
+    await page.getByLabel('Student model folder URL').fill(`${models}add-student/`);
+    await page.getByRole('button', { name: 'Load student' }).click();
+    await page.getByTestId('student-summary').waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId('student-summary').textContent()).toMatch(/^gpt2, [\d,]+ parameters, vocabulary \d+, trainable$/);
+    await page.getByLabel('Teacher model folder URL').fill(`${models}add-teacher/`);
+    await page.getByRole('button', { name: 'Load teacher' }).click();
+    await page.getByTestId('teacher-summary').waitFor({ timeout: 60_000 });
+    await expect.poll(() => page.getByRole('button', { name: 'Start' }).isDisabled()).toBe(false);
+  });
+
+  it('a bad knob shows why, and Start starts nothing', async () => {
+    const { page } = lab;
+    await knob(page, 'learning rate').fill('0');
+    expect(await page.getByTestId('setup-problem').textContent()).toBe('The learning rate must lie in (0, 1); got 0.');
+    expect(await page.getByRole('button', { name: 'Start' }).isDisabled()).toBe(true);
+    // The experiment is in the URL, bad knob included, so the link reproduces what the person sees.
+    expect(new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get('lr')).toBe('0');
+    await page.getByRole('button', { name: 'Start' }).click({ force: true });
+    await page.waitForTimeout(300);
+    expect(await state(page)).toBe('no run yet');
+    expect(await page.getByTestId('chart-kl').textContent()).toContain('No points yet');
+    await screenshot(page, 'distill-bad-knob');
+    await knob(page, 'learning rate').fill('0.01');
+    await expect.poll(() => page.getByTestId('setup-problem').count()).toBe(0);
+  });
+
+  it('runs 3 steps of opd-sampled and shows the curves, the latest step and the eval answers', async () => {
+    const { page } = lab;
+    await page.getByRole('radio', { name: /^opd-sampled/ }).check();
+    await setKnobs(page, { steps: 3, 'prompts per step': 2, 'completions per prompt': 2, 'eval every': 1, 'eval prompts': 8 });
+    const hash = new URLSearchParams((await page.evaluate(() => location.hash)).slice(1));
+    expect(Object.fromEntries(['panel', 'objective', 'totalSteps', 'batchPrompts', 'groupSize', 'evalEvery', 'evalPrompts', 'lr'].map((k) => [k, hash.get(k)]))).toEqual({
+      panel: 'distill', objective: 'opd-sampled', totalSteps: '3', batchPrompts: '2', groupSize: '2', evalEvery: '1', evalPrompts: '8', lr: '0.01',
+    });
+
+    await page.getByRole('button', { name: 'Start' }).click();
+    await expect.poll(() => state(page), { timeout: 150_000, interval: 250 }).toBe('finished');
+    expect(await stepShown(page)).toBe(3);
+    expect(await page.getByTestId('distill-message').textContent()).toMatch(/^Finished 3 steps of opd-sampled\. Held-out accuracy \d+\.\d% \(\d\/8\)\.$/);
+
+    // Every chart has its lines drawn through its points: 3 steps, 4 evaluations (step 0 and each step).
+    await expect.poll(() => curvePoints(page, 'chart-kl')).toEqual([3, 3]);
+    expect(await curvePoints(page, 'chart-loss')).toEqual([3]);
+    expect(await curvePoints(page, 'chart-entropy')).toEqual([3, 3]);
+    expect(await curvePoints(page, 'chart-accuracy')).toEqual([4]);
+
+    // The latest step's numbers, all finite, FLOPs split by where they went.
+    const table = page.getByTestId('step-metrics');
+    expect(await table.locator('caption').textContent()).toBe('Step 3 (opd-sampled)');
+    const rows = await table.locator('tr').evaluateAll((trs) => trs.map((tr) => [tr.querySelector('th')!.textContent!, tr.querySelector('td')!.textContent!]));
+    const values = Object.fromEntries(rows);
+    for (const key of ['loss', 'gradient norm', 'exact reverse KL (per token)', 'FLOPs: student sampling', 'FLOPs: teacher scoring', 'FLOPs: training', 'wall time of the step']) {
+      expect(values[key], key).toBeDefined();
+    }
+    for (const [key, text] of rows) {
+      const x = Number.parseFloat(text.replace(/,/g, ''));
+      expect(Number.isFinite(x), `${key}: ${text}`).toBe(true);
+    }
+    expect(Number.parseFloat(values['FLOPs: teacher scoring'])).toBeGreaterThan(0);
+    expect(values['FLOPs: total so far']).toMatch(/FLOP$/);
+
+    // The eval's answers, each marked right or wrong.
+    expect(await page.getByTestId('eval-summary').textContent()).toMatch(/^Held-out accuracy \d+\.\d% \(\d\/8\) at step 3;/);
+    const examples = await page.getByTestId('eval-example').allTextContents();
+    expect(examples).toHaveLength(8);
+    for (const e of examples) expect(e).toMatch(/^[✓✗]Q: +\d+\+ *\d+= A: /);
+    expect(await page.getByTestId('distill-checkpoint').textContent()).toMatch(/^Checkpoint of step 3 kept in the lab worker \([\d.]+ (B|KiB|MiB)\)\.$/);
+    expect(lab.errors).toEqual([]);
+    await screenshot(page, 'distill-finished');
+  });
+
+  it('pauses, resumes and stops a longer run between steps, keeping its history', async () => {
+    const { page } = lab;
+    await setKnobs(page, { steps: 40, 'eval every': 4, 'eval prompts': 4 });
+    await page.getByRole('button', { name: 'Start' }).click();
+    // The new run replaces the old history once it runs.
+    await expect.poll(() => state(page), { timeout: 60_000, interval: 100 }).toBe('running');
+    await expect.poll(() => stepShown(page), { timeout: 120_000, interval: 200 }).toBeGreaterThanOrEqual(1);
+    expect(await page.getByLabel('learning rate', { exact: true }).isDisabled()).toBe(true);
+
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await expect.poll(() => state(page), { timeout: 60_000, interval: 100 }).toBe('paused');
+    const pausedAt = await stepShown(page);
+    await page.waitForTimeout(1500);
+    expect(await stepShown(page)).toBe(pausedAt);
+    expect(await page.getByTestId('distill-message').textContent()).toBe(`Paused after step ${pausedAt} of 40: the student keeps its weights; resume to go on.`);
+    await screenshot(page, 'distill-paused');
+
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await expect.poll(() => stepShown(page), { timeout: 120_000, interval: 200 }).toBeGreaterThan(pausedAt);
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await expect.poll(() => state(page), { timeout: 60_000, interval: 100 }).toBe('stopped');
+    const stoppedAt = await stepShown(page);
+    expect(stoppedAt).toBeGreaterThan(pausedAt);
+    expect(stoppedAt).toBeLessThan(40);
+    expect(await page.getByTestId('distill-message').textContent()).toBe(`Stopped after step ${stoppedAt} of 40; the history and the checkpoint of step ${stoppedAt} are kept.`);
+
+    // The history stays: every step's points, the last step's table, the checkpoint of where it stopped.
+    await expect.poll(() => curvePoints(page, 'chart-loss')).toEqual([stoppedAt]);
+    expect(await page.getByTestId('step-metrics').locator('caption').textContent()).toBe(`Step ${stoppedAt} (opd-sampled)`);
+    expect(await page.getByTestId('distill-checkpoint').textContent()).toContain(`Checkpoint of step ${stoppedAt} `);
+    // …also after looking at another panel and coming back.
+    await page.getByRole('button', { name: 'Inspect' }).click();
+    await page.getByRole('button', { name: 'Distill' }).click();
+    expect(await curvePoints(page, 'chart-loss')).toEqual([stoppedAt]);
+    expect(await page.getByRole('button', { name: 'Start' }).isDisabled()).toBe(false);
+    expect(lab.errors).toEqual([]);
+    await screenshot(page, 'distill-stopped');
+  });
+
+  it('a run the worker refuses (tokenizers differ) says why and leaves the last run’s history in place', async () => {
+    const { page } = lab;
+    const before = await curvePoints(page, 'chart-loss');
+    await page.getByLabel('Teacher model folder URL').fill(`${inject('modelsUrl')}teacher/`);
+    await page.getByRole('button', { name: 'Load teacher' }).click();
+    await expect.poll(() => page.getByTestId('teacher-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 17/);
+    await page.getByRole('button', { name: 'Start' }).click();
+    const refused = page.getByTestId('start-error');
+    await refused.waitFor({ timeout: 60_000 });
+    expect(await refused.textContent()).toMatch(/^The student's tokenizer has \d+ tokens and the teacher's 17: per-token distillation needs one shared tokenizer\./);
+    expect(await state(page)).toBe('stopped');
+    expect(await curvePoints(page, 'chart-loss')).toEqual(before);
+    expect(lab.errors).toEqual([]);
+    await screenshot(page, 'distill-refused');
+  });
+});

@@ -1,0 +1,252 @@
+/**
+ * Distillation runs inside the lab engine: one run at a time, of the student and teacher that
+ * `model.load` put in place, driven step after step by a loop that yields to the event loop
+ * between steps, so `train.pause|resume|stop` (and sampling, scoring, loading) are answered while
+ * it runs. The loop evaluates at step 0, every `evalEvery` steps and after the last step, keeps a
+ * checkpoint every `checkpointEvery` steps and whenever the run ends, and holds the latest one
+ * after the run is gone: nothing already trained is lost when a run is stopped or fails.
+ */
+import type { EvalMetrics, LabError, LabEvent, TrainSetup, TrainStateName } from '../protocol';
+import { DistillError, DistillRun } from '../distill/run';
+import { asSentence, distillOptions, setupProblem } from '../distill/setup';
+import { builtInTask } from '../tasks/registry';
+import { compareTokenizers } from '../models/tokenizer';
+import type { LoadedModel } from './inference';
+
+/** Steps in a row that the numerics guard refused to apply before the run is called failed. */
+export const MAX_UNAPPLIED_IN_A_ROW = 3;
+
+export interface TrainingHost {
+  emit(event: LabEvent): void;
+  /** Runs GPU work one piece at a time: a training step never overlaps a sample or a score request. */
+  exclusive<T>(work: () => Promise<T>): Promise<T>;
+  /** An unexpected exception as an error value. */
+  describe(e: unknown): LabError;
+}
+
+interface Waiter {
+  requestId: number;
+  until: 'paused' | 'stopped';
+}
+
+interface ActiveRun {
+  /** The requestId of the train.start that began it. */
+  id: number;
+  run: DistillRun;
+  setup: TrainSetup;
+  state: 'running' | 'paused';
+  pauseRequested: boolean;
+  stopRequested: boolean;
+  /** Commands answered when the loop reaches the state they asked for (or the run ends). */
+  waiters: Waiter[];
+  /** Resumes a paused loop. */
+  wake?: () => void;
+  lastEval?: EvalMetrics;
+}
+
+export interface KeptCheckpoint {
+  runId: number;
+  step: number;
+  bytes: Uint8Array;
+}
+
+/** Lets the worker's message loop run (the next command is a macrotask, not a microtask). */
+const macrotask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+export class Training {
+  private active: ActiveRun | undefined;
+  private starting = false;
+  private kept: KeptCheckpoint | null = null;
+  /** The loop of the latest run; settles when it has ended and released its GPU resources. */
+  loopDone: Promise<void> = Promise.resolve();
+
+  constructor(private readonly host: TrainingHost) {}
+
+  /** The latest checkpoint of the latest run (trainer tensors and run state, safetensors). */
+  get latestCheckpoint(): KeptCheckpoint | null {
+    return this.kept;
+  }
+
+  /** Sets a run up and starts its loop; the error says why not, when it cannot start. */
+  async start(
+    requestId: number,
+    device: GPUDevice,
+    models: { student?: LoadedModel; teacher?: LoadedModel },
+    setup: TrainSetup,
+  ): Promise<LabError | null> {
+    if (this.starting) return { code: 'run-active', message: 'A run is being set up already: wait for it, or stop it once it runs.' };
+    if (this.active) {
+      return { code: 'run-active', message: `A run is in progress (${this.active.state} at step ${this.active.run.step}): stop it before starting another.` };
+    }
+    const problem = setupProblem(setup);
+    if (problem) return { code: 'bad-options', message: problem };
+    const { student, teacher } = models;
+    for (const [role, m] of [['student', student], ['teacher', teacher]] as const) {
+      if (!m) return { code: 'no-model', message: `No ${role} model is loaded: load a model folder as the ${role} first.` };
+    }
+    if (!student!.folder.gpt2 || !student!.folder.weights) {
+      return {
+        code: 'not-trainable',
+        message: `The student ${student!.folder.label} cannot be trained: training needs a GPT-2 family folder with its weights in model.safetensors, and this one ${
+          student!.folder.gpt2 ? 'has no model.safetensors' : `is a '${student!.summary.modelType}' model`
+        }.`,
+      };
+    }
+    const tokenizers = compareTokenizers(student!.folder.tokenizer, teacher!.folder.tokenizer);
+    if (tokenizers.errors.length) return { code: 'tokenizer-mismatch', message: tokenizers.errors.join(' ') };
+    let task: ReturnType<typeof builtInTask>;
+    try {
+      task = builtInTask(setup.task, student!.folder.rawConfig);
+    } catch (e) {
+      return { code: 'bad-options', message: asSentence(e instanceof Error ? e.message : String(e)) };
+    }
+    const options = distillOptions(setup, task.maxTokens);
+    this.host.emit({ type: 'progress', requestId, stage: "Setting up the run: the student's trainer and live-weights sampler, the teacher's scorer" });
+    this.starting = true;
+    let run: DistillRun;
+    try {
+      run = await this.host.exclusive(() => DistillRun.create(device, { student: student!.folder, teacher: teacher!.folder, task: task.task, options }));
+    } catch (e) {
+      if (e instanceof DistillError) return { code: 'bad-options', message: asSentence(e.message) };
+      return this.host.describe(e);
+    } finally {
+      this.starting = false;
+    }
+    const a: ActiveRun = { id: requestId, run, setup, state: 'running', pauseRequested: false, stopRequested: false, waiters: [] };
+    this.active = a;
+    this.emitState(a, 'running', `Running ${setup.objective} on ${task.task.name}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.`, [requestId]);
+    this.loopDone = this.loop(a);
+    return null;
+  }
+
+  pause(requestId: number): LabError | null {
+    const a = this.active;
+    if (!a) return this.noRun();
+    if (a.state === 'paused') this.emitState(a, 'paused', this.pausedMessage(a), [requestId]);
+    else {
+      a.pauseRequested = true;
+      a.waiters.push({ requestId, until: 'paused' });
+    }
+    return null;
+  }
+
+  resume(requestId: number): LabError | null {
+    const a = this.active;
+    if (!a) return this.noRun();
+    a.pauseRequested = false;
+    // A pause asked for and not reached yet is answered by the resume that cancels it.
+    const cancelled = a.waiters.filter((w) => w.until === 'paused').map((w) => w.requestId);
+    a.waiters = a.waiters.filter((w) => w.until !== 'paused');
+    const wasPaused = a.state === 'paused';
+    a.state = 'running';
+    this.emitState(a, 'running', wasPaused ? `Running again from step ${a.run.step} of ${a.setup.totalSteps}.` : `Running: step ${a.run.step} of ${a.setup.totalSteps}.`, [requestId, ...cancelled]);
+    a.wake?.();
+    return null;
+  }
+
+  stop(requestId: number): LabError | null {
+    const a = this.active;
+    if (!a) return this.noRun();
+    a.stopRequested = true;
+    a.waiters.push({ requestId, until: 'stopped' });
+    a.wake?.();
+    return null;
+  }
+
+  private noRun(): LabError {
+    return {
+      code: 'no-run',
+      message: this.starting ? 'The run is still being set up: try again in a moment.' : 'No training run is in progress: start one first.',
+    };
+  }
+
+  private pausedMessage(a: ActiveRun): string {
+    return `Paused after step ${a.run.step} of ${a.setup.totalSteps}: the student keeps its weights; resume to go on.`;
+  }
+
+  /** One event per command it answers (each echoing its requestId), or one event for all. */
+  private emitState(a: ActiveRun, state: TrainStateName, message: string, requestIds: number[], error?: LabError): void {
+    const base = { type: 'train.state' as const, runId: a.id, state, step: a.run.step, totalSteps: a.setup.totalSteps, message, ...(error ? { error } : {}) };
+    if (requestIds.length === 0) this.host.emit(base);
+    for (const requestId of requestIds) this.host.emit({ ...base, requestId });
+  }
+
+  private async evaluate(a: ActiveRun): Promise<void> {
+    const evaluation = await this.host.exclusive(() => a.run.evaluate());
+    a.lastEval = evaluation;
+    this.host.emit({ type: 'train.eval', runId: a.id, evaluation });
+  }
+
+  private async keepCheckpoint(a: ActiveRun): Promise<void> {
+    if (this.kept?.runId === a.id && this.kept.step === a.run.step) return;
+    const bytes = await this.host.exclusive(() => a.run.checkpoint());
+    this.kept = { runId: a.id, step: a.run.step, bytes };
+    this.host.emit({ type: 'train.checkpoint', runId: a.id, step: a.run.step, bytes: bytes.byteLength });
+  }
+
+  private async waitWhilePaused(a: ActiveRun): Promise<void> {
+    a.state = 'paused';
+    const answered = a.waiters.filter((w) => w.until === 'paused').map((w) => w.requestId);
+    a.waiters = a.waiters.filter((w) => w.until !== 'paused');
+    const woken = new Promise<void>((resolve) => (a.wake = resolve));
+    this.emitState(a, 'paused', this.pausedMessage(a), answered);
+    await woken;
+    a.wake = undefined;
+  }
+
+  private async loop(a: ActiveRun): Promise<void> {
+    const { run, setup } = a;
+    let failure: LabError | undefined;
+    let failedAt = 0;
+    let unapplied = 0;
+    try {
+      if (run.step === 0) await this.evaluate(a);
+      while (run.step < setup.totalSteps) {
+        await macrotask();
+        while (a.pauseRequested && !a.stopRequested) await this.waitWhilePaused(a);
+        if (a.stopRequested) break;
+        const m = await this.host.exclusive(() => run.trainStep());
+        this.host.emit({ type: 'train.metrics', runId: a.id, metrics: m });
+        unapplied = m.applied ? 0 : unapplied + 1;
+        if (unapplied >= MAX_UNAPPLIED_IN_A_ROW) {
+          failedAt = m.step;
+          failure = {
+            code: 'numerics',
+            message: `${unapplied} steps in a row could not be applied (${m.problem ?? 'non-finite numbers'}): the student's weights stay as they were before them. A lower learning rate or a higher temperature may help.`,
+          };
+          break;
+        }
+        const last = m.step === setup.totalSteps;
+        if ((setup.evalEvery > 0 && m.step % setup.evalEvery === 0) || last) await this.evaluate(a);
+        if (setup.checkpointEvery > 0 && m.step % setup.checkpointEvery === 0) await this.keepCheckpoint(a);
+      }
+      // The guard left the weights as they were, so even a run failed that way keeps a checkpoint.
+      await this.keepCheckpoint(a);
+    } catch (e) {
+      const described = this.host.describe(e);
+      failedAt = run.step + 1;
+      failure = described;
+    }
+    const step = run.step;
+    const kept = this.kept?.runId === a.id ? this.kept.step : null;
+    try {
+      await this.host.exclusive(() => run.release());
+    } catch {
+      // Released or not, this run is over; its GPU objects go with the device at worst.
+    }
+    this.active = undefined;
+    const answered = a.waiters.map((w) => w.requestId);
+    if (failure) {
+      const keptText = kept !== null ? ` The history and the checkpoint of step ${kept} are kept.` : ' The history is kept.';
+      this.emitState(a, 'failed', `Failed at step ${failedAt} of ${setup.totalSteps}: ${failure.message}${keptText}`, answered, failure);
+    } else if (step < setup.totalSteps) {
+      this.emitState(a, 'stopped', `Stopped after step ${step} of ${setup.totalSteps}; the history and the checkpoint of step ${step} are kept.`, answered);
+    } else {
+      const ev = a.lastEval;
+      const accuracy = ev ? ` Held-out accuracy ${percent(ev.accuracy)} (${ev.correct}/${ev.prompts}).` : '';
+      this.emitState(a, 'finished', `Finished ${step} steps of ${setup.objective}.${accuracy}`, answered);
+    }
+  }
+}
