@@ -14,7 +14,7 @@
  * Each folder gets the model files, `recipe.json` (this recipe, the measured accuracies and the
  * time taken) and `training-log.jsonl` (every step's loss and every evaluation).
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { nodeGpu, NODE_GPU_ADVICE } from '../workers/node/gpu';
 import { acquireDevice } from '../workers/gpu/device';
@@ -56,7 +56,7 @@ export const RECIPE = {
     evalEvery: 100, evalPrompts: 256, target: 0.97,
   },
   student: {
-    config: { ...base, nLayer: 1, nHead: 2, nEmbd: 32, nInner: 128 } satisfies Gpt2Config,
+    config: { ...base, nLayer: 2, nHead: 2, nEmbd: 32, nInner: 128 } satisfies Gpt2Config,
     batch: 32, lr: 3e-3, warmupSteps: 10, maxSteps: 600, schedule: 'constant' as const, weightDecay: 0.01,
     evalEvery: 20, evalPrompts: 256, stopAbove: 0.45, teacherTemperature: 1,
   },
@@ -153,6 +153,7 @@ async function exportFolder(dir: string, trainer: Gpt2Trainer, role: 'teacher' |
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const outArg = args.indexOf('--out');
+  // --reuse-teacher DIR: skip step 1 and take the teacher this recipe built earlier (its recipe.json says how).
   const out = resolve(outArg >= 0 ? args[outArg + 1] : 'models');
   const acquired = await acquireDevice(nodeGpu());
   if (!acquired.ok) throw new Error(`${acquired.error.message}\n${NODE_GPU_ADVICE}`);
@@ -162,9 +163,21 @@ async function main(): Promise<void> {
   const adapter = `${summary.vendor} / ${summary.architecture}${summary.isFallbackAdapter ? ' (fallback, CPU)' : ''}`;
   console.error(`build:models on ${adapter}; writing ${out}/addition-teacher and ${out}/addition-student`);
 
-  // 1. The teacher, on ground truth.
+  // 1. The teacher, on ground truth (or, with --reuse-teacher DIR, a teacher this recipe built before).
   const teacherLines: LogLine[] = [];
   const T = RECIPE.teacher;
+  const reuseArg = args.indexOf('--reuse-teacher');
+  const teacherDir = join(out, 'addition-teacher');
+  let teacherSteps = 0;
+  let teacherSeconds = 0;
+  if (reuseArg >= 0) {
+    const from = resolve(args[reuseArg + 1]);
+    const previous = JSON.parse(readFileSync(join(from, 'recipe.json'), 'utf8')) as { steps: number; buildSeconds?: { teacher: number } };
+    if (from !== resolve(teacherDir)) cpSync(from, teacherDir, { recursive: true });
+    teacherSteps = previous.steps;
+    teacherSeconds = previous.buildSeconds?.teacher ?? NaN;
+    console.error(`build:models: reusing the teacher in ${from} (${teacherSteps} steps, ${teacherSeconds} s when it was built)`);
+  } else {
   const teacherRun = await train(device, {
     name: 'teacher', ...T, stopAt: T.target,
     batchAt: async (step) => Array.from({ length: T.batch }, (_, i) => {
@@ -172,10 +185,12 @@ async function main(): Promise<void> {
       return sequence(p.prompt, tokenizer.encode(p.completion), 1);
     }),
   }, teacherLines);
-  const teacherDir = join(out, 'addition-teacher');
-  const teacherSeconds = (performance.now() - started) / 1000;
-  await exportFolder(teacherDir, teacherRun.trainer, 'teacher', { recipe: RECIPE.teacher, seed: RECIPE.seed, task: TASK, steps: teacherRun.steps }, teacherLines);
+  teacherSeconds = (performance.now() - started) / 1000;
+  teacherSteps = teacherRun.steps;
+  await exportFolder(teacherDir, teacherRun.trainer, 'teacher', { recipe: RECIPE.teacher, seed: RECIPE.seed, task: TASK, steps: teacherRun.steps, buildSeconds: { teacher: Math.round(teacherSeconds) } }, teacherLines);
   teacherRun.trainer.destroy();
+  }
+  const studentStarted = performance.now();
 
   // 2. The student, on the teacher's samples.
   const teacherFolder = await readModelFolder(await dirSource(teacherDir));
@@ -183,20 +198,29 @@ async function main(): Promise<void> {
   const teacherRunner = decoderRunner(teacherFolder.gpt2!, teacherDecoder);
   const studentLines: LogLine[] = [];
   const S = RECIPE.student;
+  const pool: TrainSequence[] = [];
+  const POOL_CHUNK = 512;
   const studentRun = await train(device, {
     name: 'student', ...S, stopAt: S.stopAbove,
     batchAt: async (step) => {
-      const prompts = Array.from({ length: S.batch }, (_, i) => trainProblem(RECIPE.seed + 1, step * S.batch + i, TASK).prompt);
-      const samples = await sampleCompletions(teacherRunner, {
-        prompts: prompts.map((p) => tokenizer.encode(p)), n: 1, maxTokens: completionTokens, seed: RECIPE.seed * 7919 + step, eosTokenId: ADDITION_EOS_ID,
-        sampling: { temperature: S.teacherTemperature, topK: 0, topP: 1 },
-      });
-      return samples.map((c) => sequence(prompts[c.promptIndex], c.tokens, 1));
+      // The teacher answers prompts in large batches (cheaper per token than 32 at a time); each
+      // step takes the next S.batch answers of that seeded pool.
+      while (pool.length < (step + 1) * S.batch) {
+        const start = pool.length;
+        const prompts = Array.from({ length: POOL_CHUNK }, (_, i) => trainProblem(RECIPE.seed + 1, start + i, TASK).prompt);
+        const samples = await sampleCompletions(teacherRunner, {
+          prompts: prompts.map((p) => tokenizer.encode(p)), n: 1, maxTokens: completionTokens, seed: RECIPE.seed * 7919 + start, eosTokenId: ADDITION_EOS_ID,
+          sampling: { temperature: S.teacherTemperature, topK: 0, topP: 1 },
+        });
+        for (const c of samples) pool.push(sequence(prompts[c.promptIndex], c.tokens, 1));
+      }
+      return pool.slice(step * S.batch, (step + 1) * S.batch);
     },
   }, studentLines);
   await teacherDecoder.session.release();
   const studentDir = join(out, 'addition-student');
-  const totalSeconds = (performance.now() - started) / 1000;
+  const studentSeconds = (performance.now() - studentStarted) / 1000;
+  const totalSeconds = teacherSeconds + studentSeconds;
 
   // Final held-out accuracy of both exported folders, run from their own ONNX files.
   await exportFolder(studentDir, studentRun.trainer, 'student', {}, studentLines);
@@ -206,11 +230,11 @@ async function main(): Promise<void> {
   const summaryOf = (role: 'teacher' | 'student', steps: number, e: typeof finalTeacher, config: Gpt2Config) => ({
     role, task: TASK, seed: RECIPE.seed, adapter, parameters: countGpt2Parameters(config), steps,
     heldOutAccuracy: e.accuracy, heldOutPrompts: e.prompts,
-    buildSeconds: { teacher: Math.round(teacherSeconds), total: Math.round(totalSeconds) },
+    buildSeconds: { teacher: Math.round(teacherSeconds), student: Math.round(studentSeconds), total: Math.round(totalSeconds) },
     recipe: role === 'teacher' ? RECIPE.teacher : RECIPE.student,
     examples: e.examples.slice(0, 12),
   });
-  writeFileSync(join(teacherDir, 'recipe.json'), JSON.stringify(summaryOf('teacher', teacherRun.steps, finalTeacher, T.config), null, 2) + '\n');
+  writeFileSync(join(teacherDir, 'recipe.json'), JSON.stringify(summaryOf('teacher', teacherSteps, finalTeacher, T.config), null, 2) + '\n');
   writeFileSync(join(studentDir, 'recipe.json'), JSON.stringify(summaryOf('student', studentRun.steps, finalStudent, S.config), null, 2) + '\n');
   console.error(`build:models done in ${Math.round(totalSeconds)} s: teacher ${(finalTeacher.accuracy * 100).toFixed(1)}% held-out, student ${(finalStudent.accuracy * 100).toFixed(1)}% (${RECIPE.finalEvalPrompts} prompts)`);
   process.exit(0);
