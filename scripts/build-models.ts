@@ -56,9 +56,9 @@ export const RECIPE = {
     evalEvery: 100, evalPrompts: 256, target: 0.97,
   },
   student: {
-    config: { ...base, nLayer: 2, nHead: 2, nEmbd: 32, nInner: 128 } satisfies Gpt2Config,
-    batch: 32, lr: 3e-3, warmupSteps: 10, maxSteps: 600, schedule: 'constant' as const, weightDecay: 0.01,
-    evalEvery: 20, evalPrompts: 256, stopAbove: 0.45, teacherTemperature: 1,
+    config: { ...base, nLayer: 2, nHead: 4, nEmbd: 48, nInner: 192 } satisfies Gpt2Config,
+    batch: 32, lr: 5e-3, warmupSteps: 20, maxSteps: 800, schedule: 'constant' as const, weightDecay: 0.01,
+    evalEvery: 25, evalPrompts: 256, stopAbove: 0.45, teacherTemperature: 1,
   },
   finalEvalPrompts: 1000,
 };
