@@ -2,7 +2,8 @@ import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { builtInModels } from './scripts/vite-built-in-models.ts';
 
 /** Cross-origin isolation: onnxruntime-web's threaded wasm needs SharedArrayBuffer. */
 const isolationHeaders = {
@@ -55,7 +56,8 @@ export const sharedConfig = {
 };
 
 export default defineConfig({
-  plugins: [react(), ortRuntimeFiles()],
+  // The built-in model folders (models/<name>/) at <base>models/, listed in <base>models/index.json.
+  plugins: [react(), ortRuntimeFiles(), builtInModels(resolve(import.meta.dirname, 'models'), isolationHeaders)],
   ...sharedConfig,
   worker: { format: 'es' },
   optimizeDeps: { exclude: ['onnxruntime-web'] },

@@ -8,15 +8,12 @@ import { SystemPanel } from './panels/SystemPanel';
 import { UpcomingPanel } from './panels/UpcomingPanel';
 import { InspectPanel } from './panels/InspectPanel';
 import { DistillPanel } from './panels/DistillPanel';
+import { ModelsPanel } from './panels/ModelsPanel';
 
 const UPCOMING: Record<string, { title: string; what: string }> = {
   compare: {
     title: 'Compare',
     what: 'On-policy distillation against off-policy distillation (SFT on teacher samples) and reinforcement learning with a sparse reward, on the same task and the same compute accounting.',
-  },
-  models: {
-    title: 'Models',
-    what: 'The built-in teacher and student, Hugging Face model folders from your disk, and the trained student exported back as one.',
   },
 };
 
@@ -49,6 +46,8 @@ export function App() {
           <InspectPanel />
         ) : panel === 'distill' ? (
           <DistillPanel />
+        ) : panel === 'models' ? (
+          <ModelsPanel />
         ) : (
           <UpcomingPanel {...UPCOMING[panel]} />
         )}

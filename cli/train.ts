@@ -37,7 +37,7 @@ export const trainCommand: Command = {
     task: { kind: 'string', default: 'addition', help: `built-in task (${TASK_NAMES.join(', ')})` },
     batch: { kind: 'int', default: 8, min: 1, max: 1024, help: 'prompts per step (B)' },
     group: { kind: 'int', default: 4, min: 1, max: 256, help: 'completions per prompt (G)' },
-    lr: { kind: 'number', default: 3e-3, min: 1e-8, max: 0.5, help: 'peak learning rate' },
+    lr: { kind: 'number', default: 1e-3, min: 1e-8, max: 0.5, help: 'peak learning rate' },
     warmup: { kind: 'int', default: 0, min: 0, help: 'warm-up steps' },
     schedule: { kind: 'string', default: 'constant', help: 'learning-rate schedule: constant, linear or cosine' },
     lora: { kind: 'int', default: 0, min: 0, max: 256, help: 'LoRA rank (0: full fine-tune)' },

@@ -1,16 +1,74 @@
 /**
  * Loading a model folder as the student or the teacher: by URL, or from a folder picked on this
  * computer. The worker holds one student and one teacher, so every panel shows the same two.
+ * The URL field starts at the lab's built-in model for the role (models/<name>/ on this server).
  */
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
 import { loadModel } from '../lab/connect';
+import { builtInFor, builtInModelUrl, fetchBuiltIns, useBuiltIns } from '../lab/builtInModels';
+
+const byUrl = (label: string | undefined) => (label && /^https?:\/\//.test(label) ? label : null);
+
+/** Loads the built-in student, then the built-in teacher (the folders models/index.json gives those roles). */
+export async function loadBuiltInPair(): Promise<void> {
+  const index = useBuiltIns.getState().index;
+  await loadModel('student', { url: builtInModelUrl(builtInFor('student', index)) });
+  await loadModel('teacher', { url: builtInModelUrl(builtInFor('teacher', index)) });
+}
+
+/** One click for the built-in student and teacher; hidden when this build has none. */
+export function LoadBuiltIns({ disabled = false }: { disabled?: boolean }) {
+  const ready = useLab((s) => s.phase === 'ready');
+  const loading = useLab((s) => s.models.student.loading || s.models.teacher.loading);
+  const setPanel = useLab((s) => s.setPanel);
+  const inModels = useLab((s) => s.panel === 'models');
+  const { status, index } = useBuiltIns();
+  useEffect(() => void fetchBuiltIns(), []);
+  const names = { student: builtInFor('student', index), teacher: builtInFor('teacher', index) };
+  const present = index ? index.models.some((m) => m.role === 'student') && index.models.some((m) => m.role === 'teacher') : status !== 'failed';
+  if (!present) {
+    return <p className="muted builtins">This build has no built-in student and teacher (see the Models panel): load folders of your own below.</p>;
+  }
+  return (
+    <p className="builtins">
+      <button disabled={!ready || loading || disabled} onClick={() => void loadBuiltInPair()}>
+        Load the built-in student and teacher
+      </button>{' '}
+      <span className="muted">
+        <code>{names.student}</code> and <code>{names.teacher}</code>, served by the lab itself
+        {inModels ? '.' : (
+          <>
+            : see the{' '}
+            <a href="#panel=models" onClick={(e) => (e.preventDefault(), setPanel('models'))}>
+              Models
+            </a>{' '}
+            panel.
+          </>
+        )}
+      </span>
+    </p>
+  );
+}
 
 export function ModelLoader({ role, disabled = false }: { role: ModelRole; disabled?: boolean }) {
   const slot = useLab((s) => s.models[role]);
   const ready = useLab((s) => s.phase === 'ready');
-  // A model loaded by URL keeps its URL in the field when the panel is shown again.
-  const [url, setUrl] = useState(() => (slot.model && /^https?:\/\//.test(slot.model.label) ? slot.model.label : ''));
+  const index = useBuiltIns((s) => s.index);
+  useEffect(() => void fetchBuiltIns(), []);
+  // The built-in folder for the role, unless index.json says this build has none.
+  const builtIn = index && !index.models.some((m) => m.role === role) ? '' : builtInModelUrl(builtInFor(role, index));
+  // A model loaded by URL keeps its URL in the field when the panel is shown again; else the built-in one.
+  const [url, setUrl] = useState(() => byUrl(slot.model?.label) ?? builtIn);
+  // A model loaded by URL elsewhere (the built-in pair, the Models panel) shows its URL here.
+  const loadedUrl = byUrl(slot.model?.label);
+  useEffect(() => {
+    if (loadedUrl) setUrl(loadedUrl);
+  }, [loadedUrl]);
+  // index.json read after the field was filled: an untouched default follows it.
+  useEffect(() => {
+    setUrl((old) => (!loadedUrl && old !== builtIn && old === builtInModelUrl(builtInFor(role, null)) ? builtIn : old));
+  }, [builtIn]);
   const label = role === 'student' ? 'Student' : 'Teacher';
   const off = !ready || slot.loading || disabled;
   return (

@@ -6,7 +6,7 @@
 import { useLab } from '../state/labStore';
 import { useDistillRun } from '../state/distillRun';
 import { controlTraining, startTraining } from '../lab/connect';
-import { ModelLoader } from '../components/ModelLoader';
+import { LoadBuiltIns, ModelLoader } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
 import { DistillCharts } from './DistillCharts';
@@ -254,6 +254,7 @@ export function DistillPanel() {
     <div className="panel-body">
       <section className="card wide">
         <h2>Distill: train the student on the teacher’s per-token feedback</h2>
+        <LoadBuiltIns disabled={locked} />
         <div className="loaders">
           <ModelLoader role="student" disabled={locked} />
           <ModelLoader role="teacher" disabled={locked} />

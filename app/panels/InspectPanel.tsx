@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { useLab } from '../state/labStore';
 import { sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/connect';
-import { ModelLoader } from '../components/ModelLoader';
+import { LoadBuiltIns, ModelLoader } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 
 /** Background of a token: white at KL 0, deepening red up to the largest KL in the completion. */
@@ -65,6 +65,7 @@ export function InspectPanel() {
     <div className="panel-body">
       <section className="card wide">
         <h2>Inspect: where does the teacher disagree?</h2>
+        <LoadBuiltIns />
         <div className="loaders">
           <ModelLoader role="student" />
           <ModelLoader role="teacher" />

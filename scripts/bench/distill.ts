@@ -11,7 +11,7 @@
  * at the start on the same eval prompts. FLOPs as DESIGN.md counts them (workers/distill/run.ts).
  *
  * Options: --student DIR --teacher DIR (default the shipped models), --objectives a,b,…,
- * --seeds N (3), --lrs a,b,… (3e-3,1e-2), --max-steps N (the FLOP budget per run is this many
+ * --seeds N (3), --lrs a,b,… (3e-4,1e-3), --max-steps N (the FLOP budget per run is this many
  * opd-sampled steps, 40), --budget-flops X (or give it directly), --eval-every N (5),
  * --eval-prompts N (128), --batch B (8), --group G (4), --target X (fraction).
  */
@@ -49,7 +49,7 @@ export async function run(args: Record<string, string>): Promise<object> {
   const objectives = (args.objectives ?? OBJECTIVES.join(',')).split(',') as ObjectiveName[];
   for (const o of objectives) if (!(OBJECTIVES as readonly string[]).includes(o)) throw new Error(`--objectives: unknown objective '${o}' (${OBJECTIVES.join(', ')})`);
   const seeds = Number(args.seeds ?? 3);
-  const lrs = (args.lrs ?? '3e-3,1e-2').split(',').map(Number);
+  const lrs = (args.lrs ?? '3e-4,1e-3').split(',').map(Number);
   const maxSteps = Number(args['max-steps'] ?? 40);
   const evalEvery = Number(args['eval-every'] ?? 5);
   const evalPrompts = Number(args['eval-prompts'] ?? 128);

@@ -37,5 +37,8 @@ describe('npm start', () => {
     const headers = (await page.request.get(url)).headers();
     expect(headers['cross-origin-opener-policy']).toBe('same-origin');
     expect(headers['cross-origin-embedder-policy']).toBe('require-corp');
+    // The built-in models come with it: models/index.json lists a student and a teacher (models/<name>/).
+    const index = (await (await page.request.get(`${url}models/index.json`)).json()) as { models: { role: string | null }[] };
+    expect(index.models.map((m) => m.role)).toEqual(expect.arrayContaining(['student', 'teacher']));
   });
 });

@@ -1,25 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { testDevice } from './gpu';
-import { writeRandomAdditionFolder } from './fixtures';
+import { join } from 'node:path';
 import { configureOrt } from '../../workers/ort/runtime';
 import { readModelFolder } from '../../workers/models/folder';
 import { dirSource } from '../../workers/node/fs-source';
 import { DistillRun, discounted, type DistillOptions } from '../../workers/distill/run';
 import { builtInTask } from '../../workers/tasks/registry';
 
-/** Small runs: 1-digit and 2-digit addition, random tiny student and a random, larger teacher. */
+/** The shipped student and teacher (models/, built by `npm run build:models`). */
+const SHIPPED = join(import.meta.dirname, '..', '..', 'models');
+
 async function setUp() {
   const device = await testDevice();
   configureOrt({ numThreads: 1 });
-  const s = await writeRandomAdditionFolder(21, { nLayer: 1, nEmbd: 16, nHead: 2, nInner: 64 });
-  const t = await writeRandomAdditionFolder(22, { nLayer: 2, nEmbd: 32, nHead: 2, nInner: 128 });
-  const student = await readModelFolder(await dirSource(s.dir));
-  const teacher = await readModelFolder(await dirSource(t.dir));
+  const student = await readModelFolder(await dirSource(join(SHIPPED, 'addition-student')), { requireWeights: true });
+  const teacher = await readModelFolder(await dirSource(join(SHIPPED, 'addition-teacher')));
   const { task, maxTokens } = builtInTask('addition', student.rawConfig);
   return { device, student, teacher, task, maxTokens };
 }
 
-const base = (over: Partial<DistillOptions>): Partial<DistillOptions> => ({ batchPrompts: 4, groupSize: 2, lr: 1e-2, evalPrompts: 16, seed: 3, ...over });
+const base = (over: Partial<DistillOptions>): Partial<DistillOptions> => ({ batchPrompts: 4, groupSize: 2, lr: 1e-3, evalPrompts: 16, seed: 3, ...over });
 
 describe('the distillation loop', () => {
   it('discounts advantages over completion positions only', () => {
@@ -34,7 +34,7 @@ describe('the distillation loop', () => {
       try {
         const before = await run.evaluate();
         const steps = [];
-        for (let i = 0; i < 6; i++) steps.push(await run.trainStep());
+        for (let i = 0; i < 8; i++) steps.push(await run.trainStep());
         const after = await run.evaluate();
         for (const m of steps) {
           expect(m.applied).toBe(true);
@@ -45,7 +45,8 @@ describe('the distillation loop', () => {
         // On-policy: the first step's ratios are 1 (sampler and trainer agree).
         expect(Math.abs(steps[0].meanRatio - 1)).toBeLessThan(1e-3);
         console.log(`${objective}: eval reverse KL ${before.reverseKL.toFixed(4)} → ${after.reverseKL.toFixed(4)}`);
-        expect(after.reverseKL).toBeLessThan(before.reverseKL * 0.9);
+        // Deterministic for a seed on one adapter; measured on SwiftShader after 8 steps: 1.650 → 1.446 (opd-sampled) and → 1.427 (opd-full).
+        expect(after.reverseKL).toBeLessThan(before.reverseKL * 0.95);
       } finally {
         await run.release();
       }

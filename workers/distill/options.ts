@@ -35,7 +35,7 @@ export interface DistillOptions {
 }
 
 export const DEFAULT_DISTILL: DistillOptions = {
-  objective: 'opd-sampled', batchPrompts: 8, groupSize: 4, lr: 3e-3, warmupSteps: 0, totalSteps: 100, schedule: 'constant',
+  objective: 'opd-sampled', batchPrompts: 8, groupSize: 4, lr: 1e-3, warmupSteps: 0, totalSteps: 100, schedule: 'constant',
   loraRank: 0, klCoef: 1, discount: 0, clipEpsilon: 0.2, temperature: 1, maxTokens: 8, evalPrompts: 64, seed: 0, maxGradNorm: 1, weightDecay: 0,
 };
 

@@ -1,0 +1,181 @@
+/**
+ * Models: the built-in teacher and student (models/index.json, served by the lab itself), each
+ * with its recipe and training log, loaded as the student or the teacher through the same
+ * `model.load` by URL as any folder; and how to bring a folder of one's own.
+ */
+import { useEffect } from 'react';
+import { useLab, type ModelRole } from '../state/labStore';
+import { loadModel } from '../lab/connect';
+import { LoadBuiltIns } from '../components/ModelLoader';
+import { builtInModelUrl, builtInUrl, describeTask, fetchBuiltIns, formatSeconds, useBuiltIns, type BuiltInModel } from '../lab/builtInModels';
+
+const ROLES: ModelRole[] = ['student', 'teacher'];
+
+/** The recipe's time for this model: the teacher's part, or (for the student) the rest of the recipe. */
+function buildTime(m: BuiltInModel): string | null {
+  const b = m.buildSeconds;
+  if (!b) return null;
+  const whole = typeof b.total === 'number' ? `the whole recipe took ${formatSeconds(b.total)}` : null;
+  let own: string | null = null;
+  if (m.role === 'teacher' && typeof b.teacher === 'number') own = formatSeconds(b.teacher);
+  else if (m.role === 'student' && typeof b.total === 'number' && typeof b.teacher === 'number') own = formatSeconds(b.total - b.teacher);
+  if (own && whole) return `${own} (${whole})`;
+  return own ?? whole;
+}
+
+function ModelCard({ model }: { model: BuiltInModel }) {
+  const slots = useLab((s) => s.models);
+  const ready = useLab((s) => s.phase === 'ready');
+  const url = builtInModelUrl(model.name);
+  const loadedAs = ROLES.filter((r) => slots[r].model?.label === url);
+  const busy = !ready || slots.student.loading || slots.teacher.loading;
+  const accuracy =
+    model.heldOutAccuracy !== null
+      ? `${(100 * model.heldOutAccuracy).toFixed(1)}%${model.heldOutPrompts !== null ? ` of ${model.heldOutPrompts.toLocaleString('en-US')} held-out prompts (greedy)` : ''}`
+      : null;
+  const time = buildTime(model);
+  const has = (file: string) => model.files.includes(file);
+  return (
+    <section className="card model-card" data-testid="builtin-model" data-name={model.name}>
+      <h2>
+        <code>{model.name}</code> {model.role && <span className={`role-badge role-${model.role}`}>{model.role}</span>}
+      </h2>
+      <table className="kv">
+        <tbody>
+          <tr>
+            <th>Architecture</th>
+            <td data-testid="builtin-parameters">
+              {model.modelType ?? 'unknown'}
+              {model.parameters !== null ? `, ${model.parameters.toLocaleString('en-US')} parameters` : ''}
+            </td>
+          </tr>
+          <tr>
+            <th>Task</th>
+            <td>{describeTask(model.taskName, model.task)}</td>
+          </tr>
+          <tr>
+            <th>Held-out accuracy</th>
+            <td data-testid="builtin-accuracy">{accuracy ?? 'not measured'}</td>
+          </tr>
+          {model.steps !== null && (
+            <tr>
+              <th>Training steps</th>
+              <td>{model.steps.toLocaleString('en-US')}</td>
+            </tr>
+          )}
+          {time && (
+            <tr>
+              <th>Build time</th>
+              <td data-testid="builtin-build-time">{time}</td>
+            </tr>
+          )}
+          {model.adapter && (
+            <tr>
+              <th>Built on</th>
+              <td>{model.adapter}</td>
+            </tr>
+          )}
+          <tr>
+            <th>Files</th>
+            <td className="file-links">
+              {has('recipe.json') && (
+                <a href={`${url}recipe.json`} target="_blank" rel="noreferrer">
+                  recipe.json
+                </a>
+              )}
+              {has('training-log.jsonl') && (
+                <a href={`${url}training-log.jsonl`} target="_blank" rel="noreferrer">
+                  training-log.jsonl
+                </a>
+              )}
+              <a href={`${url}config.json`} target="_blank" rel="noreferrer">
+                config.json
+              </a>
+              <span className="muted">{model.files.length} files</span>
+            </td>
+          </tr>
+        </tbody>
+      </table>
+      <div className="buttons">
+        {ROLES.map((role) => (
+          <button key={role} className={model.role === role ? undefined : 'secondary'} disabled={busy} onClick={() => void loadModel(role, { url })}>
+            Use as {role}
+          </button>
+        ))}
+        {loadedAs.length > 0 && (
+          <span className="loaded-as" data-testid="builtin-loaded-as">
+            ✓ loaded as the {loadedAs.join(' and the ')}
+          </span>
+        )}
+      </div>
+    </section>
+  );
+}
+
+export function ModelsPanel() {
+  const { status, index, error } = useBuiltIns();
+  useEffect(() => void fetchBuiltIns(), []);
+  const models = index?.models ?? [];
+  const recipe = (models.find((m) => m.role === 'teacher') ?? models[0])?.name;
+  return (
+    <div className="panel-body">
+      <section className="card wide">
+        <h2>Models</h2>
+        <p className="prose">
+          The lab ships a teacher and a student for the addition task, as Hugging Face model folders served by the lab itself from{' '}
+          <a href={builtInUrl('index.json')} target="_blank" rel="noreferrer">
+            <code>models/</code>
+          </a>{' '}
+          on this server: nothing is downloaded from a model hub. Load them here, or in the Inspect and Distill panels, which share the one student and
+          one teacher the lab holds.
+        </p>
+        {status === 'loaded' && models.length > 0 && <LoadBuiltIns />}
+        {(status === 'idle' || status === 'loading') && <p className="muted">Reading the list of built-in models…</p>}
+        {status === 'failed' && (
+          <p className="error" role="alert">
+            {error}
+          </p>
+        )}
+        {status === 'loaded' && models.length === 0 && (
+          <p className="warning" data-testid="no-builtins">
+            This build has no built-in models: run <code>npm run build:models</code>, then <code>npm start</code> again.
+          </p>
+        )}
+      </section>
+      {models.map((m) => (
+        <ModelCard key={m.name} model={m} />
+      ))}
+      <section className="card">
+        <h2>Your own model folder</h2>
+        <p className="prose">
+          In the Inspect or Distill panel, put the folder’s URL in <i>Student model folder URL</i> or <i>Teacher model folder URL</i> and press Load, or
+          pick the folder on this computer with the folder picker beside it. The folder is a Hugging Face / transformers.js GPT-2 folder:{' '}
+          <code>config.json</code>, <code>tokenizer.json</code>, <code>tokenizer_config.json</code> and <code>onnx/model.onnx</code>; a student also needs{' '}
+          <code>model.safetensors</code> to be trained. A folder on another server must allow this page to read it (CORS, and{' '}
+          <code>Cross-Origin-Resource-Policy: cross-origin</code>, since the lab is cross-origin isolated). Student and teacher must share one tokenizer.
+        </p>
+      </section>
+      <section className="card">
+        <h2>How these were made</h2>
+        <p className="prose">
+          By the project’s own recipe, <code>npm run build:models</code> (<code>scripts/build-models.ts</code>), on this lab’s trainer: the teacher, a
+          GPT-2 trained from random weights on the addition task’s ground-truth answers until its held-out accuracy reaches the target; the student, a
+          smaller GPT-2 trained briefly on the teacher’s own samples and stopped early, so it still makes the mistakes distillation can fix. Each folder
+          holds its <code>recipe.json</code> (the recipe, the seed and the measured accuracy) and its <code>training-log.jsonl</code> (every step’s loss
+          and every evaluation).
+          {recipe && (
+            <>
+              {' '}
+              The recipe:{' '}
+              <a href={`${builtInModelUrl(recipe)}recipe.json`} target="_blank" rel="noreferrer">
+                {recipe}/recipe.json
+              </a>
+              .
+            </>
+          )}
+        </p>
+        <p className="muted">Exporting a trained student back as a model folder is not in this build yet.</p>
+      </section>
+    </div>
+  );
+}
