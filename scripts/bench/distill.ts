@@ -11,7 +11,10 @@
  * at the start on the same eval prompts. FLOPs as DESIGN.md counts them (workers/distill/run.ts).
  *
  * Options: --student DIR --teacher DIR (default the shipped models), --objectives a,b,…,
- * --seeds N (3), --lrs a,b,… (3e-4,1e-3), --max-steps N (the FLOP budget per run is this many
+ * --seeds N (3), --lrs a,b,… (1e-3,3e-3), --sweep-seeds N (the learning-rate sweep runs every rate
+ * on the first N seeds, 1 by default; the rate with the lowest median cost there is then run on
+ * the remaining seeds, and the objective is reported over all --seeds at that rate; N = --seeds
+ * sweeps every rate on every seed), --max-steps N (the FLOP budget per run is this many
  * opd-sampled steps, 40), --budget-flops X (or give it directly), --eval-every N (5),
  * --eval-prompts N (128), --batch B (8), --group G (4), --target X (fraction).
  */
@@ -49,13 +52,14 @@ export async function run(args: Record<string, string>): Promise<object> {
   const objectives = (args.objectives ?? OBJECTIVES.join(',')).split(',') as ObjectiveName[];
   for (const o of objectives) if (!(OBJECTIVES as readonly string[]).includes(o)) throw new Error(`--objectives: unknown objective '${o}' (${OBJECTIVES.join(', ')})`);
   const seeds = Number(args.seeds ?? 3);
-  const lrs = (args.lrs ?? '3e-4,1e-3').split(',').map(Number);
+  const lrs = (args.lrs ?? '1e-3,3e-3').split(',').map(Number);
+  const sweepSeeds = Math.min(seeds, Number(args['sweep-seeds'] ?? 1));
   const maxSteps = Number(args['max-steps'] ?? 40);
   const evalEvery = Number(args['eval-every'] ?? 5);
   const evalPrompts = Number(args['eval-prompts'] ?? 128);
   const batch = Number(args.batch ?? 8);
   const group = Number(args.group ?? 4);
-  for (const [name, v] of [['seeds', seeds], ['max-steps', maxSteps], ['eval-every', evalEvery], ['eval-prompts', evalPrompts], ['batch', batch], ['group', group]] as const) {
+  for (const [name, v] of [['seeds', seeds], ['sweep-seeds', sweepSeeds], ['max-steps', maxSteps], ['eval-every', evalEvery], ['eval-prompts', evalPrompts], ['batch', batch], ['group', group]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive whole number`);
   }
   if (lrs.some((x) => !(x > 0 && x < 1))) throw new Error('--lrs must be learning rates in (0, 1), comma-separated');
@@ -82,42 +86,46 @@ export async function run(args: Record<string, string>): Promise<object> {
   console.error(`distill bench: student ${(studentAcc * 100).toFixed(1)}%, teacher ${(teacherAcc * 100).toFixed(1)}%, target ${(target * 100).toFixed(1)}% on ${evalPrompts} held-out prompts`);
 
   const runs: RunResult[] = [];
-  for (const objective of objectives) {
-    for (const lr of lrs) {
-      for (let seed = 0; seed < seeds; seed++) {
-        const t0 = performance.now();
-        const r = await DistillRun.create(device, {
-          student, teacher, task,
-          options: { objective, lr, seed, batchPrompts: batch, groupSize: group, maxTokens, evalPrompts, totalSteps: maxSteps },
-        });
-        const curve: RunResult['curve'] = [];
-        let reachedAt: { step: number; flops: number } | undefined;
-        try {
-          const first = await r.evaluate();
-          curve.push({ step: 0, flops: 0, accuracy: first.accuracy });
-          let spent = 0;
-          while (spent < budget && r.step < 20 * maxSteps && !reachedAt) {
-            const m = await r.trainStep();
-            spent = m.flops.total;
-            if (m.step % evalEvery === 0 || spent >= budget) {
-              const e = await r.evaluate();
-              curve.push({ step: m.step, flops: m.flops.total, accuracy: e.accuracy });
-              if (e.accuracy >= target) reachedAt = { step: m.step, flops: m.flops.total };
-            }
-          }
-        } finally {
-          await r.release();
+  const runOne = async (objective: ObjectiveName, lr: number, seed: number) => {
+    const t0 = performance.now();
+    const r = await DistillRun.create(device, {
+      student, teacher, task,
+      options: { objective, lr, seed, batchPrompts: batch, groupSize: group, maxTokens, evalPrompts, totalSteps: maxSteps },
+    });
+    const curve: RunResult['curve'] = [];
+    let reachedAt: { step: number; flops: number } | undefined;
+    try {
+      const first = await r.evaluate();
+      curve.push({ step: 0, flops: 0, accuracy: first.accuracy });
+      let spent = 0;
+      while (spent < budget && r.step < 20 * maxSteps && !reachedAt) {
+        const m = await r.trainStep();
+        spent = m.flops.total;
+        if (m.step % evalEvery === 0 || spent >= budget) {
+          const e = await r.evaluate();
+          curve.push({ step: m.step, flops: m.flops.total, accuracy: e.accuracy });
+          if (e.accuracy >= target) reachedAt = { step: m.step, flops: m.flops.total };
         }
-        const last = curve[curve.length - 1];
-        const result: RunResult = {
-          objective, lr, seed, reached: reachedAt !== undefined,
-          stepsToTarget: reachedAt?.step ?? last.step, flopsToTarget: reachedAt?.flops ?? Math.max(budget, last.flops),
-          curve, seconds: (performance.now() - t0) / 1000,
-        };
-        runs.push(result);
-        console.error(`distill bench: ${objective} lr ${lr} seed ${seed}: ${result.reached ? `target at step ${result.stepsToTarget}` : `not reached in ${result.stepsToTarget} steps (budget ${budget.toExponential(2)} FLOPs)`}, ${result.flopsToTarget.toExponential(2)} FLOPs, ${result.seconds.toFixed(0)} s`);
       }
+    } finally {
+      await r.release();
     }
+    const last = curve[curve.length - 1];
+    const result: RunResult = {
+      objective, lr, seed, reached: reachedAt !== undefined,
+      stepsToTarget: reachedAt?.step ?? last.step, flopsToTarget: reachedAt?.flops ?? Math.max(budget, last.flops),
+      curve, seconds: (performance.now() - t0) / 1000,
+    };
+    runs.push(result);
+    console.error(`distill bench: ${objective} lr ${lr} seed ${seed}: ${result.reached ? `target at step ${result.stepsToTarget}` : `not reached in ${result.stepsToTarget} steps (budget ${budget.toExponential(2)} FLOPs)`}, ${result.flopsToTarget.toExponential(2)} FLOPs, ${result.seconds.toFixed(0)} s`);
+    if (args['partial-out']) writeFileSync(args['partial-out'], JSON.stringify({ target, studentAcc, teacherAcc, budget, runs }, null, 1));
+  };
+  const sweepMedian = (objective: ObjectiveName, lr: number) =>
+    median(runs.filter((x) => x.objective === objective && x.lr === lr).map((x) => x.flopsToTarget));
+  for (const objective of objectives) {
+    for (const lr of lrs) for (let seed = 0; seed < sweepSeeds; seed++) await runOne(objective, lr, seed);
+    const bestLr = lrs.reduce((a, b) => (sweepMedian(objective, b) < sweepMedian(objective, a) ? b : a));
+    for (let seed = sweepSeeds; seed < seeds; seed++) await runOne(objective, bestLr, seed);
   }
 
   const perObjective: Record<string, object> = {};
@@ -127,7 +135,9 @@ export async function run(args: Record<string, string>): Promise<object> {
       const rs = runs.filter((x) => x.objective === objective && x.lr === lr);
       return { lr, runs: rs, median: median(rs.map((x) => x.flopsToTarget)) };
     });
-    const chosen = byLr.reduce((a, b) => (b.median < a.median ? b : a));
+    // The rate run on every seed (the sweep's winner); with --sweep-seeds = --seeds, the lowest median.
+    const full = byLr.filter((b) => b.runs.length === seeds);
+    const chosen = full.reduce((a, b) => (b.median < a.median ? b : a));
     const flops = chosen.runs.map((x) => x.flopsToTarget);
     best[objective] = { median: chosen.median };
     perObjective[objective] = {
@@ -136,7 +146,7 @@ export async function run(args: Record<string, string>): Promise<object> {
       stepsToTarget: { median: median(chosen.runs.map((x) => x.stepsToTarget)), all: chosen.runs.map((x) => x.stepsToTarget) },
       reached: `${chosen.runs.filter((x) => x.reached).length} of ${chosen.runs.length} seeds`,
       unreachedCountAsBudget: chosen.runs.some((x) => !x.reached),
-      sweep: byLr.map((b) => ({ lr: b.lr, medianFlops: b.median, reached: b.runs.filter((x) => x.reached).length })),
+      sweep: byLr.map((b) => ({ lr: b.lr, seeds: b.runs.length, medianFlops: b.median, reached: b.runs.filter((x) => x.reached).length })),
     };
   }
   const ratio = (a: string, b: string) => (best[a] && best[b] ? best[a].median / best[b].median : null);
@@ -145,7 +155,7 @@ export async function run(args: Record<string, string>): Promise<object> {
     adapter: `${summary.vendor} / ${summary.architecture}${summary.isFallbackAdapter ? ' (fallback, CPU)' : ''}`,
     student: studentDir, teacher: teacherDir,
     studentAccuracy: studentAcc, teacherAccuracy: teacherAcc, target, evalPrompts,
-    settings: { seeds, lrs, maxSteps, budgetFlops: budget, evalEvery, batchPrompts: batch, groupSize: group, maxTokens },
+    settings: { seeds, sweepSeeds, lrs, maxSteps, budgetFlops: budget, evalEvery, batchPrompts: batch, groupSize: group, maxTokens },
     counted: 'FLOPs to target: student sampling 2·P_s per prompt+completion token, teacher scoring 2·P_t per token (OPD; sft: the teacher sampling its answers), training 6·P_s per token; evaluation not counted; first eval at or above the target; a run that never reached it counts the whole FLOP budget (the same for every run: --max-steps steps of opd-sampled at full answer length, unless --budget-flops)',
     perObjective,
     rlOverOpd: ratio('rl', 'opd-sampled'),
