@@ -78,11 +78,18 @@ export const ADDITION_CHARS: readonly string[] = [...'0123456789', '+', '=', ' '
 export const ADDITION_VOCAB: readonly string[] = [ADDITION_EOS, ...ADDITION_CHARS, ADDITION_UNK];
 export const ADDITION_UNK_ID = ADDITION_VOCAB.length - 1;
 
-/** tokenizer.json (Hugging Face tokenizers format) of the character-level addition tokenizer. */
-export function additionTokenizerJson(): Record<string, unknown> {
+/**
+ * tokenizer.json (Hugging Face tokenizers format) of the character-level addition tokenizer, or
+ * of a vocabulary that extends it (`vocabulary`: ADDITION_VOCAB followed by more characters, as the
+ * subtraction task's '-' does; <|endoftext|> and <unk> keep their ids).
+ */
+export function additionTokenizerJson(vocabulary: readonly string[] = ADDITION_VOCAB): Record<string, unknown> {
+  if (vocabulary.slice(0, ADDITION_VOCAB.length).join('\u0000') !== ADDITION_VOCAB.join('\u0000')) {
+    throw new Error('A character vocabulary for the arithmetic tasks must start with the addition vocabulary, in its order.');
+  }
   const vocab: Record<string, number> = {};
-  ADDITION_VOCAB.forEach((token, id) => (vocab[token] = id));
-  const added = (id: number) => ({ id, content: ADDITION_VOCAB[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  vocabulary.forEach((token, id) => (vocab[token] = id));
+  const added = (id: number) => ({ id, content: vocabulary[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
   return {
     version: '1.0',
     truncation: null,
@@ -112,10 +119,10 @@ export function additionTokenizerConfig(modelMaxLength = 64): Record<string, unk
 }
 
 /** tokenizer.json and tokenizer_config.json of the addition tokenizer, ready for a model folder. */
-export function additionTokenizerFiles(options: { modelMaxLength?: number } = {}): Map<string, Uint8Array> {
+export function additionTokenizerFiles(options: { modelMaxLength?: number; vocabulary?: readonly string[] } = {}): Map<string, Uint8Array> {
   const encode = (o: unknown) => new TextEncoder().encode(JSON.stringify(o, null, 2) + '\n');
   return new Map([
-    ['tokenizer.json', encode(additionTokenizerJson())],
+    ['tokenizer.json', encode(additionTokenizerJson(options.vocabulary))],
     ['tokenizer_config.json', encode(additionTokenizerConfig(options.modelMaxLength))],
   ]);
 }
@@ -158,7 +165,7 @@ export interface AdditionProblem {
   split: AdditionSplit;
 }
 
-function checkOperand(x: number, name: string): void {
+export function checkOperand(x: number, name: string): void {
   if (!Number.isSafeInteger(x) || x < 0 || String(x).length > MAX_ADDITION_DIGITS) {
     throw new RangeError(`Operand ${name} must be an integer from 0 to ${MAX_ADDITION_DIGITS} digits, got ${x}.`);
   }
@@ -170,14 +177,14 @@ function checkFormat(format: unknown): asserts format is AdditionFormat {
   }
 }
 
-function checkDigits(digits: readonly [number, number]): void {
+export function checkDigits(digits: readonly [number, number]): void {
   const [min, max] = digits;
   if (!Number.isInteger(min) || !Number.isInteger(max) || min < 1 || max < min || max > MAX_ADDITION_DIGITS) {
     throw new RangeError(`digits must be [min, max] with 1 ≤ min ≤ max ≤ ${MAX_ADDITION_DIGITS}, got [${min}, ${max}].`);
   }
 }
 
-const reverse = (s: string) => [...s].reverse().join('');
+export const reverse = (s: string) => [...s].reverse().join('');
 
 /**
  * The prompt for a + b: "Q: 347+589= A: ". Each operand is right-aligned with spaces to the width
@@ -337,7 +344,7 @@ function randomOperand(rng: Rng, [min, max]: readonly [number, number]): number 
 }
 
 /** Draws pairs from `rng` until one belongs to `split` ('any': the first). */
-function drawPair(rng: Rng, digits: readonly [number, number], split: AdditionSplit | 'any'): [number, number] {
+export function drawPair(rng: Rng, digits: readonly [number, number], split: AdditionSplit | 'any'): [number, number] {
   // A split holds 1/16 or 15/16 of the pairs (at least one pair whenever digits ≥ 1), so this ends.
   for (let attempt = 0; ; attempt++) {
     const a = randomOperand(rng, digits);
@@ -426,7 +433,7 @@ export function parseAdditionPrompt(prompt: string): { a: number; b: number } | 
 }
 
 /** The completion up to its end (<|endoftext|> or a newline), and whether it had one. */
-function answerSegment(completion: string): { segment: string; ended: boolean } {
+export function answerSegment(completion: string): { segment: string; ended: boolean } {
   const cuts = [completion.indexOf(ADDITION_EOS), completion.indexOf('\n')].filter((i) => i >= 0);
   if (!cuts.length) return { segment: completion, ended: false };
   return { segment: completion.slice(0, Math.min(...cuts)), ended: true };

@@ -1,6 +1,7 @@
 /** The lab's built-in tasks by name (the CLI's --task, the Distill panel's task list). */
 import type { LabTask } from '../distill/task';
 import { additionTask, type AdditionFormat } from './addition';
+import { subtractionTask } from './subtraction';
 
 export interface TaskInfo {
   task: LabTask;
@@ -8,16 +9,34 @@ export interface TaskInfo {
   maxTokens: number;
 }
 
-export const TASK_NAMES = ['addition'] as const;
+export const TASK_NAMES = ['addition', 'subtraction'] as const;
+
+function digitsHint(hints: Record<string, unknown>): [number, number] {
+  const d = hints.task_digits;
+  return Array.isArray(d) && d.length === 2 && d.every((x) => Number.isInteger(x)) ? [d[0], d[1]] : [1, 3];
+}
 
 /** A built-in task, configured from a model folder's config.json hints (task_format, task_digits) when present. */
 export function builtInTask(name: string, hints: Record<string, unknown> = {}): TaskInfo {
+  const digits = digitsHint(hints);
+  if (name === 'subtraction') {
+    // a − b with a ≥ b has at most as many digits as a, then the end of text.
+    return { task: subtractionTask({ digits }), maxTokens: digits[1] + 1 };
+  }
   if (name !== 'addition') throw new Error(`unknown task '${name}' (built-in tasks: ${TASK_NAMES.join(', ')})`);
   const format = (typeof hints.task_format === 'string' ? hints.task_format : 'reversed') as AdditionFormat;
-  const d = hints.task_digits;
-  const digits: [number, number] = Array.isArray(d) && d.length === 2 && d.every((x) => Number.isInteger(x)) ? [d[0], d[1]] : [1, 3];
   const task = additionTask({ format, digits });
   // The answer has at most max+1 digits (scratchpad: a carry mark after each), then the end of text.
   const answerDigits = digits[1] + 1;
   return { task, maxTokens: (format === 'scratchpad' ? 2 * answerDigits : answerDigits) + 1 };
+}
+
+/**
+ * The task a model folder says it must keep while it is distilled on its main task
+ * (config.json `task_kept`, e.g. the self-distillation preset's student: fine-tuned on
+ * subtraction, distilled on addition), or null.
+ */
+export function keptTaskOf(hints: Record<string, unknown>): TaskInfo | null {
+  const name = hints.task_kept;
+  return typeof name === 'string' && (TASK_NAMES as readonly string[]).includes(name) ? builtInTask(name, hints) : null;
 }
