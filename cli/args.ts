@@ -24,8 +24,14 @@ export interface OptionSpec {
 
 export type Parsed = Record<string, string | number | boolean | undefined>;
 
+const GIVEN = new WeakMap<Parsed, Set<string>>();
+
+/** Whether the option was on the command line (not filled in from its default). */
+export const wasGiven = (parsed: Parsed, name: string): boolean => GIVEN.get(parsed)?.has(name) ?? false;
+
 export function parseOptions(argv: string[], specs: Record<string, OptionSpec>, command: string): Parsed {
   const out: Parsed = {};
+  GIVEN.set(out, new Set(argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2))));
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith('--')) throw new UsageError(`${command}: unexpected argument '${arg}' (options look like --name value)`);

@@ -10,14 +10,15 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from './main';
-import { UsageError } from './args';
+import { UsageError, wasGiven } from './args';
 import { cliDevice } from './device';
 import { dirSource } from '../workers/node/fs-source';
 import { writeFolder } from '../workers/node/fs-folder';
 import { readModelFolder } from '../workers/models/folder';
 import { DistillRun, OBJECTIVES, type DistillOptions, type ObjectiveName } from '../workers/distill/run';
 import { evaluateFolder } from '../workers/distill/evaluate';
-import { builtInTask, TASK_NAMES } from '../workers/tasks/registry';
+import { builtInTask, keptTaskOf, TASK_NAMES } from '../workers/tasks/registry';
+import { PRESETS, type Preset } from '../workers/distill/presets';
 
 function bar(done: number, total: number, width = 24): string {
   const filled = Math.round((done / Math.max(1, total)) * width);
@@ -29,8 +30,11 @@ const fmt = (x: number, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) :
 export const trainCommand: Command = {
   summary: 'distil a student from a teacher (opd-sampled, opd-full, sft or rl) and write the run',
   options: {
-    student: { kind: 'string', required: true, help: 'trainable student folder (GPT-2 family with model.safetensors)' },
-    teacher: { kind: 'string', required: true, help: 'teacher folder (same tokenizer)' },
+    student: { kind: 'string', help: 'trainable student folder (GPT-2 family with model.safetensors); required unless --preset' },
+    teacher: { kind: 'string', help: 'teacher folder (same tokenizer); required unless --preset' },
+    preset: { kind: 'string', help: `a ready-made experiment on the built-in models (${Object.keys(PRESETS).join(', ')}): its folders and setup, which the other options override` },
+    models: { kind: 'string', default: 'models', help: 'where the built-in folders of --preset are' },
+    'keep-task': { kind: 'string', help: `a built-in task evaluated beside --task and never trained on, a skill to keep ('none': no such task; default: the student's config.json task_kept)` },
     objective: { kind: 'string', default: 'opd-sampled', help: `one of ${OBJECTIVES.join(', ')}` },
     steps: { kind: 'int', required: true, min: 1, max: 1_000_000, help: 'optimizer steps' },
     out: { kind: 'string', required: true, help: 'run folder to write (created; must be empty or absent unless --resume)' },
@@ -62,25 +66,38 @@ export const trainCommand: Command = {
     if (!o.resume && existsSync(out) && existsSync(join(out, 'metrics.jsonl'))) {
       throw new Error(`${out} already holds a run (metrics.jsonl): choose another --out, or --resume one of its checkpoints`);
     }
-    const student = await readModelFolder(await dirSource(String(o.student)), { requireWeights: true });
-    const teacher = await readModelFolder(await dirSource(String(o.teacher)));
-    const { task, maxTokens } = builtInTask(String(o.task), student.rawConfig);
+    let preset: Preset | undefined;
+    if (o.preset !== undefined) {
+      preset = PRESETS[String(o.preset)];
+      if (!preset) throw new UsageError(`train: unknown --preset '${String(o.preset)}' (presets: ${Object.keys(PRESETS).join(', ')})`);
+    }
+    // An option given on the command line wins over the preset's value.
+    const pick = <T,>(name: string, fromPreset: T | undefined): T => (preset && fromPreset !== undefined && !wasGiven(o, name) ? fromPreset : (o[name] as T));
+    const studentDir = o.student !== undefined ? String(o.student) : preset ? join(String(o.models), preset.student) : undefined;
+    const teacherDir = o.teacher !== undefined ? String(o.teacher) : preset ? join(String(o.models), preset.teacher) : undefined;
+    if (!studentDir || !teacherDir) throw new UsageError('train: --student and --teacher are required (or a --preset that names them)');
+    const student = await readModelFolder(await dirSource(studentDir), { requireWeights: true });
+    const teacher = await readModelFolder(await dirSource(teacherDir));
+    const { task, maxTokens } = builtInTask(String(pick('task', preset?.setup.task)), student.rawConfig);
+    const keepName = o['keep-task'] !== undefined ? String(o['keep-task']) : preset?.setup.keepTask;
+    const keptTask = keepName === undefined ? keptTaskOf(student.rawConfig) : keepName === 'none' || keepName === '' ? null : builtInTask(keepName, student.rawConfig);
+    if (keptTask && keptTask.task.name === task.name) throw new UsageError(`train: --keep-task must differ from --task (both are ${task.name})`);
     const steps = Number(o.steps);
     const options: Partial<DistillOptions> = {
-      objective: objective as ObjectiveName,
-      batchPrompts: Number(o.batch), groupSize: Number(o.group), lr: Number(o.lr), warmupSteps: Number(o.warmup), totalSteps: steps,
+      objective: pick('objective', preset?.setup.objective) as ObjectiveName,
+      batchPrompts: pick('batch', preset?.setup.batchPrompts), groupSize: pick('group', preset?.setup.groupSize), lr: pick('lr', preset?.setup.lr), warmupSteps: Number(o.warmup), totalSteps: steps,
       schedule: schedule as DistillOptions['schedule'], loraRank: Number(o.lora), klCoef: Number(o['kl-coef']), discount: Number(o.discount),
       clipEpsilon: Number(o.clip), temperature: Number(o.temperature), maxTokens: Number(o['max-tokens']) || maxTokens,
-      evalPrompts: Number(o['eval-prompts']), seed: Number(o.seed),
+      evalPrompts: pick('eval-prompts', preset?.setup.evalPrompts), seed: Number(o.seed),
     };
     const device = await cliDevice();
     const checkpoint = o.resume ? new Uint8Array(readFileSync(String(o.resume))) : undefined;
-    const run = await DistillRun.create(device, { student, teacher, task, options, checkpoint });
+    const run = await DistillRun.create(device, { student, teacher, task, options, checkpoint, keptTask });
     mkdirSync(join(out, 'checkpoints'), { recursive: true });
-    writeFileSync(join(out, 'config.json'), JSON.stringify({ student: resolve(String(o.student)), teacher: resolve(String(o.teacher)), task: task.name, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
+    writeFileSync(join(out, 'config.json'), JSON.stringify({ student: resolve(studentDir), teacher: resolve(teacherDir), task: task.name, keptTask: keptTask?.task.name ?? null, preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
     const metricsFile = join(out, 'metrics.jsonl');
     const record = (line: object) => appendFileSync(metricsFile, JSON.stringify(line) + '\n');
-    const evalEvery = Number(o['eval-every']);
+    const evalEvery = Number(pick('eval-every', preset?.setup.evalEvery));
     const checkpointEvery = Number(o['checkpoint-every']);
     const saveCheckpoint = async () => {
       const file = join(out, 'checkpoints', `step-${run.step}.safetensors`);
@@ -99,15 +116,18 @@ export const trainCommand: Command = {
           record({ type: 'eval', ...lastEval });
         }
         if ((checkpointEvery > 0 && m.step % checkpointEvery === 0) || m.step === steps) await saveCheckpoint();
-        const line = `${bar(m.step, steps)} step ${m.step}/${steps}  loss ${fmt(m.loss, 4)}  reverse KL ${fmt(m.reverseKL)}  reward ${fmt(m.reward, 2)}${lastEval ? `  held-out ${(lastEval.accuracy * 100).toFixed(1)}%` : ''}${m.problem ? `  (${m.problem})` : ''}`;
+        const line = `${bar(m.step, steps)} step ${m.step}/${steps}  loss ${fmt(m.loss, 4)}  reverse KL ${fmt(m.reverseKL)}  reward ${fmt(m.reward, 2)}${lastEval ? `  held-out ${(lastEval.accuracy * 100).toFixed(1)}%` : ''}${lastEval?.kept ? `  kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : ''}${m.problem ? `  (${m.problem})` : ''}`;
         process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
       }
       if (tty) process.stderr.write('\n');
       const files = await run.exportStudent();
       await writeFolder(join(out, 'student'), files);
-      const summary = { out, steps: run.step, objective, flops: run.flops, finalEval: lastEval ? { accuracy: lastEval.accuracy, reverseKL: lastEval.reverseKL, prompts: lastEval.prompts } : null };
+      const summary = { out, steps: run.step, objective, flops: run.flops, finalEval: lastEval ? { accuracy: lastEval.accuracy, reverseKL: lastEval.reverseKL, prompts: lastEval.prompts, kept: lastEval.kept ? { task: lastEval.kept.task, accuracy: lastEval.kept.accuracy } : null } : null };
       if (o.json) console.log(JSON.stringify(summary, null, 2));
-      else console.log(`wrote ${out}: ${run.step} steps of ${objective}; held-out accuracy ${lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : 'not measured'}; the student is in ${join(out, 'student')}`);
+      else {
+        const kept = lastEval?.kept ? `, kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : '';
+        console.log(`wrote ${out}: ${run.step} steps of ${run.options.objective}; held-out ${task.name} accuracy ${lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : 'not measured'}${kept}; the student is in ${join(out, 'student')}`);
+      }
     } finally {
       await run.release();
     }

@@ -11,6 +11,13 @@
  *    teacher's own samples (off-policy distillation) and stopped as soon as its held-out accuracy
  *    passes RECIPE.student.stopAbove: clearly worse than the teacher, making the local mistakes
  *    (a dropped carry) that the heatmap shows.
+ * 3. The self-distillation pair (the recovery preset): the teacher's weights with one more
+ *    embedding row, for the new token '-' (the mean of the others), are `recovery-teacher` (the
+ *    checkpoint before fine-tuning: addition as before, no subtraction). That model fine-tuned by
+ *    cross-entropy on subtraction (ground truth, training stream), with a small share of
+ *    addition in every batch (RECIPE.recovery.additionPerBatch), until its held-out subtraction
+ *    accuracy passes RECIPE.recovery.target, is `recovery-student`: the new skill learned,
+ *    addition partly forgotten (both accuracies logged at every evaluation).
  * Each folder gets the model files, `recipe.json` (this recipe, the measured accuracies and the
  * time taken) and `training-log.jsonl` (every step's loss and every evaluation).
  */
@@ -20,7 +27,10 @@ import { nodeGpu, NODE_GPU_ADVICE } from '../workers/node/gpu';
 import { acquireDevice } from '../workers/gpu/device';
 import { configureOrt } from '../workers/ort/runtime';
 import type { Gpt2Config } from '../workers/models/gpt2/config';
-import { countGpt2Parameters, randomGpt2Params } from '../workers/models/gpt2/params';
+import { countGpt2Parameters, randomGpt2Params, type Gpt2Params } from '../workers/models/gpt2/params';
+import type { LabTokenizer } from '../workers/models/tokenizer';
+import type { LabTask } from '../workers/distill/task';
+import { ARITHMETIC_VOCAB, subtractionTask, subtractionTrainProblem } from '../workers/tasks/subtraction';
 import { readModelFolder, writeModelFolder } from '../workers/models/folder';
 import { tokenizerFromJson } from '../workers/models/tokenizer';
 import { buildGpt2Decoder } from '../workers/onnx/gpt2-decoder';
@@ -60,6 +70,10 @@ export const RECIPE = {
     batch: 32, lr: 5e-3, warmupSteps: 20, maxSteps: 800, schedule: 'constant' as const, weightDecay: 0.01,
     evalEvery: 25, evalPrompts: 256, stopAbove: 0.45, teacherTemperature: 1,
   },
+  recovery: {
+    batch: 32, additionPerBatch: 8, lr: 3e-3, warmupSteps: 20, maxSteps: 1500, schedule: 'constant' as const, weightDecay: 0.01,
+    evalEvery: 50, evalPrompts: 256, target: 0.85,
+  },
   finalEvalPrompts: 1000,
 };
 
@@ -79,8 +93,8 @@ function log(lines: LogLine[], line: LogLine): void {
 }
 
 /** A prompt + completion pair as a training sequence scored on the completion (EOS included). */
-function sequence(prompt: string, completionIds: readonly number[], weight: number): TrainSequence {
-  const p = tokenizer.encode(prompt);
+function sequence(prompt: string, completionIds: readonly number[], weight: number, tok: LabTokenizer = tokenizer): TrainSequence {
+  const p = tok.encode(prompt);
   const tokens = [...p, ...completionIds];
   return { tokens, weights: tokens.map((_, t) => (t >= p.length - 1 && t < tokens.length - 1 ? weight : 0)) };
 }
@@ -96,7 +110,11 @@ async function liveRunner(device: GPUDevice, trainer: Gpt2Trainer): Promise<{ ru
 }
 
 interface Phase {
-  name: 'teacher' | 'student';
+  name: 'teacher' | 'student' | 'recovery';
+  /** Initial weights (default: random, seeded). */
+  init?: Gpt2Params;
+  /** Held-out evaluation (default: the addition task's accuracy). */
+  evaluate?: (runner: DecoderRunner) => Promise<{ accuracy: number; line: LogLine }>;
   config: Gpt2Config;
   batch: number;
   lr: number;
@@ -113,7 +131,7 @@ interface Phase {
 }
 
 async function train(device: GPUDevice, phase: Phase, lines: LogLine[]): Promise<{ trainer: Gpt2Trainer; accuracy: number; steps: number }> {
-  const params = randomGpt2Params(phase.config, { seed: RECIPE.seed + (phase.name === 'teacher' ? 0 : 1000), scheme: 'hf' });
+  const params = phase.init ?? randomGpt2Params(phase.config, { seed: RECIPE.seed + (phase.name === 'teacher' ? 0 : 1000), scheme: 'hf' });
   const trainer = await Gpt2Trainer.create(device, phase.config, params, {
     adamw: { weightDecay: phase.weightDecay, maxGradNorm: 1 },
     schedule: { lr: phase.lr, warmupSteps: phase.warmupSteps, totalSteps: phase.maxSteps, schedule: phase.schedule, minLrRatio: 0.1 },
@@ -129,9 +147,15 @@ async function train(device: GPUDevice, phase: Phase, lines: LogLine[]): Promise
       if (!report.applied) throw new Error(`${phase.name} step ${step}: ${report.problem}`);
       if (step % 10 === 0 || step === 1) log(lines, { phase: phase.name, step, loss: report.loss, lr: report.lr, gradNorm: report.gradNorm, seconds: Math.round((performance.now() - t0) / 1000) });
       if (step % phase.evalEvery === 0 || step === phase.maxSteps) {
-        const e = await evaluateRunner(live.runner, tokenizer, ADDITION_EOS_ID, task, phase.evalPrompts, completionTokens);
-        accuracy = e.accuracy;
-        log(lines, { phase: phase.name, step, evalAccuracy: accuracy, evalPrompts: e.prompts, example: `${e.examples[0].prompt}${e.examples[0].completion}` });
+        if (phase.evaluate) {
+          const e = await phase.evaluate(live.runner);
+          accuracy = e.accuracy;
+          log(lines, { phase: phase.name, step, ...e.line });
+        } else {
+          const e = await evaluateRunner(live.runner, tokenizer, ADDITION_EOS_ID, task, phase.evalPrompts, completionTokens);
+          accuracy = e.accuracy;
+          log(lines, { phase: phase.name, step, evalAccuracy: accuracy, evalPrompts: e.prompts, example: `${e.examples[0].prompt}${e.examples[0].completion}` });
+        }
         if (accuracy >= phase.stopAt) break;
       }
     }
@@ -141,55 +165,107 @@ async function train(device: GPUDevice, phase: Phase, lines: LogLine[]): Promise
   return { trainer, accuracy, steps: step };
 }
 
-async function exportFolder(dir: string, trainer: Gpt2Trainer, role: 'teacher' | 'student', recipe: object, lines: LogLine[]): Promise<void> {
+interface FolderSpec {
+  role: 'teacher' | 'student';
+  /** More config.json fields (the recovery pair: lab_preset, task_kept). */
+  hints?: Record<string, unknown>;
+  vocabulary?: readonly string[];
+}
+
+async function exportWeights(dir: string, config: Gpt2Config, weights: Gpt2Params, spec: FolderSpec, recipe: object, lines: LogLine[]): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const files = writeModelFolder(trainer.config, await trainer.readWeights(), additionTokenizerFiles(), { task: 'addition', task_format: TASK.format, task_digits: TASK.digits, lab_role: role });
+  const files = writeModelFolder(config, weights, additionTokenizerFiles({ vocabulary: spec.vocabulary }), { task: 'addition', task_format: TASK.format, task_digits: TASK.digits, lab_role: spec.role, ...spec.hints });
   files.set('recipe.json', new TextEncoder().encode(JSON.stringify(recipe, null, 2) + '\n'));
   files.set('training-log.jsonl', new TextEncoder().encode(lines.map((l) => JSON.stringify(l)).join('\n') + '\n'));
   await writeFolder(dir, files);
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const outArg = args.indexOf('--out');
-  // --reuse-teacher DIR: skip step 1 and take the teacher this recipe built earlier (its recipe.json says how).
-  const out = resolve(outArg >= 0 ? args[outArg + 1] : 'models');
-  const acquired = await acquireDevice(nodeGpu());
-  if (!acquired.ok) throw new Error(`${acquired.error.message}\n${NODE_GPU_ADVICE}`);
-  const { device, summary } = acquired;
-  configureOrt({ numThreads: 1 });
-  const started = performance.now();
-  const adapter = `${summary.vendor} / ${summary.architecture}${summary.isFallbackAdapter ? ' (fallback, CPU)' : ''}`;
-  console.error(`build:models on ${adapter}; writing ${out}/addition-teacher and ${out}/addition-student`);
+async function exportFolder(dir: string, trainer: Gpt2Trainer, role: 'teacher' | 'student', recipe: object, lines: LogLine[]): Promise<void> {
+  await exportWeights(dir, trainer.config, await trainer.readWeights(), { role }, recipe, lines);
+}
 
-  // 1. The teacher, on ground truth (or, with --reuse-teacher DIR, a teacher this recipe built before).
-  const teacherLines: LogLine[] = [];
-  const T = RECIPE.teacher;
-  const reuseArg = args.indexOf('--reuse-teacher');
-  const teacherDir = join(out, 'addition-teacher');
-  let teacherSteps = 0;
-  let teacherSeconds = 0;
-  if (reuseArg >= 0) {
-    const from = resolve(args[reuseArg + 1]);
-    const previous = JSON.parse(readFileSync(join(from, 'recipe.json'), 'utf8')) as { steps: number; buildSeconds?: { teacher: number } };
-    if (from !== resolve(teacherDir)) cpSync(from, teacherDir, { recursive: true });
-    teacherSteps = previous.steps;
-    teacherSeconds = previous.buildSeconds?.teacher ?? NaN;
-    console.error(`build:models: reusing the teacher in ${from} (${teacherSteps} steps, ${teacherSeconds} s when it was built)`);
-  } else {
-  const teacherRun = await train(device, {
-    name: 'teacher', ...T, stopAt: T.target,
-    batchAt: async (step) => Array.from({ length: T.batch }, (_, i) => {
-      const p = trainProblem(RECIPE.seed, step * T.batch + i, TASK);
-      return sequence(p.prompt, tokenizer.encode(p.completion), 1);
-    }),
-  }, teacherLines);
-  teacherSeconds = (performance.now() - started) / 1000;
-  teacherSteps = teacherRun.steps;
-  await exportFolder(teacherDir, teacherRun.trainer, 'teacher', { recipe: RECIPE.teacher, seed: RECIPE.seed, task: TASK, steps: teacherRun.steps, buildSeconds: { teacher: Math.round(teacherSeconds) } }, teacherLines);
-  teacherRun.trainer.destroy();
+/** The weights with one more embedding row (tied, so also one more output logit): the mean of the others. */
+function withExtraToken(config: Gpt2Config, weights: Gpt2Params): { config: Gpt2Config; weights: Map<string, Float32Array> } {
+  const wte = weights.get('transformer.wte.weight');
+  if (!wte) throw new Error('the teacher has no transformer.wte.weight');
+  const V = config.vocabSize;
+  const E = config.nEmbd;
+  const grown = new Float32Array((V + 1) * E);
+  grown.set(wte);
+  for (let e = 0; e < E; e++) {
+    let sum = 0;
+    for (let v = 0; v < V; v++) sum += wte[v * E + e];
+    grown[V * E + e] = sum / V;
   }
+  const out = new Map(weights);
+  out.set('transformer.wte.weight', grown);
+  return { config: { ...config, vocabSize: V + 1 }, weights: out };
+}
+
+/**
+ * Step 3, the self-distillation pair: `recovery-teacher` (the addition teacher with the token '-'
+ * added: the checkpoint before fine-tuning) and `recovery-student` (fine-tuned on subtraction).
+ */
+async function buildRecoveryPair(device: GPUDevice, out: string, teacherDir: string, adapter: string): Promise<void> {
+  const R = RECIPE.recovery;
+  const started = performance.now();
+  const teacher = await readModelFolder(await dirSource(teacherDir), { requireWeights: true });
+  const grown = withExtraToken(teacher.gpt2!, teacher.weights!);
+  const arithmetic = tokenizerFromJson(additionTokenizerJson(ARITHMETIC_VOCAB), additionTokenizerConfig(), 'arithmetic');
+  const subtraction = subtractionTask({ digits: TASK.digits });
+  const subTokens = builtInTask('subtraction', { task_digits: TASK.digits }).maxTokens;
+  const hints = { lab_preset: 'self-distill', task_kept: 'subtraction' };
+  const beforeDir = join(out, 'recovery-teacher');
+  const afterDir = join(out, 'recovery-student');
+  const both = async (runner: DecoderRunner, count: number) => {
+    const add = await evaluateRunner(runner, arithmetic, ADDITION_EOS_ID, task, count, completionTokens);
+    const sub = await evaluateRunner(runner, arithmetic, ADDITION_EOS_ID, subtraction, count, subTokens);
+    return { add, sub };
+  };
+  const lines: LogLine[] = [];
+  const run = await train(device, {
+    name: 'recovery', config: grown.config, init: grown.weights, ...R, stopAt: R.target,
+    batchAt: async (step) => Array.from({ length: R.batch }, (_, i) => {
+      // The last R.additionPerBatch places of each batch: addition, so the model must keep telling
+      // '+' from '-' (the data mix of a fine-tune that does not mean to forget).
+      const p = i < R.batch - R.additionPerBatch
+        ? subtractionTrainProblem(RECIPE.seed + 2, step * R.batch + i, { digits: TASK.digits })
+        : trainProblem(RECIPE.seed + 2, step * R.batch + i, TASK);
+      return sequence(p.prompt, arithmetic.encode(p.completion), 1, arithmetic);
+    }),
+    evaluate: async (runner) => {
+      const { add, sub } = await both(runner, R.evalPrompts);
+      return { accuracy: sub.accuracy, line: { subtractionAccuracy: sub.accuracy, additionAccuracy: add.accuracy, evalPrompts: R.evalPrompts, example: `${sub.examples[0].prompt}${sub.examples[0].completion}` } };
+    },
+  }, lines);
+  const seconds = (performance.now() - started) / 1000;
+  const trained = await run.trainer.readWeights();
+  run.trainer.destroy();
+  const recipe = (role: 'teacher' | 'student', description: string, steps: number) => ({
+    role, description, preset: 'self-distill', task: TASK, keptTask: 'subtraction', seed: RECIPE.seed, adapter, parameters: countGpt2Parameters(grown.config), steps,
+    recipe: RECIPE.recovery, buildSeconds: { recovery: Math.round(seconds) },
+  });
+  await exportWeights(beforeDir, grown.config, grown.weights, { role: 'teacher', hints, vocabulary: ARITHMETIC_VOCAB }, recipe('teacher', 'the checkpoint before fine-tuning on subtraction: addition-teacher with the token "-" added', 0), [
+    { phase: 'recovery-teacher', note: 'not trained: the weights of addition-teacher, with embedding row 20 (the token "-") added as the mean of rows 0-19' },
+  ]);
+  await exportWeights(afterDir, grown.config, trained, { role: 'student', hints, vocabulary: ARITHMETIC_VOCAB }, recipe('student', 'recovery-teacher fine-tuned on subtraction (ground truth; 8 addition problems in each batch of 32)', run.steps), lines);
+  // Both accuracies of both folders, from their own ONNX files.
+  for (const dir of [beforeDir, afterDir]) {
+    const folder = await readModelFolder(await dirSource(dir));
+    const add = await evaluateFolder(device, folder, task, RECIPE.finalEvalPrompts, completionTokens);
+    const sub = await evaluateFolder(device, folder, subtraction, RECIPE.finalEvalPrompts, subTokens);
+    const path = join(dir, 'recipe.json');
+    const r = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    // heldOutAccuracy is the main task's (addition), keptAccuracy the kept task's (subtraction).
+    writeFileSync(path, JSON.stringify({ ...r, heldOutPrompts: RECIPE.finalEvalPrompts, heldOutAccuracy: add.accuracy, keptAccuracy: sub.accuracy, examples: [...add.examples.slice(0, 6), ...sub.examples.slice(0, 6)] }, null, 2) + '\n');
+    console.error(`build:models ${dir}: addition ${(add.accuracy * 100).toFixed(1)}%, subtraction ${(sub.accuracy * 100).toFixed(1)}% held-out (${RECIPE.finalEvalPrompts} prompts each)`);
+  }
+}
+
+/** Step 2, the student on the teacher's samples; then both folders' final held-out accuracy. */
+async function buildStudent(device: GPUDevice, out: string, teacherDir: string, adapter: string, teacherSteps: number, teacherSeconds: number): Promise<void> {
+  const T = RECIPE.teacher;
   const studentStarted = performance.now();
 
   // 2. The student, on the teacher's samples.
@@ -237,6 +313,63 @@ async function main(): Promise<void> {
   writeFileSync(join(teacherDir, 'recipe.json'), JSON.stringify(summaryOf('teacher', teacherSteps, finalTeacher, T.config), null, 2) + '\n');
   writeFileSync(join(studentDir, 'recipe.json'), JSON.stringify(summaryOf('student', studentRun.steps, finalStudent, S.config), null, 2) + '\n');
   console.error(`build:models done in ${Math.round(totalSeconds)} s: teacher ${(finalTeacher.accuracy * 100).toFixed(1)}% held-out, student ${(finalStudent.accuracy * 100).toFixed(1)}% (${RECIPE.finalEvalPrompts} prompts)`);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const outArg = args.indexOf('--out');
+  // --reuse-teacher DIR: skip step 1 and take the teacher this recipe built earlier (its recipe.json
+  // says how); --reuse-student DIR as well: skip step 2 too (only the recovery pair is built).
+  const out = resolve(outArg >= 0 ? args[outArg + 1] : 'models');
+  const acquired = await acquireDevice(nodeGpu());
+  if (!acquired.ok) throw new Error(`${acquired.error.message}\n${NODE_GPU_ADVICE}`);
+  const { device, summary } = acquired;
+  configureOrt({ numThreads: 1 });
+  const started = performance.now();
+  const adapter = `${summary.vendor} / ${summary.architecture}${summary.isFallbackAdapter ? ' (fallback, CPU)' : ''}`;
+  console.error(`build:models on ${adapter}; writing ${out}/addition-teacher, addition-student, recovery-teacher and recovery-student`);
+
+  // 1. The teacher, on ground truth (or, with --reuse-teacher DIR, a teacher this recipe built before).
+  const teacherLines: LogLine[] = [];
+  const T = RECIPE.teacher;
+  const reuseArg = args.indexOf('--reuse-teacher');
+  const teacherDir = join(out, 'addition-teacher');
+  let teacherSteps = 0;
+  let teacherSeconds = 0;
+  if (reuseArg >= 0) {
+    const from = resolve(args[reuseArg + 1]);
+    const previous = JSON.parse(readFileSync(join(from, 'recipe.json'), 'utf8')) as { steps: number; buildSeconds?: { teacher: number } };
+    if (from !== resolve(teacherDir)) cpSync(from, teacherDir, { recursive: true });
+    teacherSteps = previous.steps;
+    teacherSeconds = previous.buildSeconds?.teacher ?? NaN;
+    console.error(`build:models: reusing the teacher in ${from} (${teacherSteps} steps, ${teacherSeconds} s when it was built)`);
+  } else {
+  const teacherRun = await train(device, {
+    name: 'teacher', ...T, stopAt: T.target,
+    batchAt: async (step) => Array.from({ length: T.batch }, (_, i) => {
+      const p = trainProblem(RECIPE.seed, step * T.batch + i, TASK);
+      return sequence(p.prompt, tokenizer.encode(p.completion), 1);
+    }),
+  }, teacherLines);
+  teacherSeconds = (performance.now() - started) / 1000;
+  teacherSteps = teacherRun.steps;
+  await exportFolder(teacherDir, teacherRun.trainer, 'teacher', { recipe: RECIPE.teacher, seed: RECIPE.seed, task: TASK, steps: teacherRun.steps, buildSeconds: { teacher: Math.round(teacherSeconds) } }, teacherLines);
+  teacherRun.trainer.destroy();
+  }
+  const reuseStudentArg = args.indexOf('--reuse-student');
+  if (reuseStudentArg >= 0) {
+    // --reuse-student DIR (with --reuse-teacher): only step 3 runs.
+    const from = resolve(args[reuseStudentArg + 1]);
+    const studentDir = join(out, 'addition-student');
+    if (from !== resolve(studentDir)) cpSync(from, studentDir, { recursive: true });
+    console.error(`build:models: reusing the student in ${from}`);
+  } else {
+    await buildStudent(device, out, teacherDir, adapter, teacherSteps, teacherSeconds);
+  }
+
+  // 3. The self-distillation pair.
+  await buildRecoveryPair(device, out, teacherDir, adapter);
+  console.error(`build:models: all done in ${Math.round((performance.now() - started) / 1000)} s`);
   process.exit(0);
 }
 

@@ -135,7 +135,14 @@ export type LabCommand =
   /** Answered by `train.state` 'running'. */
   | { type: 'train.resume'; requestId: number }
   /** Stops between steps, keeping a checkpoint of where it stopped; answered by `train.state` 'stopped' (or the run's end). */
-  | { type: 'train.stop'; requestId: number };
+  | { type: 'train.stop'; requestId: number }
+  /**
+   * The trained student as a Hugging Face folder ('student': config, tokenizer, model.safetensors,
+   * ONNX) or the latest checkpoint ('checkpoint': one safetensors file to resume from), of the run
+   * in progress (its current step) or, once it has ended, of its last checkpoint. Answered by
+   * `train.exported`.
+   */
+  | { type: 'train.export'; requestId: number; what: 'student' | 'checkpoint' };
 
 /** Where a run stands: `running` and `paused` hold the GPU; the other three are ends. */
 export type TrainStateName = 'running' | 'paused' | 'stopped' | 'finished' | 'failed';
@@ -219,6 +226,8 @@ export type LabEvent =
     }
   /** The engine now holds a checkpoint of the run at `step` (trainer tensors and run state), `bytes` long. */
   | { type: 'train.checkpoint'; runId: number; step: number; bytes: number }
+  /** The answer to train.export: files by their path inside the folder (one file for a checkpoint). */
+  | { type: 'train.exported'; requestId: number; what: 'student' | 'checkpoint'; step: number; files: { path: string; bytes: Uint8Array }[] }
   | { type: 'device.lost'; error: LabError }
   | { type: 'error'; requestId?: number; error: LabError };
 

@@ -7,12 +7,15 @@ import { useEffect, useState } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
 import { loadModel } from '../lab/connect';
 import { builtInFor, builtInModelUrl, fetchBuiltIns, useBuiltIns } from '../lab/builtInModels';
+import { SELF_DISTILL } from '../../workers/distill/presets';
 
 const byUrl = (label: string | undefined) => (label && /^https?:\/\//.test(label) ? label : null);
 
 /** Loads the built-in student, then the built-in teacher (the folders models/index.json gives those roles). */
 export async function loadBuiltInPair(): Promise<void> {
   const index = useBuiltIns.getState().index;
+  // The built-in pair knows addition only: no kept task (a preset may have set one).
+  if (useLab.getState().setup.keepTask) useLab.getState().setSetup({ keepTask: '' });
   await loadModel('student', { url: builtInModelUrl(builtInFor('student', index)) });
   await loadModel('teacher', { url: builtInModelUrl(builtInFor('teacher', index)) });
 }
@@ -112,5 +115,37 @@ export function ModelLoader({ role, disabled = false }: { role: ModelRole; disab
       ))}
       {slot.error && <p className="error" role="alert">{slot.error.message}</p>}
     </div>
+  );
+}
+
+/**
+ * The self-distillation preset: the recovery pair as student and teacher, and a setup that trains
+ * on addition while keeping subtraction. Hidden when this build has no recovery pair.
+ */
+export function SelfDistillPreset({ disabled = false }: { disabled?: boolean }) {
+  const ready = useLab((s) => s.phase === 'ready');
+  const loading = useLab((s) => s.models.student.loading || s.models.teacher.loading);
+  const setSetup = useLab((s) => s.setSetup);
+  const index = useBuiltIns((s) => s.index);
+  const student = index?.models.find((m) => m.name === SELF_DISTILL.student);
+  const teacher = index?.models.find((m) => m.name === SELF_DISTILL.teacher);
+  if (!student || !teacher) return null;
+  const pct = (x: number | null) => (x === null ? '?' : `${(100 * x).toFixed(1)}%`);
+  const apply = async () => {
+    setSetup(SELF_DISTILL.setup);
+    await loadModel('student', { url: builtInModelUrl(student.name) });
+    await loadModel('teacher', { url: builtInModelUrl(teacher.name) });
+  };
+  return (
+    <p className="builtins preset" data-testid="preset-self-distill">
+      <button className="secondary" disabled={!ready || loading || disabled} onClick={() => void apply()}>
+        {SELF_DISTILL.title}
+      </button>{' '}
+      <span className="muted">
+        <code>{student.name}</code> is <code>{teacher.name}</code> fine-tuned on subtraction: subtraction {pct(teacher.keptAccuracy)} → {pct(student.keptAccuracy)},
+        addition {pct(teacher.heldOutAccuracy)} → {pct(student.heldOutAccuracy)}. The preset distils it on addition with its own earlier checkpoint as the
+        teacher, and evaluates subtraction beside it (never trained on).
+      </span>
+    </p>
   );
 }

@@ -21,8 +21,15 @@ export interface BuiltInModel {
   task: unknown;
   heldOutAccuracy: number | null;
   heldOutPrompts: number | null;
-  /** Seconds the recipe took: the teacher alone, and teacher and student together. */
-  buildSeconds: { teacher?: number; total?: number } | null;
+  /** What the folder is, in a sentence (recipe.json `description`). */
+  description: string | null;
+  /** The preset the folder belongs to (config.json `lab_preset`, e.g. 'self-distill'), or null. */
+  preset: string | null;
+  /** The task it must keep while distilled on `taskName` (config.json `task_kept`), and its held-out accuracy on it. */
+  keptTask: string | null;
+  keptAccuracy: number | null;
+  /** Seconds the recipe took: the teacher alone, and teacher and student together (or the recovery pair's step). */
+  buildSeconds: { teacher?: number; total?: number; recovery?: number } | null;
   steps: number | null;
   /** The adapter the recipe ran on. */
   adapter: string | null;
@@ -71,7 +78,7 @@ export async function fetchBuiltIns(): Promise<void> {
 
 /** The built-in folder for a role: the one index.json gives that role, else the conventional name. */
 export function builtInFor(role: ModelRole, index: BuiltInModelsIndex | null): string {
-  return index?.models.find((m) => m.role === role)?.name ?? BUILT_IN_NAMES[role];
+  return index?.models.find((m) => m.role === role && !m.preset)?.name ?? BUILT_IN_NAMES[role];
 }
 
 /** "1–3 digits, reversed" from { digits: [1, 3], format: 'reversed' }; other shapes as compact JSON. */

@@ -7,6 +7,7 @@ import { pickedFolderEntries } from '../../workers/models/source';
 import type { LabEvent, TrainSetup } from '../../workers/protocol';
 import { useLab, type InspectState, type ModelRole, type ModelSlot } from '../state/labStore';
 import { addEval, addStep, beginRun, useDistillRun } from '../state/distillRun';
+import { zipSync } from 'fflate';
 
 let client: LabClient | undefined;
 
@@ -79,10 +80,12 @@ function setModel(role: ModelRole, slot: ModelSlot): void {
 }
 
 /** Loads a model folder from a URL, or from the files of a folder the person picked. */
-export async function loadModel(role: ModelRole, from: { url: string } | { files: FileList }): Promise<void> {
+export async function loadModel(role: ModelRole, from: { url: string } | { files: FileList } | { entries: { path: string; file: Blob }[]; label: string }): Promise<void> {
   if (!client) return;
   let command: CommandWithoutId;
-  if ('files' in from) {
+  if ('entries' in from) {
+    command = { type: 'model.load', role, files: from.entries, label: from.label };
+  } else if ('files' in from) {
     const entries = pickedFolderEntries(from.files);
     const first = (from.files[0] as (File & { webkitRelativePath?: string }) | undefined)?.webkitRelativePath?.split('/')[0] ?? 'folder';
     command = { type: 'model.load', role, files: entries, label: `picked folder '${first}'` };
@@ -154,7 +157,7 @@ export async function sampleFromStudent(prompt: string, settings: SampleSettings
  * A run's events, into the run store and its history. The train.state answering a train.start
  * (requestId = runId) begins a new run; other events count only for the run shown.
  */
-function routeTrainingEvent(event: Extract<LabEvent, { type: `train.${string}` }>): void {
+function routeTrainingEvent(event: Extract<LabEvent, { type: 'train.metrics' | 'train.eval' | 'train.checkpoint' | 'train.state' }>): void {
   if (event.type === 'train.state' && event.requestId === event.runId && event.state === 'running') {
     beginRun(event.runId, event.totalSteps, event.message);
     return;
@@ -205,4 +208,72 @@ export async function controlTraining(control: 'pause' | 'resume' | 'stop'): Pro
     if (!(e instanceof LabRequestError)) throw e;
     useDistillRun.setState({ pending: null, controlError: e.error });
   }
+}
+
+/** Saves bytes as a file through the browser's download. */
+function download(bytes: Uint8Array, fileName: string, type: string): void {
+  const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = fileName;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** The folder name of an exported student: the loaded student's folder name, then the step. */
+function exportName(step: number): string {
+  const label = useLab.getState().models.student.model?.label ?? 'student';
+  const base = label.replace(/\/+$/, '').split('/').pop()?.replace(/[^\w.-]+/g, '-') || 'student';
+  return `${base}-distilled-step-${step}`;
+}
+
+/**
+ * Downloads the trained student (a zip of its Hugging Face folder) or the checkpoint file, of the
+ * run in progress or of the latest run's last checkpoint.
+ */
+export async function exportTraining(what: 'student' | 'checkpoint'): Promise<void> {
+  if (!client) return;
+  useDistillRun.setState({ exporting: what, exportError: null });
+  try {
+    const result = await client.request({ type: 'train.export', what }, ['train.exported']);
+    const name = exportName(result.step);
+    let fileName: string;
+    let bytes: Uint8Array;
+    if (what === 'checkpoint') {
+      fileName = `${name}.safetensors`;
+      bytes = result.files[0].bytes;
+      download(bytes, fileName, 'application/octet-stream');
+    } else {
+      fileName = `${name}.zip`;
+      bytes = zipSync(Object.fromEntries(result.files.map((f) => [`${name}/${f.path}`, f.bytes])), { level: 6 });
+      download(bytes, fileName, 'application/zip');
+    }
+    useDistillRun.setState({ exporting: null, exported: { what, step: result.step, fileName, bytes: bytes.byteLength } });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    useDistillRun.setState({ exporting: null, exportError: e.error });
+  }
+}
+
+/**
+ * Loads the trained student (the run's last checkpoint, as a model folder) as the lab's student
+ * and opens Inspect on it: its samples and the teacher's per-token penalties after training.
+ */
+export async function inspectTrainedStudent(): Promise<void> {
+  if (!client) return;
+  useDistillRun.setState({ exporting: 'student', exportError: null });
+  let result;
+  try {
+    result = await client.request({ type: 'train.export', what: 'student' }, ['train.exported']);
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    useDistillRun.setState({ exporting: null, exportError: e.error });
+    return;
+  }
+  useDistillRun.setState({ exporting: null });
+  const name = exportName(result.step);
+  await loadModel('student', { entries: result.files.map((f) => ({ path: f.path, file: new Blob([f.bytes as Uint8Array<ArrayBuffer>]) })), label: name });
+  useLab.getState().setPanel('inspect');
 }

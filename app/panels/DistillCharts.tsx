@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
-import { runHistory, subscribeHistory, type RunHistory } from '../state/distillRun';
+import { runHistory, subscribeHistory, useDistillRun, type RunHistory } from '../state/distillRun';
 import { formatMetric, formatSi } from '../components/numbers';
 
 const THROTTLE_MS = 250;
@@ -17,6 +17,7 @@ const COLORS = {
   entropy: '#0f766e',
   ratio: '#c0392b',
   accuracy: '#1c8a4a',
+  kept: '#8e44ad',
 };
 
 const snapshot = (): RunHistory => ({ steps: [...runHistory.steps], evals: [...runHistory.evals] });
@@ -62,6 +63,7 @@ const dots = (n: number) => (n <= 40 ? { r: 2.5 } : false);
 
 export function DistillCharts() {
   const { steps, evals } = useThrottledHistory(THROTTLE_MS);
+  const keptTask = useDistillRun((s) => s.latestEval?.kept?.task ?? null);
   const n = steps.length;
   return (
     <div className="charts">
@@ -90,6 +92,9 @@ export function DistillCharts() {
           <Tooltip formatter={(v) => (typeof v === 'number' ? `${v.toFixed(1)}%` : String(v))} labelFormatter={(f) => `${formatSi(Number(f))}FLOP`} />
           <Legend verticalAlign="top" height={24} />
           <Line dataKey="accuracy" name="held-out accuracy" stroke={COLORS.accuracy} strokeWidth={2} dot={dots(evals.length)} isAnimationActive={false} />
+          {keptTask && (
+            <Line dataKey="keptAccuracy" name={`kept: ${keptTask}`} stroke={COLORS.kept} strokeWidth={2} strokeDasharray="5 3" dot={dots(evals.length)} isAnimationActive={false} />
+          )}
         </LineChart>
       </ChartFrame>
       <ChartFrame title="Loss" testId="chart-loss" empty={n === 0}>

@@ -5,8 +5,8 @@
  */
 import { useLab } from '../state/labStore';
 import { useDistillRun } from '../state/distillRun';
-import { controlTraining, startTraining } from '../lab/connect';
-import { LoadBuiltIns, ModelLoader } from '../components/ModelLoader';
+import { controlTraining, exportTraining, inspectTrainedStudent, startTraining } from '../lab/connect';
+import { LoadBuiltIns, ModelLoader, SelfDistillPreset } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
 import { DistillCharts } from './DistillCharts';
@@ -72,6 +72,15 @@ function Setup({ locked }: { locked: boolean }) {
           task
           <select value={setup.task} onChange={(e) => setSetup({ task: e.target.value })}>
             {TASK_NAMES.map((t) => (
+              <option key={t} value={t}>{t}</option>
+            ))}
+          </select>
+        </label>
+        <label className="number" title="A second task evaluated beside the first at every evaluation and never trained on: a skill the student must not lose.">
+          keep (evaluate only)
+          <select value={setup.keepTask} onChange={(e) => setSetup({ keepTask: e.target.value })} data-testid="keep-task">
+            <option value="">none</option>
+            {TASK_NAMES.filter((t) => t !== setup.task).map((t) => (
               <option key={t} value={t}>{t}</option>
             ))}
           </select>
@@ -168,6 +177,49 @@ function Controls() {
           Checkpoint of step {run.checkpoint.step} kept in the lab worker ({formatBytes(run.checkpoint.bytes)}).
         </p>
       )}
+      <Export />
+    </div>
+  );
+}
+
+/**
+ * Downloads of what the run made: the student as a Hugging Face folder (zip) and the checkpoint
+ * (to resume with `opd-lab train --resume`). While a run goes, of its current step; after it
+ * ended, of its last checkpoint.
+ */
+function Export() {
+  const run = useDistillRun();
+  const active = run.phase === 'running' || run.phase === 'paused';
+  if (!active && !run.checkpoint) return null;
+  const step = active ? run.step : run.checkpoint!.step;
+  const busy = run.exporting !== null;
+  return (
+    <div className="export" data-testid="distill-export">
+      <div className="buttons">
+        <button className="secondary" disabled={busy} onClick={() => void exportTraining('student')}>
+          {run.exporting === 'student' ? 'Preparing the student…' : `Download the student (step ${step})`}
+        </button>
+        <button className="secondary" disabled={busy} onClick={() => void exportTraining('checkpoint')}>
+          {run.exporting === 'checkpoint' ? 'Preparing the checkpoint…' : `Download the checkpoint (step ${step})`}
+        </button>
+        <button
+          className="secondary"
+          disabled={busy || active}
+          title={active ? 'Once the run has ended (stop it, or let it finish).' : 'Loads the trained student as the lab’s student and opens Inspect.'}
+          onClick={() => void inspectTrainedStudent()}
+        >
+          Inspect the trained student
+        </button>
+      </div>
+      {run.exported && (
+        <p className="muted" data-testid="distill-exported">
+          Saved {run.exported.fileName} ({formatBytes(run.exported.bytes)}):{' '}
+          {run.exported.what === 'student'
+            ? 'a Hugging Face folder (config, tokenizer, model.safetensors, ONNX) that the lab, transformers.js and opd-lab load.'
+            : 'the weights, AdamW moments and run state; opd-lab train --resume continues from it.'}
+        </p>
+      )}
+      {run.exportError && <p className="error" role="alert">{run.exportError.message}</p>}
     </div>
   );
 }
@@ -232,6 +284,11 @@ function LatestEval() {
         Held-out accuracy <b>{(100 * e.accuracy).toFixed(1)}%</b> ({e.correct}/{e.prompts}) at step {e.step}; reverse KL of the greedy answers{' '}
         {formatMetric(e.reverseKL)} nats per token.
       </p>
+      {e.kept && (
+        <p data-testid="eval-kept">
+          Kept task, {e.kept.task}: <b>{(100 * e.kept.accuracy).toFixed(1)}%</b> ({e.kept.correct}/{e.kept.prompts}) held-out, never trained on in this run.
+        </p>
+      )}
       <ol className="eval-examples" data-testid="eval-examples">
         {e.examples.map((x, i) => (
           <li key={i} data-testid="eval-example" className={x.correct ? 'right' : 'wrong'}>
@@ -255,6 +312,7 @@ export function DistillPanel() {
       <section className="card wide">
         <h2>Distill: train the student on the teacher’s per-token feedback</h2>
         <LoadBuiltIns disabled={locked} />
+        <SelfDistillPreset disabled={locked} />
         <div className="loaders">
           <ModelLoader role="student" disabled={locked} />
           <ModelLoader role="teacher" disabled={locked} />

@@ -15,6 +15,7 @@ const ROLES: ModelRole[] = ['student', 'teacher'];
 function buildTime(m: BuiltInModel): string | null {
   const b = m.buildSeconds;
   if (!b) return null;
+  if (typeof b.recovery === 'number') return `${formatSeconds(b.recovery)} (the fine-tune that made the pair)`;
   const whole = typeof b.total === 'number' ? `the whole recipe took ${formatSeconds(b.total)}` : null;
   let own: string | null = null;
   if (m.role === 'teacher' && typeof b.teacher === 'number') own = formatSeconds(b.teacher);
@@ -53,10 +54,22 @@ function ModelCard({ model }: { model: BuiltInModel }) {
             <th>Task</th>
             <td>{describeTask(model.taskName, model.task)}</td>
           </tr>
+          {model.description && (
+            <tr>
+              <th>What it is</th>
+              <td>{model.description}</td>
+            </tr>
+          )}
           <tr>
             <th>Held-out accuracy</th>
             <td data-testid="builtin-accuracy">{accuracy ?? 'not measured'}</td>
           </tr>
+          {model.keptTask && (
+            <tr>
+              <th>Kept task: {model.keptTask}</th>
+              <td data-testid="builtin-kept-accuracy">{model.keptAccuracy !== null ? `${(100 * model.keptAccuracy).toFixed(1)}% held-out` : 'not measured'}</td>
+            </tr>
+          )}
           {model.steps !== null && (
             <tr>
               <th>Training steps</th>

@@ -28,6 +28,8 @@ export interface EvalPoint {
   /** Percent. */
   accuracy: number;
   reverseKL: number | null;
+  /** Percent on the kept task (runs that keep one), else absent. */
+  keptAccuracy?: number;
 }
 
 export interface RunHistory {
@@ -60,9 +62,13 @@ export interface DistillRunState {
   checkpoint: { step: number; bytes: number } | null;
   /** Steps the numerics guard refused to apply. */
   problems: { step: number; problem: string }[];
+  /** An export being prepared, the file last downloaded, or why the export failed (outlive runs). */
+  exporting: 'student' | 'checkpoint' | null;
+  exported: { what: 'student' | 'checkpoint'; step: number; fileName: string; bytes: number } | null;
+  exportError: LabError | null;
 }
 
-const initial: Omit<DistillRunState, 'starting' | 'startStage' | 'startError'> = {
+const initial: Omit<DistillRunState, 'starting' | 'startStage' | 'startError' | 'exporting' | 'exported' | 'exportError'> = {
   runId: null,
   phase: 'idle',
   message: '',
@@ -77,7 +83,9 @@ const initial: Omit<DistillRunState, 'starting' | 'startStage' | 'startError'> =
   problems: [],
 };
 
-export const useDistillRun = create<DistillRunState>()(() => ({ ...initial, starting: false, startStage: null, startError: null }));
+export const useDistillRun = create<DistillRunState>()(() => ({
+  ...initial, starting: false, startStage: null, startError: null, exporting: null, exported: null, exportError: null,
+}));
 
 const finite = (x: number) => (Number.isFinite(x) ? x : null);
 
@@ -121,7 +129,7 @@ export function addStep(m: StepMetrics): void {
 }
 
 export function addEval(e: EvalMetrics): void {
-  runHistory.evals.push({ step: e.step, flops: e.flopsTotal, accuracy: 100 * e.accuracy, reverseKL: finite(e.reverseKL) });
+  runHistory.evals.push({ step: e.step, flops: e.flopsTotal, accuracy: 100 * e.accuracy, reverseKL: finite(e.reverseKL), ...(e.kept ? { keptAccuracy: 100 * e.kept.accuracy } : {}) });
   useDistillRun.setState({ latestEval: e });
   historyChanged();
 }

@@ -86,7 +86,7 @@ export function setupFromHash(hash: string): TrainSetup {
     const v = params.get(key);
     if (v === null) continue;
     if (key === 'objective') setup.objective = (OBJECTIVES as readonly string[]).includes(v) ? (v as TrainSetup['objective']) : DEFAULT_SETUP.objective;
-    else if (key === 'task') setup.task = v;
+    else if (key === 'task' || key === 'keepTask') setup[key] = v;
     // A number that does not parse stays NaN, so the panel says what is wrong with it.
     else setup[key] = v.trim() === '' ? NaN : Number(v);
   }

@@ -52,6 +52,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const models = await serveModels();
   project.provide('modelsUrl', models.url);
   project.provide('studentDir', models.folders.student);
+  project.provide('addStudentDir', models.folders['add-student']);
   return async () => {
     await server?.close();
     models.server.close();
@@ -68,5 +69,7 @@ declare module 'vitest' {
     modelsUrl: string;
     /** The same student folder on disk, for the folder picker. */
     studentDir: string;
+    /** The add-student folder on disk (what a run started from). */
+    addStudentDir: string;
   }
 }

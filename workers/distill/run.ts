@@ -35,6 +35,8 @@ import { Gpt2Trainer, type StepReport, type TrainerOptions } from '../train/gpt2
 import type { TrainSequence } from '../train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import type { LabTask } from './task';
+import type { TaskInfo } from '../tasks/registry';
+import { evaluateRunner } from './evaluate';
 import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions, type ObjectiveName } from './options';
 
 export { OBJECTIVES, DEFAULT_DISTILL, DistillError, validateOptions, type ObjectiveName, type DistillOptions } from './options';
@@ -76,6 +78,11 @@ export interface EvalMetrics {
   flopsTotal: number;
   /** A few examples for people: prompt, the student's answer, right or wrong (and the verifier's reason when wrong). */
   examples: { prompt: string; completion: string; correct: boolean; reason?: string }[];
+  /**
+   * The kept task (a run created with `keptTask`, e.g. the self-distillation preset): the
+   * student's greedy held-out accuracy on the skill it must not lose while it is distilled.
+   */
+  kept?: { task: string; accuracy: number; correct: number; prompts: number; examples: { prompt: string; completion: string; correct: boolean; reason?: string }[] };
 }
 
 /** The run's state besides the trainer's tensors: enough to resume identically. */
@@ -110,6 +117,7 @@ export class DistillRun {
     readonly teacher: ModelFolder,
     readonly task: LabTask,
     state: RunState,
+    readonly keptTask: TaskInfo | null,
   ) {
     this.state = state;
     this.tokenizer = student.tokenizer;
@@ -133,13 +141,23 @@ export class DistillRun {
 
   static async create(
     device: GPUDevice,
-    parts: { student: ModelFolder; teacher: ModelFolder; task: LabTask; options: Partial<DistillOptions>; checkpoint?: Uint8Array },
+    parts: {
+      student: ModelFolder;
+      teacher: ModelFolder;
+      task: LabTask;
+      options: Partial<DistillOptions>;
+      checkpoint?: Uint8Array;
+      /** A second task evaluated at every evaluation (never trained on): a skill to keep. */
+      keptTask?: TaskInfo | null;
+    },
   ): Promise<DistillRun> {
     const { student, teacher, task } = parts;
     const options = { ...DEFAULT_DISTILL, ...parts.options };
     validateOptions(options);
     if (!student.gpt2 || !student.weights) throw new DistillError(`${student.label} is not a trainable GPT-2 family folder (config.json model_type gpt2 and model.safetensors are needed)`);
     assertSameTokenizer(student.tokenizer, teacher.tokenizer);
+    assertTaskFits(student.tokenizer, task, student.label);
+    if (parts.keptTask) assertTaskFits(student.tokenizer, parts.keptTask.task, student.label);
     let trainer: Gpt2Trainer;
     let state: RunState = { step: 0, promptCursor: 0, flops: { studentSampling: 0, teacherScoring: 0, training: 0 }, options };
     if (parts.checkpoint) {
@@ -153,7 +171,7 @@ export class DistillRun {
     }
     const decoder = await openSamplingSession(device, student.gpt2, buildGpt2Decoder(student.gpt2, { kind: 'inputs' }), `${student.label} (live weights)`);
     const scoring = await openScoringSession(device, teacher.onnx, `${teacher.label}/onnx/model.onnx`);
-    return new DistillRun(device, trainer, decoder, scoring, student, teacher, task, state);
+    return new DistillRun(device, trainer, decoder, scoring, student, teacher, task, state, parts.keptTask ?? null);
   }
 
   /** The next B training prompts of the seeded stream. */
@@ -298,6 +316,11 @@ export class DistillRun {
     }
     const correct = verdicts.filter((v) => v.correct).length;
     const f = this.state.flops;
+    let kept: EvalMetrics['kept'];
+    if (this.keptTask) {
+      const k = await evaluateRunner(this.studentRunner, this.tokenizer, this.eos, this.keptTask.task, count, this.keptTask.maxTokens);
+      kept = { task: k.task, accuracy: k.accuracy, correct: k.correct, prompts: k.prompts, examples: k.examples.slice(0, 8) };
+    }
     return {
       step: this.state.step,
       accuracy: correct / Math.max(1, prompts.length),
@@ -311,6 +334,7 @@ export class DistillRun {
         correct: verdicts[i].correct,
         ...(verdicts[i].reason ? { reason: verdicts[i].reason } : {}),
       })),
+      ...(kept ? { kept } : {}),
     };
   }
 
@@ -329,6 +353,20 @@ export class DistillRun {
     await this.studentDecoder.session.release();
     await this.teacherScoring.release();
     this.trainer.destroy();
+  }
+}
+
+/** A task whose prompts the student's tokenizer cannot write (they encode to <unk>) cannot run. */
+function assertTaskFits(tokenizer: LabTokenizer, task: LabTask, label: string): void {
+  const unk = tokenizer.specialTokens.unk;
+  const unkId = unk === null ? -1 : tokenizer.vocab.indexOf(unk);
+  if (unkId < 0) return;
+  for (const prompt of [...task.evalPrompts(4), task.trainPrompt(0, 0)]) {
+    if (tokenizer.encode(prompt).includes(unkId)) {
+      throw new DistillError(
+        `the ${task.name} task cannot run on ${label}: its tokenizer has no token for some characters of "${prompt}" (they become ${unk}); choose a task the model was built for, or a model whose vocabulary has them`,
+      );
+    }
   }
 }
 

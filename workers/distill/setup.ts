@@ -10,6 +10,11 @@ import { TASK_NAMES } from '../tasks/registry';
 export interface TrainSetup {
   /** A built-in task (workers/tasks/registry.ts). */
   task: string;
+  /**
+   * A second built-in task evaluated beside `task` at every evaluation and never trained on: a
+   * skill the student must keep ('' for none). The self-distillation preset keeps 'subtraction'.
+   */
+  keepTask: string;
   objective: ObjectiveName;
   /** Prompts per step (B) and completions per prompt (G). */
   batchPrompts: number;
@@ -37,6 +42,7 @@ export interface TrainSetup {
 
 export const DEFAULT_SETUP: TrainSetup = {
   task: 'addition',
+  keepTask: '',
   objective: DEFAULT_DISTILL.objective,
   batchPrompts: DEFAULT_DISTILL.batchPrompts,
   groupSize: DEFAULT_DISTILL.groupSize,
@@ -90,6 +96,10 @@ export function asSentence(text: string): string {
 /** Why this setup cannot run, as one sentence; null when it can. */
 export function setupProblem(s: TrainSetup): string | null {
   if (!(TASK_NAMES as readonly string[]).includes(s.task)) return asSentence(`the task must be one of ${TASK_NAMES.join(', ')}; got ${String(s.task)}`);
+  if (s.keepTask !== '' && !(TASK_NAMES as readonly string[]).includes(s.keepTask)) {
+    return asSentence(`the task to keep must be one of ${TASK_NAMES.join(', ')}, or none; got ${String(s.keepTask)}`);
+  }
+  if (s.keepTask === s.task) return asSentence(`the task to keep must differ from the task trained on (both are ${s.task})`);
   const count = (name: string, v: number, min: number, max: number) =>
     !Number.isInteger(v) || v < min || v > max ? asSentence(`${name} must be a whole number from ${min} to ${max.toLocaleString('en-US')}; got ${v}`) : null;
   const problem =

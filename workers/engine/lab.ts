@@ -85,6 +85,14 @@ export class LabEngine {
           const error = await this.training.start(command.requestId, device, this.models, command.setup);
           return error ? this.fail(command.requestId, error) : undefined;
         }
+        case 'train.export': {
+          const device = this.requireDevice(command.requestId);
+          if (!device) return;
+          const result = await this.training.export(device, command.what);
+          if ('code' in result) return this.fail(command.requestId, result);
+          this.options.emit({ type: 'train.exported', requestId: command.requestId, what: command.what, step: result.step, files: result.files });
+          return;
+        }
         case 'train.pause':
         case 'train.resume':
         case 'train.stop': {

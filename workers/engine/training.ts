@@ -12,6 +12,8 @@ import { asSentence, distillOptions, setupProblem } from '../distill/setup';
 import { builtInTask } from '../tasks/registry';
 import { compareTokenizers } from '../models/tokenizer';
 import type { LoadedModel } from './inference';
+import { restoreCheckpoint } from '../train/checkpoint';
+import { writeModelFolder, type ModelFolder } from '../models/folder';
 
 /** Steps in a row that the numerics guard refused to apply before the run is called failed. */
 export const MAX_UNAPPLIED_IN_A_ROW = 3;
@@ -48,6 +50,8 @@ export interface KeptCheckpoint {
   runId: number;
   step: number;
   bytes: Uint8Array;
+  /** The run's student folder (its config and tokenizer go into an exported folder). */
+  student: ModelFolder;
 }
 
 /** Lets the worker's message loop run (the next command is a macrotask, not a microtask). */
@@ -97,8 +101,10 @@ export class Training {
     const tokenizers = compareTokenizers(student!.folder.tokenizer, teacher!.folder.tokenizer);
     if (tokenizers.errors.length) return { code: 'tokenizer-mismatch', message: tokenizers.errors.join(' ') };
     let task: ReturnType<typeof builtInTask>;
+    let keptTask: ReturnType<typeof builtInTask> | null = null;
     try {
       task = builtInTask(setup.task, student!.folder.rawConfig);
+      if (setup.keepTask) keptTask = builtInTask(setup.keepTask, student!.folder.rawConfig);
     } catch (e) {
       return { code: 'bad-options', message: asSentence(e instanceof Error ? e.message : String(e)) };
     }
@@ -107,7 +113,7 @@ export class Training {
     this.starting = true;
     let run: DistillRun;
     try {
-      run = await this.host.exclusive(() => DistillRun.create(device, { student: student!.folder, teacher: teacher!.folder, task: task.task, options }));
+      run = await this.host.exclusive(() => DistillRun.create(device, { student: student!.folder, teacher: teacher!.folder, task: task.task, options, keptTask }));
     } catch (e) {
       if (e instanceof DistillError) return { code: 'bad-options', message: asSentence(e.message) };
       return this.host.describe(e);
@@ -116,9 +122,37 @@ export class Training {
     }
     const a: ActiveRun = { id: requestId, run, setup, state: 'running', pauseRequested: false, stopRequested: false, waiters: [] };
     this.active = a;
-    this.emitState(a, 'running', `Running ${setup.objective} on ${task.task.name}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.`, [requestId]);
+    const keeping = keptTask ? ` (keeping ${keptTask.task.name}, evaluated beside it)` : '';
+    this.emitState(a, 'running', `Running ${setup.objective} on ${task.task.name}${keeping}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.`, [requestId]);
     this.loopDone = this.loop(a);
     return null;
+  }
+
+  /**
+   * The trained student as a model folder, or the checkpoint file: of the run in progress at its
+   * current step (between steps), else of the latest run's last checkpoint.
+   */
+  async export(device: GPUDevice, what: 'student' | 'checkpoint'): Promise<{ step: number; files: { path: string; bytes: Uint8Array }[] } | LabError> {
+    const a = this.active;
+    const asList = (files: Map<string, Uint8Array>) => [...files].map(([path, bytes]) => ({ path, bytes }));
+    if (a) {
+      return this.host.exclusive(async () => ({
+        step: a.run.step,
+        files: what === 'checkpoint' ? [{ path: `checkpoint-step-${a.run.step}.safetensors`, bytes: await a.run.checkpoint() }] : asList(await a.run.exportStudent()),
+      }));
+    }
+    const kept = this.kept;
+    if (!kept) return { code: 'no-run', message: 'There is nothing to export yet: no run has kept a checkpoint. Start a run first.' };
+    if (what === 'checkpoint') return { step: kept.step, files: [{ path: `checkpoint-step-${kept.step}.safetensors`, bytes: kept.bytes }] };
+    return this.host.exclusive(async () => {
+      const { trainer } = await restoreCheckpoint(device, kept.bytes);
+      try {
+        const s = kept.student;
+        return { step: kept.step, files: asList(writeModelFolder(s.gpt2!, await trainer.readWeights(), s.tokenizerFiles, s.rawConfig)) };
+      } finally {
+        trainer.destroy();
+      }
+    });
   }
 
   pause(requestId: number): LabError | null {
@@ -182,7 +216,7 @@ export class Training {
   private async keepCheckpoint(a: ActiveRun): Promise<void> {
     if (this.kept?.runId === a.id && this.kept.step === a.run.step) return;
     const bytes = await this.host.exclusive(() => a.run.checkpoint());
-    this.kept = { runId: a.id, step: a.run.step, bytes };
+    this.kept = { runId: a.id, step: a.run.step, bytes, student: a.run.student };
     this.host.emit({ type: 'train.checkpoint', runId: a.id, step: a.run.step, bytes: bytes.byteLength });
   }
 

@@ -242,6 +242,8 @@ export class Gpt2Trainer {
   private readonly byName = new Map<string, TrainTensor>();
   private readonly lora = new Map<string, LoraAdapter>();
   private readonly specs: Gpt2ParamSpec[];
+  /** Each parameter's shape by name (looked up on every linear layer of every pass). */
+  private readonly shapes: Map<string, readonly number[]>;
   private workspace?: Workspace;
   private loraGradScratch?: GPUBuffer;
   private readonly gradNorms: GPUBuffer;
@@ -265,6 +267,7 @@ export class Gpt2Trainer {
     this.adamw = { ...DEFAULT_ADAMW, ...options.adamw };
     this.schedule = { lr: 1e-3, warmupSteps: 0, totalSteps: 1, schedule: 'constant', ...options.schedule };
     this.specs = gpt2ParamSpecs(config);
+    this.shapes = new Map(this.specs.map((s) => [s.name, s.shape]));
     for (const spec of this.specs) {
       const data = params.get(spec.name);
       if (!data) throw new TrainerError(`the parameter ${spec.name} is missing`);
@@ -410,7 +413,7 @@ export class Gpt2Trainer {
   // Forward and backward
 
   private linear(encoder: GPUCommandEncoder, x: GPUBuffer, name: string, out: GPUBuffer, rows: number, residual?: GPUBuffer): void {
-    const [inDim, outDim] = this.specs.find((s) => s.name === `${name}.weight`)!.shape;
+    const [inDim, outDim] = this.shapes.get(`${name}.weight`)!;
     if (residual) encoder.copyBufferToBuffer(residual, 0, out, 0, rows * outDim * 4);
     encodeMatmul(this.device, encoder, { a: x, b: this.weightBuffer(`${name}.weight`), c: out, bias: this.base.get(`${name}.bias`) }, { m: rows, n: outDim, k: inDim, accumulate: residual !== undefined });
   }
@@ -472,7 +475,7 @@ export class Gpt2Trainer {
    * `dx` (= or += as asked).
    */
   private linearBackward(encoder: GPUCommandEncoder, name: string, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer | undefined, rows: number, first: boolean): void {
-    const [inDim, outDim] = this.specs.find((s) => s.name === `${name}.weight`)!.shape;
+    const [inDim, outDim] = this.shapes.get(`${name}.weight`)!;
     const d = this.device;
     const dW = this.gradTarget(`${name}.weight`, first);
     if (dW) {

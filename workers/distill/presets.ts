@@ -1,0 +1,31 @@
+/**
+ * Ready-made experiments on the built-in models: the folders they use and the setup they start
+ * from. Plain data, shared by the Distill panel and `opd-lab train --preset`.
+ */
+import type { TrainSetup } from './setup';
+
+export interface Preset {
+  name: string;
+  title: string;
+  /** Built-in folders (models/<name>/) for each role. */
+  student: string;
+  teacher: string;
+  /** The setup fields the preset sets (the rest stay as they are). */
+  setup: Partial<TrainSetup>;
+}
+
+/**
+ * Self-distillation for recovery. recovery-student is recovery-teacher fine-tuned on subtraction:
+ * it learned the new skill and lost most of addition. Its own checkpoint from before the
+ * fine-tune is the teacher; on-policy distillation on addition prompts brings addition back,
+ * and subtraction, evaluated at every evaluation and never trained on, shows what is kept.
+ */
+export const SELF_DISTILL: Preset = {
+  name: 'self-distill',
+  title: 'Self-distillation: recover addition after a subtraction fine-tune',
+  student: 'recovery-student',
+  teacher: 'recovery-teacher',
+  setup: { task: 'addition', keepTask: 'subtraction', objective: 'opd-sampled', lr: 1e-3, totalSteps: 60, evalEvery: 10, evalPrompts: 64, batchPrompts: 8, groupSize: 4 },
+};
+
+export const PRESETS: Record<string, Preset> = { [SELF_DISTILL.name]: SELF_DISTILL };
