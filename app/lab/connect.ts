@@ -96,6 +96,10 @@ export async function loadModel(role: ModelRole, from: { url: string } | { files
   try {
     const loaded = await client.request(command, ['model.loaded']);
     setModel(role, { loading: false, model: loaded.model, warnings: loaded.warnings, error: null });
+    // The warnings compare the two tokenizers: the other slot's were about the model this one replaced.
+    const other: ModelRole = role === 'student' ? 'teacher' : 'student';
+    const otherSlot = useLab.getState().models[other];
+    if (otherSlot.warnings.length) setModel(other, { ...otherSlot, warnings: [] });
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
     setModel(role, { loading: false, model: null, warnings: [], error: e.error });

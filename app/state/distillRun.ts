@@ -106,7 +106,7 @@ function historyChanged(): void {
 export function beginRun(runId: number, totalSteps: number, message: string): void {
   runHistory.steps = [];
   runHistory.evals = [];
-  useDistillRun.setState({ ...initial, runId, phase: 'running', totalSteps, message, starting: false, startStage: null, startError: null });
+  useDistillRun.setState({ ...initial, runId, phase: 'running', totalSteps, message, starting: false, startStage: null, startError: null, exported: null, exportError: null });
   historyChanged();
 }
 

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { launch, openLab, screenshot, type PageRecord } from './browser';
+import { readFileSync } from 'node:fs';
+import { unzipSync } from 'fflate';
+import { readModelFolder } from '../../workers/models/folder';
+import { filesSource } from '../../workers/models/source';
+import { readSafetensors } from '../../workers/models/safetensors';
+import { dirSource } from '../../workers/node/fs-source';
 
 /** Points of each line drawn in a chart: one entry per curve, its vertex count read from the SVG path. */
 async function curvePoints(page: Page, chart: string): Promise<number[]> {
@@ -107,6 +113,44 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     await screenshot(page, 'distill-finished');
   });
 
+  it('downloads the trained student as a Hugging Face folder (zip) and the checkpoint', async () => {
+    const { page } = lab;
+    const studentButton = page.getByRole('button', { name: 'Download the student (step 3)' });
+    const [studentDownload] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), studentButton.click()]);
+    expect(studentDownload.suggestedFilename()).toBe('add-student-distilled-step-3.zip');
+    const zip = unzipSync(new Uint8Array(readFileSync(await studentDownload.path())));
+    const names = Object.keys(zip).sort();
+    for (const f of ['config.json', 'generation_config.json', 'model.safetensors', 'onnx/model.onnx', 'tokenizer.json', 'tokenizer_config.json']) {
+      expect(names).toContain(`add-student-distilled-step-3/${f}`);
+    }
+    // The folder reads back as a trainable student whose weights are the run's, not the loaded ones.
+    const folder = await readModelFolder(
+      filesSource(names.map((n) => ({ path: n.slice('add-student-distilled-step-3/'.length), file: new Blob([zip[n] as Uint8Array<ArrayBuffer>]) })), 'exported'),
+      { requireWeights: true },
+    );
+    const original = await readModelFolder(await dirSource(inject('addStudentDir')), { requireWeights: true });
+    const wte = folder.weights!.get('transformer.wte.weight')!;
+    const before = original.weights!.get('transformer.wte.weight')!;
+    expect(wte.length).toBe(before.length);
+    expect(wte.some((x, i) => x !== before[i])).toBe(true);
+    expect(await page.getByTestId('distill-exported').textContent()).toMatch(/^Saved add-student-distilled-step-3\.zip \([\d.]+ (KiB|MiB)\): a Hugging Face folder/);
+
+    const [ckpt] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.getByRole('button', { name: 'Download the checkpoint (step 3)' }).click()]);
+    expect(ckpt.suggestedFilename()).toBe('add-student-distilled-step-3.safetensors');
+    const file = readSafetensors(new Uint8Array(readFileSync(await ckpt.path())));
+    expect(JSON.parse(file.metadata['opd-lab']).format).toBe('opd-lab-trainer-checkpoint');
+    expect([...file.tensors.keys()]).toContain('optimizer.m.transformer.wte.weight');
+
+    // Inspect on the trained weights: the run's student becomes the lab's student, and Inspect opens.
+    await page.getByRole('button', { name: 'Inspect the trained student' }).click();
+    await expect.poll(() => page.evaluate(() => new URLSearchParams(location.hash.slice(1)).get('panel')), { timeout: 60_000 }).toBe('inspect');
+    await expect.poll(() => page.getByTestId('student-source').textContent(), { timeout: 60_000 }).toBe('from add-student-distilled-step-3');
+    expect(await page.getByTestId('student-summary').textContent()).toMatch(/, trainable$/);
+    await screenshot(page, 'distill-inspect-trained');
+    await page.getByRole('button', { name: 'Distill', exact: true }).click();
+    expect(lab.errors).toEqual([]);
+  });
+
   it('pauses, resumes and stops a longer run between steps, keeping its history', async () => {
     const { page } = lab;
     await setKnobs(page, { steps: 40, 'eval every': 4, 'eval prompts': 4 });
@@ -138,8 +182,8 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     expect(await page.getByTestId('step-metrics').locator('caption').textContent()).toBe(`Step ${stoppedAt} (opd-sampled)`);
     expect(await page.getByTestId('distill-checkpoint').textContent()).toContain(`Checkpoint of step ${stoppedAt} `);
     // …also after looking at another panel and coming back.
-    await page.getByRole('button', { name: 'Inspect' }).click();
-    await page.getByRole('button', { name: 'Distill' }).click();
+    await page.getByRole('button', { name: 'Inspect', exact: true }).click();
+    await page.getByRole('button', { name: 'Distill', exact: true }).click();
     expect(await curvePoints(page, 'chart-loss')).toEqual([stoppedAt]);
     expect(await page.getByRole('button', { name: 'Start' }).isDisabled()).toBe(false);
     expect(lab.errors).toEqual([]);
@@ -160,5 +204,52 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     expect(await curvePoints(page, 'chart-loss')).toEqual(before);
     expect(lab.errors).toEqual([]);
     await screenshot(page, 'distill-refused');
+  });
+
+  it('the self-distillation preset: a person loads it, runs it, and reads both accuracies (addition recovered, subtraction kept)', async () => {
+    const { page } = lab;
+    await expect.poll(() => page.textContent('[data-testid=status-state]'), { timeout: 120_000 }).toBe('Ready');
+    const preset = page.getByTestId('preset-self-distill');
+    await preset.waitFor({ timeout: 30_000 });
+    // The sentence gives the pair's measured accuracies from their recipes.
+    expect(await preset.textContent()).toMatch(/subtraction \d+\.\d% → \d+\.\d%, addition \d+\.\d% → \d+\.\d%/);
+    await preset.getByRole('button').click();
+    await expect.poll(() => page.getByTestId('student-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 21, trainable$/);
+    await expect.poll(() => page.getByTestId('teacher-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 21/);
+    expect(await page.getByLabel('Student model folder URL').inputValue()).toMatch(/models\/recovery-student\/$/);
+    expect(await page.getByLabel('Teacher model folder URL').inputValue()).toMatch(/models\/recovery-teacher\/$/);
+    expect(await page.getByTestId('keep-task').inputValue()).toBe('subtraction');
+    const hash = new URLSearchParams((await page.evaluate(() => location.hash)).slice(1));
+    expect([hash.get('task'), hash.get('keepTask'), hash.get('objective')]).toEqual(['addition', 'subtraction', 'opd-sampled']);
+
+    // A short run (the preset's own length is for people with time).
+    for (const [label, v] of Object.entries({ steps: 2, 'prompts per step': 2, 'completions per prompt': 2, 'eval every': 1, 'eval prompts': 8 })) await knob(page, label).fill(String(v));
+    await page.getByRole('button', { name: 'Start' }).click();
+    await expect.poll(() => page.getByTestId('distill-message').textContent(), { timeout: 60_000, interval: 200 }).toMatch(/keeping subtraction|Finished/);
+    await expect.poll(() => state(page), { timeout: 150_000, interval: 250 }).toBe('finished');
+    expect(await page.getByTestId('eval-summary').textContent()).toMatch(/^Held-out accuracy \d+\.\d% \(\d\/8\) at step 2;/);
+    expect(await page.getByTestId('eval-kept').textContent()).toMatch(/^Kept task, subtraction: \d+\.\d% \(\d\/8\) held-out, never trained on in this run\.$/);
+    // The accuracy chart draws both: addition and the kept subtraction, 3 evaluations each.
+    await expect
+      .poll(async () => (await page.locator('[data-testid=chart-accuracy] path.recharts-line-curve').evaluateAll((els) => els.map((e) => (e.getAttribute('d')?.match(/[ML]/g) ?? []).length))))
+      .toEqual([3, 3]);
+    expect(await page.getByTestId('chart-accuracy').textContent()).toContain('kept: subtraction');
+    expect(lab.errors).toEqual([]);
+    await screenshot(page, 'distill-self-distill');
+  });
+
+  it('keeping subtraction with the addition-only pair is refused with the reason', async () => {
+    const { page } = lab;
+    await page.getByRole('button', { name: 'Load the built-in student and teacher' }).click();
+    await expect.poll(() => page.getByTestId('student-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 20, trainable$/);
+    await expect.poll(() => page.getByTestId('teacher-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 20/);
+    // Loading the plain pair clears the kept task; a person who sets it again is told why it cannot run.
+    expect(await page.getByTestId('keep-task').inputValue()).toBe('');
+    await page.getByTestId('keep-task').selectOption('subtraction');
+    await page.getByRole('button', { name: 'Start' }).click();
+    const refused = page.getByTestId('start-error');
+    await refused.waitFor({ timeout: 60_000 });
+    expect(await refused.textContent()).toMatch(/^The subtraction task cannot run on .*addition-student.*: its tokenizer has no token for some characters of "Q: .*-.*= A: "/);
+    expect(lab.errors).toEqual([]);
   });
 });

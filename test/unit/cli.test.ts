@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { ARITHMETIC_CHARS, charTokenizer, writeRandomGpt2Folder } from './fixtures';
 import { Gpt2Reference } from '../../workers/models/gpt2/reference';
 import { logSoftmax } from '../../workers/sampling/choose';
@@ -125,5 +126,47 @@ describe('opd-lab score', () => {
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toContain('id 1: student "0", teacher "1"');
+  });
+});
+
+describe('opd-lab train and eval', () => {
+  const MODELS = join(import.meta.dirname, '..', '..', 'models');
+
+  it('runs the self-distillation preset and writes the run: config, metrics with both accuracies, checkpoint, student', { timeout: 2 * CLI_TIMEOUT }, () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'opd-run-')), 'run');
+    const r = cli('train', '--preset', 'self-distill', '--models', MODELS, '--steps', '2', '--batch', '2', '--group', '2', '--eval-every', '1', '--eval-prompts', '8', '--out', out);
+    expect(r.stderr).not.toMatch(/^opd-lab: /m);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^wrote .*: 2 steps of opd-sampled; held-out addition accuracy \d+\.\d%, kept subtraction \d+\.\d%; the student is in /);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({ preset: 'self-distill', task: 'addition', keptTask: 'subtraction', options: { objective: 'opd-sampled', batchPrompts: 2, groupSize: 2, evalPrompts: 8 } });
+    expect(config.student).toMatch(/recovery-student$/);
+    expect(config.teacher).toMatch(/recovery-teacher$/);
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.type === 'step').map((l) => l.step)).toEqual([1, 2]);
+    const evals = lines.filter((l) => l.type === 'eval');
+    expect(evals.map((l) => l.step)).toEqual([0, 1, 2]);
+    for (const e of evals) {
+      expect(e.kept).toMatchObject({ task: 'subtraction', prompts: 8 });
+      expect(e.kept.accuracy).toBeGreaterThanOrEqual(0);
+      expect(e.prompts).toBe(8);
+    }
+    expect(existsSync(join(out, 'checkpoints', 'step-2.safetensors'))).toBe(true);
+
+    // The written student answers subtraction through `opd-lab eval`, its vocabulary kept ('-').
+    const ev = cli('eval', '--model', join(out, 'student'), '--task', 'subtraction', '--prompts', '8');
+    expect(ev.code).toBe(0);
+    expect(ev.stdout).toMatch(/held-out accuracy \d+\.\d% \(\d\/8 subtraction prompts\)/);
+  });
+
+  it('refuses a kept task the student cannot write, and an unknown preset, in one line', { timeout: CLI_TIMEOUT }, () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'opd-run-')), 'run');
+    const bad = cli('train', '--student', join(MODELS, 'addition-student'), '--teacher', join(MODELS, 'addition-teacher'), '--keep-task', 'subtraction', '--steps', '1', '--out', out);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/the subtraction task cannot run on .*addition-student: its tokenizer has no token for some characters/);
+    const unknown = cli('train', '--preset', 'nope', '--steps', '1', '--out', out);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown --preset 'nope' \(presets: self-distill\)/);
   });
 });

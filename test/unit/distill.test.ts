@@ -5,7 +5,8 @@ import { configureOrt } from '../../workers/ort/runtime';
 import { readModelFolder } from '../../workers/models/folder';
 import { dirSource } from '../../workers/node/fs-source';
 import { DistillRun, discounted, type DistillOptions } from '../../workers/distill/run';
-import { builtInTask } from '../../workers/tasks/registry';
+import { builtInTask, keptTaskOf } from '../../workers/tasks/registry';
+import { SELF_DISTILL } from '../../workers/distill/presets';
 
 /** The shipped student and teacher (models/, built by `npm run build:models`). */
 const SHIPPED = join(import.meta.dirname, '..', '..', 'models');
@@ -100,5 +101,40 @@ describe('the distillation loop', () => {
     } finally {
       await a.release();
     }
+  });
+
+  it('self-distillation preset: distilling recovery-student on addition from its own earlier checkpoint lowers its addition KL and reports subtraction beside it', { timeout: 300_000 }, async () => {
+    const device = await testDevice();
+    configureOrt({ numThreads: 1 });
+    const student = await readModelFolder(await dirSource(join(SHIPPED, SELF_DISTILL.student)), { requireWeights: true });
+    const teacher = await readModelFolder(await dirSource(join(SHIPPED, SELF_DISTILL.teacher)));
+    const { task, maxTokens } = builtInTask('addition', student.rawConfig);
+    const keptTask = keptTaskOf(student.rawConfig);
+    expect(keptTask?.task.name).toBe('subtraction');
+    // The preset's own objective, learning rate and batch; fewer completions, steps and eval prompts.
+    const { objective, lr, batchPrompts } = SELF_DISTILL.setup;
+    const run = await DistillRun.create(device, { student, teacher, task, keptTask, options: base({ objective, lr, batchPrompts, groupSize: 2, maxTokens }) });
+    try {
+      const before = await run.evaluate();
+      for (let i = 0; i < 8; i++) expect((await run.trainStep()).applied).toBe(true);
+      const after = await run.evaluate();
+      console.log(`self-distill: addition ${before.accuracy} → ${after.accuracy}, reverse KL ${before.reverseKL.toFixed(4)} → ${after.reverseKL.toFixed(4)}; subtraction ${before.kept?.accuracy} → ${after.kept?.accuracy}`);
+      expect(after.reverseKL).toBeLessThan(before.reverseKL * 0.95);
+      for (const e of [before, after]) {
+        expect(e.kept).toMatchObject({ task: 'subtraction', prompts: 16 });
+        expect(e.kept!.examples[0].prompt).toMatch(/^Q: [ \d]+-[ \d]+= A: $/);
+      }
+      // The student was fine-tuned to subtraction; its kept accuracy starts high (the recipe's figure, on 16 prompts).
+      expect(before.kept!.accuracy).toBeGreaterThan(0.5);
+    } finally {
+      await run.release();
+    }
+  });
+
+  it('a kept task whose prompts the student cannot write is refused before any GPU work', async () => {
+    const { device, student, teacher, task, maxTokens } = await setUp();
+    await expect(DistillRun.create(device, { student, teacher, task, keptTask: builtInTask('subtraction'), options: base({ maxTokens }) })).rejects.toThrow(
+      /the subtraction task cannot run on .*addition-student: its tokenizer has no token for some characters of "Q: .*-.*= A: "/,
+    );
   });
 });

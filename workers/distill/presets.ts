@@ -25,7 +25,9 @@ export const SELF_DISTILL: Preset = {
   title: 'Self-distillation: recover addition after a subtraction fine-tune',
   student: 'recovery-student',
   teacher: 'recovery-teacher',
-  setup: { task: 'addition', keepTask: 'subtraction', objective: 'opd-sampled', lr: 1e-3, totalSteps: 60, evalEvery: 10, evalPrompts: 64, batchPrompts: 8, groupSize: 4 },
+  // lr 3e-4: at 1e-3 addition came back as fast but subtraction fell from 87% to 64% in 40 steps
+  // (opd-full; opd-sampled likewise); at 3e-4 it stayed (README, "Self-distillation").
+  setup: { task: 'addition', keepTask: 'subtraction', objective: 'opd-sampled', lr: 3e-4, totalSteps: 40, evalEvery: 10, evalPrompts: 128, batchPrompts: 8, groupSize: 4 },
 };
 
 export const PRESETS: Record<string, Preset> = { [SELF_DISTILL.name]: SELF_DISTILL };
