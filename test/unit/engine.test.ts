@@ -12,6 +12,9 @@ import { nodeGpu } from '../../workers/node/gpu';
 import { dirSource } from '../../workers/node/fs-source';
 import { DEFAULT_SETUP } from '../../workers/distill/setup';
 import { DistillRun } from '../../workers/distill/run';
+import { readModelFolder } from '../../workers/models/folder';
+import { filesSource } from '../../workers/models/source';
+import { readSafetensors } from '../../workers/models/safetensors';
 import { writeRandomAdditionFolder, writeRandomGpt2Folder } from './fixtures';
 
 const events: LabEvent[] = [];
@@ -120,8 +123,15 @@ describe('distillation runs over the protocol (Node)', () => {
     expect(badLr.type === 'error' && badLr.error).toEqual({ code: 'bad-options', message: 'The learning rate must lie in (0, 1); got 0.' });
     const badRl = last(await send({ type: 'train.start', setup: small({ objective: 'rl', groupSize: 1 }) }));
     expect(badRl.type === 'error' && badRl.error.code).toBe('bad-options');
+    // Nothing to export before any run.
+    const noExport = last(await send({ type: 'train.export', what: 'student' }));
+    expect(noExport.type === 'error' && noExport.error).toEqual({ code: 'no-run', message: 'There is nothing to export yet: no run has kept a checkpoint. Start a run first.' });
     const badTask = last(await send({ type: 'train.start', setup: small({ task: 'chess' }) }));
-    expect(badTask.type === 'error' && badTask.error.message).toBe('The task must be one of addition; got chess.');
+    expect(badTask.type === 'error' && badTask.error.message).toBe('The task must be one of addition, subtraction; got chess.');
+    const badKeep = last(await send({ type: 'train.start', setup: small({ keepTask: 'chess' }) }));
+    expect(badKeep.type === 'error' && badKeep.error.message).toBe('The task to keep must be one of addition, subtraction, or none; got chess.');
+    const sameKeep = last(await send({ type: 'train.start', setup: small({ keepTask: 'addition' }) }));
+    expect(sameKeep.type === 'error' && sameKeep.error.message).toBe('The task to keep must differ from the task trained on (both are addition).');
 
     // A student without model.safetensors has nothing to train.
     const frozen = await writeRandomAdditionFolder(61);
@@ -192,6 +202,23 @@ describe('distillation runs over the protocol (Node)', () => {
     // The run is over: the controls have nothing to act on.
     const late = last(await send({ type: 'train.pause' }));
     expect(late.type === 'error' && late.error.code).toBe('no-run');
+
+    // What the run made can still be exported, from its last checkpoint: the checkpoint file as kept,
+    // and the student as a model folder whose weights are the checkpoint's (not the loaded ones).
+    const ckpt = last(await send({ type: 'train.export', what: 'checkpoint' }));
+    if (ckpt.type !== 'train.exported') throw new Error(`expected train.exported, got ${JSON.stringify(ckpt)}`);
+    expect(ckpt.step).toBe(3);
+    expect(ckpt.files.map((f) => f.path)).toEqual(['checkpoint-step-3.safetensors']);
+    expect(Buffer.from(ckpt.files[0].bytes).equals(Buffer.from(engine.training.latestCheckpoint!.bytes))).toBe(true);
+    const exported = last(await send({ type: 'train.export', what: 'student' }));
+    if (exported.type !== 'train.exported') throw new Error(`expected train.exported, got ${JSON.stringify(exported)}`);
+    expect(exported.files.map((f) => f.path)).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'onnx/model.onnx', 'tokenizer.json']));
+    const folder = await readModelFolder(filesSource(exported.files.map((f) => ({ path: f.path, file: new Blob([f.bytes as Uint8Array<ArrayBuffer>]) })), 'exported'), { requireWeights: true });
+    const trained = readSafetensors(ckpt.files[0].bytes).tensors.get('transformer.wte.weight')!;
+    const wte = folder.weights!.get('transformer.wte.weight')!;
+    expect(Buffer.from(wte.buffer, wte.byteOffset, wte.byteLength).equals(Buffer.from(trained.bytes))).toBe(true);
+    const original = (await readModelFolder(await dirSource(student.dir), { requireWeights: true })).weights!.get('transformer.wte.weight')!;
+    expect(original.some((x, i) => x !== wte[i])).toBe(true);
   });
 
   it('stops between steps when asked, keeping a checkpoint of where it stopped', { timeout: 400_000 }, async () => {
