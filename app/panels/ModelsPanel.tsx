@@ -135,7 +135,8 @@ export function ModelsPanel() {
       <section className="card wide">
         <h2>Models</h2>
         <p className="prose">
-          The lab ships a teacher and a student for the addition task, as Hugging Face model folders served by the lab itself from{' '}
+          The lab ships a teacher and a student for the addition task, and the pair of the self-distillation preset, as Hugging Face model folders
+          served by the lab itself from{' '}
           <a href={builtInUrl('index.json')} target="_blank" rel="noreferrer">
             <code>models/</code>
           </a>{' '}
@@ -173,7 +174,8 @@ export function ModelsPanel() {
         <p className="prose">
           By the project’s own recipe, <code>npm run build:models</code> (<code>scripts/build-models.ts</code>), on this lab’s trainer: the teacher, a
           GPT-2 trained from random weights on the addition task’s ground-truth answers until its held-out accuracy reaches the target; the student, a
-          smaller GPT-2 trained briefly on the teacher’s own samples and stopped early, so it still makes the mistakes distillation can fix. Each folder
+          smaller GPT-2 trained briefly on the teacher’s own samples and stopped early, so it still makes the mistakes distillation can fix; the
+          recovery pair, the teacher before and after a fine-tune on subtraction that cost it half of its addition. Each folder
           holds its <code>recipe.json</code> (the recipe, the seed and the measured accuracy) and its <code>training-log.jsonl</code> (every step’s loss
           and every evaluation).
           {recipe && (
@@ -187,7 +189,7 @@ export function ModelsPanel() {
             </>
           )}
         </p>
-        <p className="muted">Exporting a trained student back as a model folder is not in this build yet.</p>
+        <p className="muted">A student trained in the Distill panel is saved as such a folder with its Download the student button.</p>
       </section>
     </div>
   );
