@@ -4,7 +4,7 @@
  */
 import { LabClient, LabRequestError, type CommandWithoutId } from './client';
 import { pickedFolderEntries } from '../../workers/models/source';
-import type { LabEvent, TrainSetup } from '../../workers/protocol';
+import type { LabEvent, LabEventOf, TrainSetup } from '../../workers/protocol';
 import { useLab, type InspectState, type ModelRole, type ModelSlot } from '../state/labStore';
 import { addEval, addStep, beginRun, useDistillRun } from '../state/distillRun';
 import { zipSync } from 'fflate';
@@ -234,31 +234,43 @@ function exportName(step: number): string {
 }
 
 /**
+ * Asks the worker for the run's student folder or checkpoint (train.export), showing that an
+ * export is under way; null (with the reason in the run store) when it cannot be had.
+ */
+async function requestExport(what: 'student' | 'checkpoint'): Promise<LabEventOf<'train.exported'> | null> {
+  if (!client) return null;
+  useDistillRun.setState({ exporting: what, exportError: null });
+  try {
+    const result = await client.request({ type: 'train.export', what }, ['train.exported']);
+    useDistillRun.setState({ exporting: null });
+    return result;
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    useDistillRun.setState({ exporting: null, exportError: e.error });
+    return null;
+  }
+}
+
+/**
  * Downloads the trained student (a zip of its Hugging Face folder) or the checkpoint file, of the
  * run in progress or of the latest run's last checkpoint.
  */
 export async function exportTraining(what: 'student' | 'checkpoint'): Promise<void> {
-  if (!client) return;
-  useDistillRun.setState({ exporting: what, exportError: null });
-  try {
-    const result = await client.request({ type: 'train.export', what }, ['train.exported']);
-    const name = exportName(result.step);
-    let fileName: string;
-    let bytes: Uint8Array;
-    if (what === 'checkpoint') {
-      fileName = `${name}.safetensors`;
-      bytes = result.files[0].bytes;
-      download(bytes, fileName, 'application/octet-stream');
-    } else {
-      fileName = `${name}.zip`;
-      bytes = zipSync(Object.fromEntries(result.files.map((f) => [`${name}/${f.path}`, f.bytes])), { level: 6 });
-      download(bytes, fileName, 'application/zip');
-    }
-    useDistillRun.setState({ exporting: null, exported: { what, step: result.step, fileName, bytes: bytes.byteLength } });
-  } catch (e) {
-    if (!(e instanceof LabRequestError)) throw e;
-    useDistillRun.setState({ exporting: null, exportError: e.error });
+  const result = await requestExport(what);
+  if (!result) return;
+  const name = exportName(result.step);
+  let fileName: string;
+  let bytes: Uint8Array;
+  if (what === 'checkpoint') {
+    fileName = `${name}.safetensors`;
+    bytes = result.files[0].bytes;
+    download(bytes, fileName, 'application/octet-stream');
+  } else {
+    fileName = `${name}.zip`;
+    bytes = zipSync(Object.fromEntries(result.files.map((f) => [`${name}/${f.path}`, f.bytes])), { level: 6 });
+    download(bytes, fileName, 'application/zip');
   }
+  useDistillRun.setState({ exported: { what, step: result.step, fileName, bytes: bytes.byteLength } });
 }
 
 /**
@@ -266,17 +278,8 @@ export async function exportTraining(what: 'student' | 'checkpoint'): Promise<vo
  * and opens Inspect on it: its samples and the teacher's per-token penalties after training.
  */
 export async function inspectTrainedStudent(): Promise<void> {
-  if (!client) return;
-  useDistillRun.setState({ exporting: 'student', exportError: null });
-  let result;
-  try {
-    result = await client.request({ type: 'train.export', what: 'student' }, ['train.exported']);
-  } catch (e) {
-    if (!(e instanceof LabRequestError)) throw e;
-    useDistillRun.setState({ exporting: null, exportError: e.error });
-    return;
-  }
-  useDistillRun.setState({ exporting: null });
+  const result = await requestExport('student');
+  if (!result) return;
   const name = exportName(result.step);
   await loadModel('student', { entries: result.files.map((f) => ({ path: f.path, file: new Blob([f.bytes as Uint8Array<ArrayBuffer>]) })), label: name });
   useLab.getState().setPanel('inspect');
