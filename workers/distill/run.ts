@@ -20,7 +20,7 @@
  * completion token through the model once.
  */
 import type { Gpt2Config } from '../models/gpt2/config';
-import { countGpt2Parameters } from '../models/gpt2/params';
+import { countGpt2Parameters, type Gpt2Params } from '../models/gpt2/params';
 import type { ModelFolder } from '../models/folder';
 import { writeModelFolder } from '../models/folder';
 import type { LabTokenizer } from '../models/tokenizer';
@@ -345,8 +345,7 @@ export class DistillRun {
 
   /** The current student as a Hugging Face folder (files by relative path). */
   async exportStudent(extraConfig: Record<string, unknown> = {}): Promise<Map<string, Uint8Array>> {
-    // The student's own config.json fields (task hints, architectures…) carry over.
-    return writeModelFolder(this.student.gpt2!, await this.trainer.readWeights(), this.student.tokenizerFiles, { ...this.student.rawConfig, ...extraConfig });
+    return trainedStudentFolder(this.student, await this.trainer.readWeights(), extraConfig);
   }
 
   async release(): Promise<void> {
@@ -354,6 +353,14 @@ export class DistillRun {
     await this.teacherScoring.release();
     this.trainer.destroy();
   }
+}
+
+/**
+ * A trained student as a Hugging Face folder (files by relative path): the trained weights, with
+ * the student folder's tokenizer and its own config.json fields (task hints, architectures…).
+ */
+export function trainedStudentFolder(student: ModelFolder, weights: Gpt2Params, extraConfig: Record<string, unknown> = {}): Map<string, Uint8Array> {
+  return writeModelFolder(student.gpt2!, weights, student.tokenizerFiles, { ...student.rawConfig, ...extraConfig });
 }
 
 /** A task whose prompts the student's tokenizer cannot write (they encode to <unk>) cannot run. */

@@ -7,13 +7,13 @@
  * after the run is gone: nothing already trained is lost when a run is stopped or fails.
  */
 import type { EvalMetrics, LabError, LabEvent, TrainSetup, TrainStateName } from '../protocol';
-import { DistillError, DistillRun } from '../distill/run';
+import { DistillError, DistillRun, trainedStudentFolder } from '../distill/run';
 import { asSentence, distillOptions, setupProblem } from '../distill/setup';
 import { builtInTask } from '../tasks/registry';
 import { compareTokenizers } from '../models/tokenizer';
 import type { LoadedModel } from './inference';
 import { restoreCheckpoint } from '../train/checkpoint';
-import { writeModelFolder, type ModelFolder } from '../models/folder';
+import type { ModelFolder } from '../models/folder';
 
 /** Steps in a row that the numerics guard refused to apply before the run is called failed. */
 export const MAX_UNAPPLIED_IN_A_ROW = 3;
@@ -147,8 +147,7 @@ export class Training {
     return this.host.exclusive(async () => {
       const { trainer } = await restoreCheckpoint(device, kept.bytes);
       try {
-        const s = kept.student;
-        return { step: kept.step, files: asList(writeModelFolder(s.gpt2!, await trainer.readWeights(), s.tokenizerFiles, s.rawConfig)) };
+        return { step: kept.step, files: asList(trainedStudentFolder(kept.student, await trainer.readWeights())) };
       } finally {
         trainer.destroy();
       }
