@@ -29,7 +29,7 @@ import { configureOrt } from '../workers/ort/runtime';
 import type { Gpt2Config } from '../workers/models/gpt2/config';
 import { countGpt2Parameters, randomGpt2Params, type Gpt2Params } from '../workers/models/gpt2/params';
 import type { LabTokenizer } from '../workers/models/tokenizer';
-import type { LabTask } from '../workers/distill/task';
+import type { LabTask } from '../workers/tasks/task';
 import { ARITHMETIC_VOCAB, subtractionTask, subtractionTrainProblem } from '../workers/tasks/subtraction';
 import { readModelFolder, writeModelFolder } from '../workers/models/folder';
 import { tokenizerFromJson } from '../workers/models/tokenizer';

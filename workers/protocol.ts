@@ -1,95 +1,22 @@
 /**
  * The lab worker's protocol: every command the UI (or the CLI, or a test) can send, and every
- * event the engine answers with. This file is the whole contract between app/ and workers/.
+ * event the engine answers with. With the plain types and values of workers/contract/ (which it
+ * re-exports), this is the whole contract between app/ and workers/: the app imports nothing else.
  *
  * Commands that expect an answer carry a `requestId`; the events answering them echo it.
  * Errors are values: an `error` event with a stable `code` and a sentence a person understands.
  */
+import type { AdapterSummary, RuntimeSummary } from './contract/adapter';
+import type { LabError } from './contract/errors';
+import type { ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from './contract/models';
+import type { DivergenceSelfCheckReport, InteropReport } from './contract/reports';
+import type { EvalMetrics, StepMetrics, TrainSetup, TrainStateName } from './contract/run';
 
-import type { DivergenceSelfCheckReport } from './kernels/divergence/selfcheck';
-import type { EvalMetrics, StepMetrics } from './distill/run';
-import type { TrainSetup } from './distill/setup';
-
-export type { DivergenceSelfCheckReport, EvalMetrics, StepMetrics, TrainSetup };
-
-/** Limits of the adapter that the lab reads, shows and plans its kernels around. */
-export interface GpuLimitsSummary {
-  maxBufferSize: number;
-  maxStorageBufferBindingSize: number;
-  maxComputeWorkgroupStorageSize: number;
-  maxComputeInvocationsPerWorkgroup: number;
-  maxComputeWorkgroupSizeX: number;
-  maxComputeWorkgroupsPerDimension: number;
-  maxStorageBuffersPerShaderStage: number;
-}
-
-/** What the status bar shows about the GPU the lab runs on. */
-export interface AdapterSummary {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  isFallbackAdapter: boolean;
-  /** Optional features that the lab requested because the adapter has them. */
-  features: string[];
-  limits: GpuLimitsSummary;
-}
-
-export interface RuntimeSummary {
-  /** The execution provider onnxruntime-web sessions use: always the lab's shared WebGPU device. */
-  executionProvider: 'webgpu';
-  ortVersion: string;
-  /** True when ORT sessions were created on the very GPUDevice our kernels use. */
-  sharedDevice: boolean;
-  crossOriginIsolated: boolean;
-}
-
-export interface InteropReport {
-  /** Number of elements pushed through the round trip. */
-  elements: number;
-  /** Largest |ours − reference| over the elements, after the round trip. */
-  maxAbsError: number;
-  tolerance: number;
-  passed: boolean;
-  /** A few values for the person reading the report: input, ORT output, our kernel's result. */
-  sample: { index: number; input: number; ortOutput: number; kernelOutput: number; expected: number }[];
-  /** Each stage of the round trip and whether its data stayed on the GPU. */
-  stages: string[];
-  ms: number;
-}
-
-export type ModelRole = 'student' | 'teacher';
-
-/** What the UI shows about a loaded model folder. */
-export interface ModelSummary {
-  role: ModelRole;
-  label: string;
-  modelType: string;
-  /** Parameters of a GPT-2 family model (null for other decoders). */
-  parameters: number | null;
-  vocabSize: number;
-  /** True when the folder has trainable GPT-2 family weights (model.safetensors). */
-  trainable: boolean;
-}
-
-export interface SampledCompletion {
-  tokens: number[];
-  text: string;
-  logprobs: number[];
-  finish: 'eos' | 'length';
-}
-
-export interface ScoredTokenSummary {
-  id: number;
-  text: string;
-  studentLogprob: number;
-  teacherLogprob: number;
-  sampledKL: number;
-  reverseKL: number;
-  forwardKL: number;
-  teacherTop: { id: number; text: string; logprob: number }[];
-  problems: string[];
-}
+export type * from './contract/adapter';
+export type * from './contract/errors';
+export type * from './contract/models';
+export type * from './contract/reports';
+export type * from './contract/run';
 
 // ---------------------------------------------------------------- commands (UI → worker)
 
@@ -144,49 +71,7 @@ export type LabCommand =
    */
   | { type: 'train.export'; requestId: number; what: 'student' | 'checkpoint' };
 
-/** Where a run stands: `running` and `paused` hold the GPU; the other three are ends. */
-export type TrainStateName = 'running' | 'paused' | 'stopped' | 'finished' | 'failed';
-
 // ---------------------------------------------------------------- events (worker → UI)
-
-export type ErrorCode =
-  /** navigator.gpu is absent: the browser has no WebGPU (or it is switched off). */
-  | 'no-webgpu'
-  /** navigator.gpu exists but requestAdapter() gave nothing. */
-  | 'no-adapter'
-  /** The adapter exists but is below what the lab needs. */
-  | 'adapter-below-minimum'
-  | 'device-request-failed'
-  | 'device-lost'
-  | 'ort-init-failed'
-  | 'not-ready'
-  | 'interop-failed'
-  | 'selfcheck-failed'
-  | 'model-folder'
-  | 'no-model'
-  | 'bad-request'
-  | 'bad-command'
-  /** The student folder has no trainable weights (model.safetensors) or is not GPT-2 family. */
-  | 'not-trainable'
-  /** Student and teacher tokenize differently: the teacher cannot score the student's tokens. */
-  | 'tokenizer-mismatch'
-  /** A training knob is out of range; the message is the sentence that says which. */
-  | 'bad-options'
-  /** Training steps kept coming out non-finite, so the numerics guard refused to apply them. */
-  | 'numerics'
-  /** `train.pause|resume|stop` with no run in progress. */
-  | 'no-run'
-  /** `train.start` while a run is in progress (running or paused). */
-  | 'run-active'
-  | 'internal';
-
-export interface LabError {
-  code: ErrorCode;
-  /** One or two sentences: what is wrong, and what to do about it. */
-  message: string;
-  /** Technical detail (an exception's text), shown folded away. */
-  detail?: string;
-}
 
 export type LabEvent =
   | { type: 'progress'; requestId?: number; stage: string; fraction?: number }

@@ -1,5 +1,5 @@
 import { useLab } from '../state/labStore';
-import { formatBytes } from '../../workers/format';
+import { formatBytes } from '../../workers/contract/format';
 
 /** The bottom bar: which GPU the lab runs on, through which runtime, with which limits. */
 export function StatusBar() {

@@ -3,7 +3,7 @@
  * the actions panels call.
  */
 import { LabClient, LabRequestError, type CommandWithoutId } from './client';
-import { pickedFolderEntries } from '../../workers/models/source';
+import { pickedFolderEntries } from '../../workers/contract/files';
 import type { LabEvent, LabEventOf, TrainSetup } from '../../workers/protocol';
 import { useLab, type InspectState, type ModelRole, type ModelSlot } from '../state/labStore';
 import { addEval, addStep, beginRun, useDistillRun } from '../state/distillRun';

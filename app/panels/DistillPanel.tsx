@@ -10,7 +10,7 @@ import { LoadBuiltIns, ModelLoader, SelfDistillPreset } from '../components/Mode
 import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
 import { DistillCharts } from './DistillCharts';
-import { formatBytes } from '../../workers/format';
+import { formatBytes } from '../../workers/contract/format';
 import { setupProblem, type NumericKnob } from '../../workers/distill/setup';
 import { OBJECTIVES, type ObjectiveName } from '../../workers/distill/options';
 import { TASK_NAMES } from '../../workers/tasks/registry';

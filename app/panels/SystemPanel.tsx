@@ -1,6 +1,6 @@
 import { useLab } from '../state/labStore';
 import { runInteropCheck } from '../lab/connect';
-import { formatBytes } from '../../workers/format';
+import { formatBytes } from '../../workers/contract/format';
 import { DivergenceCheck } from './DivergenceCheck';
 
 /** The GPU the lab runs on, in full, and the self-check proving ORT and our kernels share it. */

@@ -3,7 +3,8 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertSameTokenizer, compareTokenizers, loadTokenizer, TokenizerMismatchError } from '../../workers/models/tokenizer';
-import { filesSource, ModelFolderError, pickedFolderEntries } from '../../workers/models/source';
+import { filesSource, ModelFolderError } from '../../workers/models/source';
+import { pickedFolderEntries } from '../../workers/contract/files';
 import { dirSource } from '../../workers/node/fs-source';
 import { ARITHMETIC_CHARS as DIGITS, charTokenizer } from './fixtures';
 

@@ -7,7 +7,7 @@ import type { ModelFolder } from '../models/folder';
 import { decoderRunner, openSamplingSession } from '../sampling/runner';
 import { sampleCompletions, type DecoderRunner } from '../sampling/sampler';
 import type { LabTokenizer } from '../models/tokenizer';
-import type { LabTask } from './task';
+import type { LabTask } from '../tasks/task';
 
 export interface FolderEvaluation {
   task: string;

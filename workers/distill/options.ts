@@ -4,8 +4,9 @@
  * them without pulling in the engine.
  */
 
-export const OBJECTIVES = ['opd-sampled', 'opd-full', 'sft', 'rl'] as const;
-export type ObjectiveName = (typeof OBJECTIVES)[number];
+import { OBJECTIVES, type ObjectiveName } from '../contract/run';
+
+export { OBJECTIVES, type ObjectiveName };
 
 export interface DistillOptions {
   objective: ObjectiveName;

@@ -34,56 +34,15 @@ import { forwardLogits, openScoringSession } from '../scoring/forward';
 import { Gpt2Trainer, type StepReport, type TrainerOptions } from '../train/gpt2-trainer';
 import type { TrainSequence } from '../train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
-import type { LabTask } from './task';
+import type { LabTask } from '../tasks/task';
 import type { TaskInfo } from '../tasks/registry';
 import { evaluateRunner } from './evaluate';
-import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions, type ObjectiveName } from './options';
+import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions } from './options';
+import type { EvalMetrics, FlopCount, StepMetrics } from '../contract/run';
+
+export type { EvalMetrics, FlopCount, StepMetrics };
 
 export { OBJECTIVES, DEFAULT_DISTILL, DistillError, validateOptions, type ObjectiveName, type DistillOptions } from './options';
-
-export interface FlopCount {
-  studentSampling: number;
-  teacherScoring: number;
-  training: number;
-}
-
-export interface StepMetrics {
-  step: number;
-  objective: ObjectiveName;
-  applied: boolean;
-  problem?: string;
-  /** Per completion token, averaged over the step's tokens (computed before the update). */
-  sampledKL: number;
-  reverseKL: number;
-  studentEntropy: number;
-  meanRatio: number;
-  ratioStd: number;
-  loss: number;
-  gradNorm: number;
-  lr: number;
-  /** Mean verifier reward of the step's completions (every objective; the rl objective trains on it). */
-  reward: number;
-  tokensSampled: number;
-  flops: FlopCount & { total: number };
-  wallMs: number;
-}
-
-export interface EvalMetrics {
-  step: number;
-  accuracy: number;
-  correct: number;
-  prompts: number;
-  /** Mean exact reverse KL per token of the student's greedy answers, scored by the teacher. */
-  reverseKL: number;
-  flopsTotal: number;
-  /** A few examples for people: prompt, the student's answer, right or wrong (and the verifier's reason when wrong). */
-  examples: { prompt: string; completion: string; correct: boolean; reason?: string }[];
-  /**
-   * The kept task (a run created with `keptTask`, e.g. the self-distillation preset): the
-   * student's greedy held-out accuracy on the skill it must not lose while it is distilled.
-   */
-  kept?: { task: string; accuracy: number; correct: number; prompts: number; examples: { prompt: string; completion: string; correct: boolean; reason?: string }[] };
-}
 
 /** The run's state besides the trainer's tensors: enough to resume identically. */
 export interface RunState {

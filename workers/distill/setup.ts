@@ -5,40 +5,9 @@
  * checks it again before running it.
  */
 import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions, type ObjectiveName } from './options';
-import { TASK_NAMES } from '../tasks/registry';
+import { TASK_NAMES, type TrainSetup } from '../contract/run';
 
-export interface TrainSetup {
-  /** A built-in task (workers/tasks/registry.ts). */
-  task: string;
-  /**
-   * A second built-in task evaluated beside `task` at every evaluation and never trained on: a
-   * skill the student must keep ('' for none). The self-distillation preset keeps 'subtraction'.
-   */
-  keepTask: string;
-  objective: ObjectiveName;
-  /** Prompts per step (B) and completions per prompt (G). */
-  batchPrompts: number;
-  groupSize: number;
-  /** Peak learning rate (constant schedule, no warm-up). */
-  lr: number;
-  /** 0: full fine-tune; r > 0: LoRA adapters of rank r. */
-  loraRank: number;
-  /** KL coefficient λ and discount γ of the OPD advantages. */
-  klCoef: number;
-  discount: number;
-  /** PPO-style clip ε of the importance ratio ρ; 0 for none. */
-  clipEpsilon: number;
-  temperature: number;
-  /** New tokens per completion; 0: what the task's answers need. */
-  maxTokens: number;
-  /** Evaluate on the held-out prompts every N steps (0: only before the first step and after the last). */
-  evalEvery: number;
-  evalPrompts: number;
-  /** Keep a checkpoint every N steps (0: only when the run ends or is stopped). */
-  checkpointEvery: number;
-  totalSteps: number;
-  seed: number;
-}
+export type { TrainSetup };
 
 export const DEFAULT_SETUP: TrainSetup = {
   task: 'addition',

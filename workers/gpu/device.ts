@@ -5,7 +5,8 @@
  *
  * Runs in a browser worker (navigator.gpu) and in Node (Dawn's binding): the caller passes `gpu`.
  */
-import type { AdapterSummary, GpuLimitsSummary, LabError } from '../protocol';
+import type { AdapterSummary, GpuLimitsSummary } from '../contract/adapter';
+import type { LabError } from '../contract/errors';
 
 /** Optional features the lab uses when the adapter offers them; none is required. */
 export const OPTIONAL_FEATURES = ['timestamp-query', 'subgroups', 'shader-f16'] as const;

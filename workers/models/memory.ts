@@ -6,8 +6,8 @@
  */
 import { headDim, type Gpt2Config } from './gpt2/config';
 import { gpt2ParamSpecs, numel } from './gpt2/params';
-import type { GpuLimitsSummary } from '../protocol';
-import { formatBytes } from '../format';
+import type { GpuLimitsSummary } from '../contract/adapter';
+import { formatBytes } from '../contract/format';
 
 export interface MemoryEstimate {
   weightsBytes: number;

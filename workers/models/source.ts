@@ -96,11 +96,3 @@ export function filesSource(files: Iterable<{ file: Blob; path: string }>, label
     },
   };
 }
-
-/** Strips the picked folder's own name from webkitRelativePath ('gpt2/onnx/model.onnx' → 'onnx/model.onnx'). */
-export function pickedFolderEntries(files: ArrayLike<File>): { file: Blob; path: string }[] {
-  return Array.from(files, (file) => {
-    const rel = (file as File & { webkitRelativePath?: string }).webkitRelativePath || file.name;
-    return { file, path: rel.includes('/') ? rel.slice(rel.indexOf('/') + 1) : rel };
-  });
-}

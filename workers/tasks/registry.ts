@@ -1,5 +1,6 @@
 /** The lab's built-in tasks by name (the CLI's --task, the Distill panel's task list). */
-import type { LabTask } from '../distill/task';
+import type { LabTask } from './task';
+import { TASK_NAMES } from '../contract/run';
 import { additionTask, type AdditionFormat } from './addition';
 import { subtractionTask } from './subtraction';
 
@@ -9,7 +10,7 @@ export interface TaskInfo {
   maxTokens: number;
 }
 
-export const TASK_NAMES = ['addition', 'subtraction'] as const;
+export { TASK_NAMES };
 
 function digitsHint(hints: Record<string, unknown>): [number, number] {
   const d = hints.task_digits;

@@ -9,7 +9,9 @@
  */
 import { createStorageBuffer, readFloat32, withGpuErrorScope } from '../../gpu/buffers';
 import { encodeDivergences, readDivergences, type DivergenceReadback, type DivergenceRequest, type DivergenceTuning, type EncodeOptions } from './divergence';
+export type { CaseReport, DivergenceSelfCheckReport, Expectation, OutputCheck };
 import { FLAG, OUTPUT_FIELDS, type OutputField } from './layout';
+import type { CaseReport, DivergenceSelfCheckReport, Expectation, OutputCheck } from '../../contract/reports';
 import { referenceDivergences, referenceRowReverseKL, type DivergenceProblem, type ReferenceOutputs } from './reference';
 
 /**
@@ -62,48 +64,6 @@ export const TOLERANCES: Record<OutputField | 'topKLogprob' | 'gradient' | 'grad
 
 /** The issue's bound for identical student and teacher. */
 export const IDENTICAL_TOLERANCE = 1e-6;
-
-export interface OutputCheck {
-  output: string;
-  /** Elements compared (finite reference values; infinite ones must match exactly). */
-  compared: number;
-  maxAbsError: number;
-  /** max over elements of |error| / (atol + rtol·|reference|): passes when ≤ 1. */
-  worstErrorOverTolerance: number;
-  atol: number;
-  rtol: number;
-  crtol: number;
-  passed: boolean;
-}
-
-export interface Expectation {
-  what: string;
-  passed: boolean;
-}
-
-export interface CaseReport {
-  name: string;
-  positions: number;
-  vocab: number;
-  temperature: number;
-  beta?: number;
-  topK: number;
-  gradient: boolean;
-  chunks: number;
-  checks: OutputCheck[];
-  /** Positions whose flag word differs from the reference's. */
-  flagMismatches: number;
-  expectations: Expectation[];
-  passed: boolean;
-  ms: number;
-}
-
-export interface DivergenceSelfCheckReport {
-  seed: number;
-  passed: boolean;
-  cases: CaseReport[];
-  ms: number;
-}
 
 // ------------------------------------------------------------------ random inputs
 
