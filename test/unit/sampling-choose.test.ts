@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chooseToken, logSoftmax, validateSampling } from '../../workers/sampling/choose';
-import { Rng } from '../../workers/sampling/rng';
+import { Rng } from '../../workers/random/rng';
 
 describe('seeded random numbers', () => {
   it('gives the same stream for the same seed and different streams otherwise', () => {

@@ -11,7 +11,7 @@ import type { Gpt2Config } from '../models/gpt2/config';
 import { emptyPastFeeds, int64Tensor, positionIdsFromMask, presentAsPast } from '../models/gpt2/decoder-session';
 import { presentKeyName, presentValueName } from '../onnx/gpt2-decoder';
 import { chooseToken, validateSampling, type SamplingOptions } from './choose';
-import { Rng } from './rng';
+import { Rng } from '../random/rng';
 
 export interface SampleRequest {
   /** Token ids of each prompt (special tokens included, exactly as fed to the model). */

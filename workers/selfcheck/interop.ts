@@ -8,7 +8,7 @@
  *   4. our second kernel reads ORT's y buffer in place: z = 2·y + 1;
  *   5. only z comes back to the CPU, compared with a float64 reference.
  */
-import type { InteropReport } from '../protocol';
+import type { InteropReport } from '../contract/reports';
 import { GraphBuilder } from '../onnx/graph';
 import { createStorageBuffer, readFloat32, withGpuErrorScope } from '../gpu/buffers';
 import { affineMap, fillPattern, fillPatternReference, type FillPattern } from '../kernels/interop/interop';

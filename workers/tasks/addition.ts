@@ -61,7 +61,7 @@
  * characters of `ADDITION_CHARS`, then <unk> for any other character (so a typo in a typed prompt
  * shows up as <unk>, never as a silent end of text).
  */
-import { Rng } from '../sampling/rng';
+import { Rng } from '../random/rng';
 
 // ---------------------------------------------------------------------------------------------
 // Vocabulary and tokenizer files.

@@ -25,7 +25,7 @@
  * The verifier is exact match up to <|endoftext|> (or a newline), like addition's, and never
  * throws: every failure has a code and a sentence.
  */
-import { Rng } from '../sampling/rng';
+import { Rng } from '../random/rng';
 import {
   ADDITION_EOS,
   ADDITION_VOCAB,

@@ -1,7 +1,8 @@
 /**
- * The sampler's random numbers: a small counter-free generator (xoshiro128**) seeded through
- * splitmix32, so a seed gives the same stream on every platform, and each completion of a batch
- * gets its own stream (`forStream`), independent of how many completions run beside it.
+ * Seeded random numbers, for the sampler's token draws and the tasks' prompt streams: a small
+ * counter-free generator (xoshiro128**) seeded through splitmix32, so a seed gives the same stream
+ * on every platform, and each completion of a batch gets its own stream (`forStream`),
+ * independent of how many completions run beside it.
  */
 
 function splitmix32(state: number): [number, number] {
