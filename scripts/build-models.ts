@@ -33,10 +33,10 @@ import type { LabTask } from '../workers/tasks/task';
 import { ARITHMETIC_VOCAB, subtractionTask, subtractionTrainProblem } from '../workers/tasks/subtraction';
 import { readModelFolder, writeModelFolder } from '../workers/models/folder';
 import { tokenizerFromJson } from '../workers/models/tokenizer';
-import { buildGpt2Decoder } from '../workers/onnx/gpt2-decoder';
+import { buildGpt2Decoder } from '../workers/models/gpt2/decoder';
 import { decoderRunner, openSamplingSession } from '../workers/sampling/runner';
 import { sampleCompletions, type DecoderRunner } from '../workers/sampling/sampler';
-import { Gpt2Trainer } from '../workers/train/gpt2-trainer';
+import { Trainer } from '../workers/train/trainer';
 import type { TrainSequence } from '../workers/train/batch';
 import { evaluateFolder, evaluateRunner } from '../workers/distill/evaluate';
 import { dirSource } from '../workers/node/fs-source';
@@ -104,7 +104,7 @@ function normalise(sequences: TrainSequence[]): TrainSequence[] {
   return sequences.map((s) => ({ ...s, weights: s.weights.map((w) => (w !== 0 ? 1 / scored : 0)) }));
 }
 
-async function liveRunner(device: GPUDevice, trainer: Gpt2Trainer): Promise<{ runner: DecoderRunner; release: () => Promise<void> }> {
+async function liveRunner(device: GPUDevice, trainer: Trainer<Gpt2Config>): Promise<{ runner: DecoderRunner; release: () => Promise<void> }> {
   const decoder = await openSamplingSession(device, trainer.config, buildGpt2Decoder(trainer.config, { kind: 'inputs' }), 'live weights');
   return { runner: decoderRunner(trainer.config, decoder, trainer.weightFeeds()), release: () => decoder.session.release() };
 }
@@ -130,9 +130,9 @@ interface Phase {
   batchAt(step: number): Promise<TrainSequence[]>;
 }
 
-async function train(device: GPUDevice, phase: Phase, lines: LogLine[]): Promise<{ trainer: Gpt2Trainer; accuracy: number; steps: number }> {
+async function train(device: GPUDevice, phase: Phase, lines: LogLine[]): Promise<{ trainer: Trainer<Gpt2Config>; accuracy: number; steps: number }> {
   const params = phase.init ?? randomGpt2Params(phase.config, { seed: RECIPE.seed + (phase.name === 'teacher' ? 0 : 1000), scheme: 'hf' });
-  const trainer = await Gpt2Trainer.create(device, phase.config, params, {
+  const trainer = await Trainer.create(device, phase.config, params, {
     adamw: { weightDecay: phase.weightDecay, maxGradNorm: 1 },
     schedule: { lr: phase.lr, warmupSteps: phase.warmupSteps, totalSteps: phase.maxSteps, schedule: phase.schedule, minLrRatio: 0.1 },
   });
@@ -181,7 +181,7 @@ async function exportWeights(dir: string, config: Gpt2Config, weights: Gpt2Param
   await writeFolder(dir, files);
 }
 
-async function exportFolder(dir: string, trainer: Gpt2Trainer, role: 'teacher' | 'student', recipe: object, lines: LogLine[]): Promise<void> {
+async function exportFolder(dir: string, trainer: Trainer<Gpt2Config>, role: 'teacher' | 'student', recipe: object, lines: LogLine[]): Promise<void> {
   await exportWeights(dir, trainer.config, await trainer.readWeights(), { role }, recipe, lines);
 }
 

@@ -27,7 +27,7 @@ import { acquireDevice } from '../../workers/gpu/device';
 import { configureOrt, ORT_VERSION } from '../../workers/ort/runtime';
 import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { countGpt2Parameters, randomGpt2Params } from '../../workers/models/gpt2/params';
-import { buildGpt2Decoder } from '../../workers/onnx/gpt2-decoder';
+import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import { decoderRunner, openSamplingSession } from '../../workers/sampling/runner';
 import { sampleCompletions } from '../../workers/sampling/sampler';
 

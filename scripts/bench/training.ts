@@ -34,9 +34,9 @@ import { createStorageBuffer, readFloat32 } from '../../workers/gpu/buffers';
 import { configureOrt, ORT_VERSION } from '../../workers/ort/runtime';
 import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { countGpt2Parameters, gpt2ParamSpecs, numel, randomGpt2Params } from '../../workers/models/gpt2/params';
-import { buildGpt2Decoder } from '../../workers/onnx/gpt2-decoder';
+import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import { forwardLogits, openScoringSession } from '../../workers/scoring/forward';
-import { Gpt2Trainer } from '../../workers/train/gpt2-trainer';
+import { Trainer } from '../../workers/train/trainer';
 import type { TrainSequence } from '../../workers/train/batch';
 import { currentMatmulVariant, measureMatmulGflops, type MatmulVariant } from '../../workers/kernels/train/matmul';
 import { encodeLossGrad, LOSS_STATS } from '../../workers/kernels/train/loss';
@@ -189,7 +189,7 @@ export async function run(args: Record<string, string>): Promise<object> {
   const ids = sequences.map((s) => s.tokens);
   const ce = { kind: 'ce' } as const;
 
-  const trainer = await Gpt2Trainer.create(device, config, params);
+  const trainer = await Trainer.create(device, config, params);
   const trainerVariant = currentMatmulVariant(device);
   const session = await openScoringSession(device, buildGpt2Decoder(config, { kind: 'initializers', params }), 'the bench model');
 

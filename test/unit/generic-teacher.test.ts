@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { testDevice } from './gpu';
 import { configureOrt } from '../../workers/ort/runtime';
 import { GraphBuilder } from '../../workers/onnx/graph';
-import { buildGpt2Decoder } from '../../workers/onnx/gpt2-decoder';
+import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import { randomGpt2Params, seededRandom } from '../../workers/models/gpt2/params';
 import { Gpt2Reference } from '../../workers/models/gpt2/reference';
 import { openScoringSession } from '../../workers/scoring/forward';

@@ -9,13 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDevice } from './gpu';
 import { configureOrt, ort } from '../../workers/ort/runtime';
 import { createStorageBuffer } from '../../workers/gpu/buffers';
-import { buildGpt2Decoder, presentKeyName, presentValueName } from '../../workers/onnx/gpt2-decoder';
+import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
+import { presentKeyName, presentValueName } from '../../workers/ort/decoder-io';
 import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { randomGpt2Params, seededRandom } from '../../workers/models/gpt2/params';
 import { cacheAsHeads, Gpt2Reference, type Gpt2ReferenceCache } from '../../workers/models/gpt2/reference';
 import {
-  createGpt2DecoderSession, emptyPastFeeds, gpt2WeightFeedsFromGpu, int64Tensor, positionIdsFromMask, presentAsPast,
-} from '../../workers/models/gpt2/decoder-session';
+  createDecoderSession, emptyPastFeeds, weightFeedsFromGpu, int64Tensor, positionIdsFromMask, presentAsPast,
+} from '../../workers/models/decoder-session';
 
 /**
  * Tolerance on logits and cached keys/values, absolute, for values of magnitude ≤ ~20 (checked
@@ -112,14 +113,14 @@ describe.each([
     device = await testDevice();
     configureOrt({ numThreads: 1 });
     // logSeverityLevel 3: the expected "shape ops assigned to CPU" warning is checked in gpt2-onnx-files.test.ts.
-    const a = await createGpt2DecoderSession(device, config, buildGpt2Decoder(config, { kind: 'initializers', params }), { logSeverityLevel: 3 });
-    const b = await createGpt2DecoderSession(device, config, buildGpt2Decoder(config, { kind: 'inputs' }), { gpuOutputs: presentNames, logSeverityLevel: 3 });
+    const a = await createDecoderSession(device, config, buildGpt2Decoder(config, { kind: 'initializers', params }), { logSeverityLevel: 3 });
+    const b = await createDecoderSession(device, config, buildGpt2Decoder(config, { kind: 'inputs' }), { gpuOutputs: presentNames, logSeverityLevel: 3 });
     expect([a.weightsAreInputs, b.weightsAreInputs]).toEqual([false, true]);
     withInitializers = a.session;
     withInputs = b.session;
     // The trainer's weights live in GPU storage buffers (padded to 16 bytes); ORT reads them in place.
     weightBuffers = new Map([...params].map(([n, data]) => [n, createStorageBuffer(device, data, n)]));
-    weightFeeds = gpt2WeightFeedsFromGpu(config, weightBuffers);
+    weightFeeds = weightFeedsFromGpu(config, weightBuffers);
   });
 
   afterAll(async () => {

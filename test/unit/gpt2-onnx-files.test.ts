@@ -7,12 +7,12 @@ import fs from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { testDevice } from './gpu';
 import { configureOrt } from '../../workers/ort/runtime';
-import { buildGpt2Decoder } from '../../workers/onnx/gpt2-decoder';
+import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import { GraphBuilder } from '../../workers/onnx/graph';
 import { interopModel } from '../../workers/selfcheck/interop';
 import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { randomGpt2Params, seededRandom } from '../../workers/models/gpt2/params';
-import { createGpt2DecoderSession, Gpt2ModelFileError } from '../../workers/models/gpt2/decoder-session';
+import { createDecoderSession, ModelFileError } from '../../workers/models/decoder-session';
 
 const CONFIG: Gpt2Config = {
   modelType: 'gpt2', nLayer: 2, nHead: 2, nEmbd: 16, nInner: 64, nPositions: 16, vocabSize: 61,
@@ -83,7 +83,7 @@ describe('GPT-2 decoder model.onnx in onnxruntime-web', () => {
         const config = { ...CONFIG, nLayer };
         const params = randomGpt2Params(config, { seed: 1, scheme: 'test' });
         const model = buildGpt2Decoder(config, kind === 'initializers' ? { kind, params } : { kind });
-        const { result: { session }, lines } = await captureOrtLog(() => createGpt2DecoderSession(device, config, model, { logSeverityLevel: 0 }));
+        const { result: { session }, lines } = await captureOrtLog(() => createDecoderSession(device, config, model, { logSeverityLevel: 0 }));
         await session.release();
         const placement = parsePlacement(lines);
         const gpu = placement.get('WebGpuExecutionProvider') ?? [];
@@ -125,11 +125,11 @@ describe('GPT-2 decoder model.onnx in onnxruntime-web', () => {
     for (const [what, bytes, message] of cases) {
       it(what, async () => {
         const started = performance.now();
-        const error = await createGpt2DecoderSession(device, CONFIG, bytes(), { file, logSeverityLevel: 4 }).then(
+        const error = await createDecoderSession(device, CONFIG, bytes(), { file, logSeverityLevel: 4 }).then(
           () => undefined,
           (e: unknown) => e,
         );
-        expect(error).toBeInstanceOf(Gpt2ModelFileError);
+        expect(error).toBeInstanceOf(ModelFileError);
         expect((error as Error).message.startsWith(`${file}: `)).toBe(true);
         expect((error as Error).message).toMatch(message);
         console.info(`[gpt2-onnx] ${what}: ${(error as Error).message.slice(0, 240)}`);

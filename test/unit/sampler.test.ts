@@ -9,8 +9,8 @@ import { configureOrt } from '../../workers/ort/runtime';
 import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { randomGpt2Params } from '../../workers/models/gpt2/params';
 import { Gpt2Reference } from '../../workers/models/gpt2/reference';
-import { buildGpt2Decoder } from '../../workers/onnx/gpt2-decoder';
-import type { Gpt2DecoderSession } from '../../workers/models/gpt2/decoder-session';
+import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
+import type { DecoderSession } from '../../workers/models/decoder-session';
 import { decoderRunner, openSamplingSession } from '../../workers/sampling/runner';
 import { sampleCompletions, SamplingError, type DecoderRunner, type SampleRequest, type TokenEvent } from '../../workers/sampling/sampler';
 import { logSoftmax } from '../../workers/sampling/choose';
@@ -31,7 +31,7 @@ const EOS = 0;
 const LOGPROB_TOLERANCE = 2e-4;
 
 describe('the student sampler', () => {
-  let decoder: Gpt2DecoderSession;
+  let decoder: DecoderSession;
   let runner: DecoderRunner;
   beforeAll(async () => {
     configureOrt({ numThreads: 1 });

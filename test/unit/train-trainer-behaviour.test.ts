@@ -9,11 +9,11 @@ import { testDevice } from './gpu';
 import { smallGpt2Config } from './fixtures';
 import { configureOrt } from '../../workers/ort/runtime';
 import { randomGpt2Params } from '../../workers/models/gpt2/params';
-import { buildGpt2Decoder } from '../../workers/onnx/gpt2-decoder';
-import type { Gpt2DecoderSession } from '../../workers/models/gpt2/decoder-session';
+import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
+import type { DecoderSession } from '../../workers/models/decoder-session';
 import { decoderRunner, openSamplingSession } from '../../workers/sampling/runner';
 import { sampleCompletions, type Completion, type SampleRequest } from '../../workers/sampling/sampler';
-import { Gpt2Trainer, type Objective, type StepReport, type TrainerOptions } from '../../workers/train/gpt2-trainer';
+import { Trainer, type Objective, type StepReport, type TrainerOptions } from '../../workers/train/trainer';
 import type { TrainSequence } from '../../workers/train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../../workers/train/checkpoint';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../../workers/models/safetensors';
@@ -96,7 +96,7 @@ function expectSameTensors(actual: ReadonlyMap<string, Float32Array>, expected: 
 }
 
 /** Weights and both AdamW moments of every trainable tensor, flattened into one map. */
-async function optimizerState(trainer: Gpt2Trainer): Promise<Map<string, Float32Array>> {
+async function optimizerState(trainer: Trainer): Promise<Map<string, Float32Array>> {
   const { trainable } = await trainer.readState();
   const out = new Map<string, Float32Array>();
   for (const [name, t] of trainable) {
@@ -110,7 +110,7 @@ async function optimizerState(trainer: Gpt2Trainer): Promise<Map<string, Float32
 const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / xs.length;
 
 describe('the trainer in the lab', () => {
-  let decoder: Gpt2DecoderSession | undefined;
+  let decoder: DecoderSession | undefined;
   afterAll(async () => {
     await decoder?.session.release();
   });
@@ -125,7 +125,7 @@ describe('the trainer in the lab', () => {
     };
     for (const options of [{ schedule: { lr: 1e-2 } }, { schedule: { lr: 1e-2 }, lora: { rank: 4 } }] satisfies TrainerOptions[]) {
       const what = options.lora ? 'LoRA' : 'full';
-      const trainer = await Gpt2Trainer.create(device, config, params, options);
+      const trainer = await Trainer.create(device, config, params, options);
       // The trainer's own buffers (W_eff for LoRA), fed in place: built once, never refreshed.
       const runner = decoderRunner(config, decoder, trainer.weightFeeds());
 
@@ -170,7 +170,7 @@ describe('the trainer in the lab', () => {
     const width = 10;
     /** Steps on one fixed batch until `done(this report, the first report)` or maxSteps. */
     type Seqs = TrainSequence[] | (() => Promise<TrainSequence[]>);
-    const run = async (trainer: Gpt2Trainer, seqs: Seqs, objective: Objective, maxSteps: number, done: (r: StepReport, first: StepReport) => boolean) => {
+    const run = async (trainer: Trainer, seqs: Seqs, objective: Objective, maxSteps: number, done: (r: StepReport, first: StepReport) => boolean) => {
       const reports: StepReport[] = [];
       for (let i = 0; i < maxSteps; i++) {
         const r = await trainer.trainStep([typeof seqs === 'function' ? await seqs() : seqs], objective);
@@ -182,7 +182,7 @@ describe('the trainer in the lab', () => {
     };
 
     // CE: the loss (each report's, computed before its update) falls below the target.
-    const ce = await Gpt2Trainer.create(device, config, params, options);
+    const ce = await Trainer.create(device, config, params, options);
     const ceReports = await run(ce, batch, { kind: 'ce' }, CE_MAX_STEPS, (r) => r.loss < CE_TARGET);
     ce.destroy();
 
@@ -192,7 +192,7 @@ describe('the trainer in the lab', () => {
     // the few tokens whose ρ has grown: measured surrogate −1 → −208 in 40 steps but mean
     // log-prob only −4.4 → −2.9. That is the objective, not a fault; its gradient at ρ ≠ 1 is
     // checked against float64 in train-trainer.test.ts.)
-    const pg = await Gpt2Trainer.create(device, config, params, options);
+    const pg = await Trainer.create(device, config, params, options);
     const onPolicy = async () => {
       const current = await pg.logprobs(batch);
       return batch.map((s, b) => ({ ...s, oldLogprobs: s.tokens.map((_, t) => current[b * width + t]), advantages: s.tokens.map((_, t) => 0.5 + ((t * 3 + b) % 5) / 4) }));
@@ -206,13 +206,13 @@ describe('the trainer in the lab', () => {
     // KL: reverse KL to fixed teacher logits (on the GPU, same packed rows [2 × 10, V]).
     const next = lcg(99);
     const teacher = createStorageBuffer(device, Float32Array.from({ length: batch.length * width * config.vocabSize }, () => (next() - 0.5) * 8), 'teacher logits');
-    const kl = await Gpt2Trainer.create(device, config, params, options);
+    const kl = await Trainer.create(device, config, params, options);
     const klReports = await run(kl, batch, { kind: 'kl', teacherLogits: teacher }, KL_MAX_STEPS, (r, first) => r.loss < KL_TARGET_FRACTION * first.loss);
     kl.destroy();
     teacher.destroy();
 
     // LoRA, CE: the loss falls while the base weights stay exactly as they were.
-    const lora = await Gpt2Trainer.create(device, config, params, { ...options, lora: { rank: 4 } });
+    const lora = await Trainer.create(device, config, params, { ...options, lora: { rank: 4 } });
     const baseBefore = (await lora.readState()).base;
     const loraReports = await run(lora, batch, { kind: 'ce' }, LORA_MAX_STEPS, (r, first) => r.loss < LORA_TARGET_FRACTION * first.loss);
     expectSameTensors((await lora.readState()).base, baseBefore, 'LoRA base weights');
@@ -235,12 +235,12 @@ describe('the trainer in the lab', () => {
     const batches = [1, 2, 3, 4].map((i) => fixedBatch(30 + i, [8, 5 + i]));
     for (const options of [{ schedule: { lr: 1e-2 } }, { schedule: { lr: 1e-2 }, lora: { rank: 4 }, seed: 5 }] satisfies TrainerOptions[]) {
       const what = options.lora ? 'LoRA' : 'full fine-tuning';
-      const a = await Gpt2Trainer.create(device, config, params, options);
+      const a = await Trainer.create(device, config, params, options);
       for (const b of batches) expect((await a.trainStep([b], { kind: 'ce' })).applied).toBe(true);
       const weightsA = await a.readWeights();
       const stateA = await optimizerState(a);
 
-      let b = await Gpt2Trainer.create(device, config, params, options);
+      let b: Trainer = await Trainer.create(device, config, params, options);
       for (const batch of batches.slice(0, 2)) await b.trainStep([batch], { kind: 'ce' });
       const bytes = await saveCheckpoint(b, { sampler: { seed: 3, position: 17 } });
       b.destroy();
@@ -293,7 +293,7 @@ describe('the trainer in the lab', () => {
     const pgBatch = (advantage: number) => batch.map((s) => ({ ...s, oldLogprobs: s.tokens.map(() => -2), advantages: s.tokens.map(() => advantage) }));
 
     // (a) Advantages of 1e30: the gradients (≳1e30) square beyond float32's range, Σg² = +Inf.
-    const trainer = await Gpt2Trainer.create(device, config, params, { schedule: { lr: 1e-2 } });
+    const trainer = await Trainer.create(device, config, params, { schedule: { lr: 1e-2 } });
     expect((await trainer.trainStep([pgBatch(1)], { kind: 'pg' })).applied).toBe(true); // non-zero moments
     const weights = await trainer.readWeights();
     const state = await optimizerState(trainer);
@@ -318,7 +318,7 @@ describe('the trainer in the lab', () => {
     const problems: string[] = [];
     for (const options of [{ schedule: { lr: 1e39 } }, { schedule: { lr: 1e39 }, lora: { rank: 4 } }] satisfies TrainerOptions[]) {
       const what = options.lora ? 'LoRA' : 'full';
-      const reckless = await Gpt2Trainer.create(device, config, params, options);
+      const reckless = await Trainer.create(device, config, params, options);
       const start = await reckless.readWeights();
       const startState = await optimizerState(reckless);
       const undone = await reckless.trainStep([batch], { kind: 'ce' });

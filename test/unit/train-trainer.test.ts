@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { testDevice } from './gpu';
 import { smallGpt2Config } from './fixtures';
 import { randomGpt2Params } from '../../workers/models/gpt2/params';
-import { Gpt2Trainer, type Objective } from '../../workers/train/gpt2-trainer';
+import { Trainer, type Objective } from '../../workers/train/trainer';
 import { crossEntropy, gpt2ForwardBackward, policyGradient, reverseKL, logSoftmax } from '../../workers/train/reference-model';
 import type { TrainSequence } from '../../workers/train/batch';
 import { createStorageBuffer } from '../../workers/gpu/buffers';
@@ -63,7 +63,7 @@ describe('the WGSL trainer', () => {
   it('computes the whole model gradient of each objective like the float64 reference, padding included', async () => {
     const device = await testDevice();
     const params = randomGpt2Params(config, { seed: 11, scheme: 'test' });
-    const trainer = await Gpt2Trainer.create(device, config, params);
+    const trainer = await Trainer.create(device, config, params);
     // Teacher logits for the KL objective, row-aligned with the packed batch (width 9).
     const seqs = sequences(3, true);
     const width = 9;
@@ -93,7 +93,7 @@ describe('the WGSL trainer', () => {
   it('accumulates micro-batches: two halves give the gradient of the whole', async () => {
     const device = await testDevice();
     const params = randomGpt2Params(config, { seed: 12, scheme: 'test' });
-    const trainer = await Gpt2Trainer.create(device, config, params);
+    const trainer = await Trainer.create(device, config, params);
     const seqs = sequences(5);
     await trainer.accumulate([seqs[0]], { kind: 'ce' });
     await trainer.accumulate([seqs[1]], { kind: 'ce' });

@@ -1,9 +1,10 @@
 /**
  * Held-out accuracy of a model folder on a task: greedy answers to the task's eval prompts,
- * checked by its verifier. The folder's own ONNX runs (weights as initializers), so any GPT-2
- * family folder can be evaluated, trained by the lab or not.
+ * checked by its verifier. The folder's own ONNX runs (weights as initializers), so any folder of
+ * a registered model family can be evaluated, trained by the lab or not.
  */
 import type { ModelFolder } from '../models/folder';
+import { familyNames } from '../models/registry';
 import { decoderRunner, openSamplingSession } from '../sampling/runner';
 import { sampleCompletions, type DecoderRunner } from '../sampling/sampler';
 import type { LabTokenizer } from '../models/tokenizer';
@@ -48,11 +49,12 @@ export async function evaluateRunner(
 
 /** Held-out accuracy of a model folder, run from its own ONNX. */
 export async function evaluateFolder(device: GPUDevice, folder: ModelFolder, task: LabTask, count: number, maxTokens: number, batch = 64): Promise<FolderEvaluation> {
-  if (!folder.gpt2) throw new Error(`${folder.label} is not a GPT-2 family model: the lab's sampler needs the GPT-2 decoder layout`);
-  const decoder = await openSamplingSession(device, folder.gpt2, folder.onnx, `${folder.label}/onnx/model.onnx`);
+  const config = folder.config;
+  if (!config) throw new Error(`${folder.label} is not a ${familyNames()} family model: the lab's sampler runs the decoders of the model families it knows`);
+  const decoder = await openSamplingSession(device, config, folder.onnx, `${folder.label}/onnx/model.onnx`);
   try {
-    const eos = folder.tokenizer.eosTokenId ?? folder.gpt2.eosTokenId ?? null;
-    return await evaluateRunner(decoderRunner(folder.gpt2, decoder), folder.tokenizer, eos, task, count, maxTokens, batch);
+    const eos = folder.tokenizer.eosTokenId ?? config.eosTokenId ?? null;
+    return await evaluateRunner(decoderRunner(config, decoder), folder.tokenizer, eos, task, count, maxTokens, batch);
   } finally {
     await decoder.session.release();
   }

@@ -20,18 +20,18 @@
  * completion token through the model once.
  */
 import type { Gpt2Config } from '../models/gpt2/config';
-import { countGpt2Parameters, type Gpt2Params } from '../models/gpt2/params';
+import type { ModelParams } from '../models/family';
 import type { ModelFolder } from '../models/folder';
 import { writeModelFolder } from '../models/folder';
+import { familyNames } from '../models/registry';
 import type { LabTokenizer } from '../models/tokenizer';
 import { assertSameTokenizer } from '../models/tokenizer';
-import { buildGpt2Decoder } from '../onnx/gpt2-decoder';
 import type { ort } from '../ort/runtime';
-import type { Gpt2DecoderSession } from '../models/gpt2/decoder-session';
+import type { DecoderSession } from '../models/decoder-session';
 import { decoderRunner, openSamplingSession } from '../sampling/runner';
 import { sampleCompletions, type Completion, type DecoderRunner } from '../sampling/sampler';
 import { forwardLogits, openScoringSession } from '../scoring/forward';
-import { Gpt2Trainer, type StepReport, type TrainerOptions } from '../train/gpt2-trainer';
+import { Trainer, type StepReport, type TrainerOptions } from '../train/trainer';
 import type { TrainSequence } from '../train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import type { LabTask } from '../tasks/task';
@@ -69,8 +69,8 @@ export class DistillRun {
 
   private constructor(
     readonly device: GPUDevice,
-    readonly trainer: Gpt2Trainer,
-    private readonly studentDecoder: Gpt2DecoderSession,
+    readonly trainer: Trainer,
+    private readonly studentDecoder: DecoderSession,
     private readonly teacherScoring: ort.InferenceSession,
     readonly student: ModelFolder,
     readonly teacher: ModelFolder,
@@ -80,10 +80,10 @@ export class DistillRun {
   ) {
     this.state = state;
     this.tokenizer = student.tokenizer;
-    this.eos = student.tokenizer.eosTokenId ?? student.gpt2!.eosTokenId ?? null;
-    this.studentRunner = decoderRunner(student.gpt2!, studentDecoder, trainer.weightFeeds());
-    this.pStudent = countGpt2Parameters(student.gpt2!);
-    this.pTeacher = teacher.gpt2 ? countGpt2Parameters(teacher.gpt2) : Number(teacher.rawConfig.num_parameters ?? 0);
+    this.eos = student.tokenizer.eosTokenId ?? student.config!.eosTokenId ?? null;
+    this.studentRunner = decoderRunner(student.config!, studentDecoder, trainer.weightFeeds());
+    this.pStudent = student.family!.countParameters(student.config!);
+    this.pTeacher = teacher.family && teacher.config ? teacher.family.countParameters(teacher.config) : Number(teacher.rawConfig.num_parameters ?? 0);
   }
 
   get options(): DistillOptions {
@@ -113,11 +113,11 @@ export class DistillRun {
     const { student, teacher, task } = parts;
     const options = { ...DEFAULT_DISTILL, ...parts.options };
     validateOptions(options);
-    if (!student.gpt2 || !student.weights) throw new DistillError(`${student.label} is not a trainable GPT-2 family folder (config.json model_type gpt2 and model.safetensors are needed)`);
+    if (!student.family || !student.config || !student.weights) throw new DistillError(`${student.label} is not a trainable folder of a model family the lab knows (${familyNames()}: config.json with its model_type, and model.safetensors, are needed)`);
     assertSameTokenizer(student.tokenizer, teacher.tokenizer);
     assertTaskFits(student.tokenizer, task, student.label);
     if (parts.keptTask) assertTaskFits(student.tokenizer, parts.keptTask.task, student.label);
-    let trainer: Gpt2Trainer;
+    let trainer: Trainer;
     let state: RunState = { step: 0, promptCursor: 0, flops: { studentSampling: 0, teacherScoring: 0, training: 0 }, options };
     if (parts.checkpoint) {
       const restored = await restoreCheckpoint(device, parts.checkpoint);
@@ -126,9 +126,9 @@ export class DistillRun {
       if (!run || typeof run.step !== 'number') throw new DistillError('the checkpoint has no distillation run state');
       state = { ...run, options: { ...run.options, ...parts.options } };
     } else {
-      trainer = await Gpt2Trainer.create(device, student.gpt2, student.weights, trainerOptions(options));
+      trainer = await Trainer.create(device, student.config, student.weights, trainerOptions(options));
     }
-    const decoder = await openSamplingSession(device, student.gpt2, buildGpt2Decoder(student.gpt2, { kind: 'inputs' }), `${student.label} (live weights)`);
+    const decoder = await openSamplingSession(device, student.config, student.family.buildDecoder(student.config, { kind: 'inputs' }), `${student.label} (live weights)`);
     const scoring = await openScoringSession(device, teacher.onnx, `${teacher.label}/onnx/model.onnx`);
     return new DistillRun(device, trainer, decoder, scoring, student, teacher, task, state, parts.keptTask ?? null);
   }
@@ -153,8 +153,9 @@ export class DistillRun {
   private teacherSampler(): Promise<DecoderRunner> | DecoderRunner {
     if (this.teacherRunner) return this.teacherRunner;
     const t = this.teacher;
-    if (!t.gpt2) throw new DistillError(`sft needs the teacher to sample, and ${t.label} is not a GPT-2 family model the sampler can run`);
-    return openSamplingSession(this.device, t.gpt2, t.onnx, `${t.label}/onnx/model.onnx`).then((s) => (this.teacherRunner = decoderRunner(t.gpt2!, s)));
+    const config = t.config;
+    if (!config) throw new DistillError(`sft needs the teacher to sample, and ${t.label} is not a model of a family the sampler can run (${familyNames()})`);
+    return openSamplingSession(this.device, config, t.onnx, `${t.label}/onnx/model.onnx`).then((s) => (this.teacherRunner = decoderRunner(config, s)));
   }
 
   private text(c: Completion): string {
@@ -318,8 +319,8 @@ export class DistillRun {
  * A trained student as a Hugging Face folder (files by relative path): the trained weights, with
  * the student folder's tokenizer and its own config.json fields (task hints, architectures…).
  */
-export function trainedStudentFolder(student: ModelFolder, weights: Gpt2Params, extraConfig: Record<string, unknown> = {}): Map<string, Uint8Array> {
-  return writeModelFolder(student.gpt2!, weights, student.tokenizerFiles, { ...student.rawConfig, ...extraConfig });
+export function trainedStudentFolder(student: ModelFolder, weights: ModelParams, extraConfig: Record<string, unknown> = {}): Map<string, Uint8Array> {
+  return writeModelFolder(student.config!, weights, student.tokenizerFiles, { ...student.rawConfig, ...extraConfig });
 }
 
 /** A task whose prompts the student's tokenizer cannot write (they encode to <unk>) cannot run. */

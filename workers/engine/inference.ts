@@ -10,7 +10,7 @@ import type { ModelSource } from '../models/source';
 import { assertSameTokenizer } from '../models/tokenizer';
 import { checkGpt2Fits } from '../models/memory';
 import { countGpt2Parameters } from '../models/gpt2/params';
-import type { Gpt2DecoderSession } from '../models/gpt2/decoder-session';
+import type { DecoderSession } from '../models/decoder-session';
 import { decoderRunner, openSamplingSession } from '../sampling/runner';
 import { sampleCompletions, type TokenEvent } from '../sampling/sampler';
 import type { SamplingOptions } from '../sampling/choose';
@@ -20,7 +20,7 @@ import { scoreCompletions } from '../scoring/scorer';
 export interface LoadedModel {
   folder: ModelFolder;
   summary: ModelSummary;
-  sampling?: Gpt2DecoderSession;
+  sampling?: DecoderSession;
   scoring?: ort.InferenceSession;
 }
 

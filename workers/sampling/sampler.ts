@@ -1,5 +1,6 @@
 /**
- * The student sampler: B prompts × n completions in one batch on the GPT-2 decoder session.
+ * The student sampler: B prompts × n completions in one batch on a decoder session of any
+ * registered model family (the transformers.js layout, workers/ort/decoder-io.ts).
  * Prompts of unequal length are left-padded (masked); the KV cache stays on the GPU between steps
  * (present → past without a copy), so one more token costs one step, not a re-run of the prefix.
  * Each completion draws from its own seeded stream, stops at EOS or maxTokens, and records the
@@ -7,9 +8,9 @@
  * to `onToken` as they come.
  */
 import { ort } from '../ort/runtime';
-import type { Gpt2Config } from '../models/gpt2/config';
-import { emptyPastFeeds, int64Tensor, positionIdsFromMask, presentAsPast } from '../models/gpt2/decoder-session';
-import { presentKeyName, presentValueName } from '../onnx/gpt2-decoder';
+import type { FamilyConfig } from '../models/family';
+import { decoderShapeOf } from '../models/decoder-session';
+import { emptyPastFeeds, int64Tensor, positionIdsFromMask, presentAsPast, presentKeyName, presentValueName, type DecoderShape } from '../ort/decoder-io';
 import { chooseToken, validateSampling, type SamplingOptions } from './choose';
 import { Rng } from '../random/rng';
 
@@ -48,7 +49,7 @@ export interface TokenEvent {
 
 /** What the sampler needs from a model: its config and one forward run of the decoder. */
 export interface DecoderRunner {
-  config: Gpt2Config;
+  config: FamilyConfig;
   /** Runs the decoder on data feeds (weights are the runner's business); logits on the CPU, present on the GPU. */
   run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>>;
 }
@@ -60,7 +61,7 @@ export class SamplingError extends Error {
   }
 }
 
-export function validateSampleRequest(config: Gpt2Config, r: SampleRequest): void {
+export function validateSampleRequest(config: FamilyConfig, r: SampleRequest): void {
   validateSampling(r.sampling);
   if (!Number.isInteger(r.n) || r.n < 1) throw new SamplingError(`the number of completions per prompt must be a whole number ≥ 1, got ${r.n}`);
   if (!Number.isInteger(r.maxTokens) || r.maxTokens < 1) throw new SamplingError(`max tokens must be a whole number ≥ 1, got ${r.maxTokens}`);
@@ -77,9 +78,9 @@ export function validateSampleRequest(config: Gpt2Config, r: SampleRequest): voi
   });
 }
 
-function disposePresent(config: Gpt2Config, outputs: Record<string, ort.Tensor> | undefined): void {
+function disposePresent(shape: DecoderShape, outputs: Record<string, ort.Tensor> | undefined): void {
   if (!outputs) return;
-  for (let l = 0; l < config.nLayer; l++) {
+  for (let l = 0; l < shape.layers; l++) {
     outputs[presentKeyName(l)]?.dispose();
     outputs[presentValueName(l)]?.dispose();
   }
@@ -88,6 +89,7 @@ function disposePresent(config: Gpt2Config, outputs: Record<string, ort.Tensor> 
 export async function sampleCompletions(runner: DecoderRunner, request: SampleRequest, onToken?: (e: TokenEvent) => void): Promise<Completion[]> {
   const { config } = runner;
   validateSampleRequest(config, request);
+  const shape = decoderShapeOf(config);
   const { prompts, n, maxTokens, sampling, seed, eosTokenId } = request;
   const useCache = request.useKvCache ?? true;
   const V = config.vocabSize;
@@ -113,10 +115,10 @@ export async function sampleCompletions(runner: DecoderRunner, request: SampleRe
         input_ids: int64Tensor(inputIds),
         attention_mask: int64Tensor(mask),
         position_ids: int64Tensor(positionIdsFromMask(mask, width)),
-        ...(fresh ? emptyPastFeeds(config, B) : presentAsPast(config, previous!)),
+        ...(fresh ? emptyPastFeeds(shape, B) : presentAsPast(shape, previous!)),
       };
       const outputs = await runner.run(feeds);
-      disposePresent(config, previous);
+      disposePresent(shape, previous);
       previous = outputs;
       const logitsTensor = outputs.logits;
       const logits = (logitsTensor.location === 'cpu' ? logitsTensor.data : await logitsTensor.getData()) as Float32Array;
@@ -144,7 +146,7 @@ export async function sampleCompletions(runner: DecoderRunner, request: SampleRe
       }
     }
   } finally {
-    disposePresent(config, previous);
+    disposePresent(shape, previous);
   }
   return completions;
 }

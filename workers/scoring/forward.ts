@@ -5,7 +5,7 @@
  * and when present attention_mask, position_ids and an empty KV cache (past_key_values.*).
  */
 import { createSession, ort } from '../ort/runtime';
-import { int64Tensor } from '../models/gpt2/decoder-session';
+import { int64Tensor } from '../ort/decoder-io';
 
 export class ForwardError extends Error {
   constructor(message: string) {

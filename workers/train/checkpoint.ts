@@ -1,15 +1,14 @@
 /**
  * Trainer checkpoints as one safetensors file: the model's base weights under their Hugging Face
- * names (so the file is also a readable GPT-2 state dict), each trainable tensor's weights (LoRA
+ * names (so the file is also a readable state dict of its family), each trainable tensor's weights (LoRA
  * factors under `<weight>.lora_A|lora_B`) and AdamW moments under `optimizer.m.<name>` and
  * `optimizer.v.<name>`, and in the metadata the config, the optimizer settings, LoRA, the step
  * count and whatever run state the caller adds (e.g. the sampler's RNG position). Restoring gives
  * bit-identical tensors, so a resumed run continues exactly as the uninterrupted one.
  */
-import { gpt2ConfigFromJson, gpt2ConfigToJson } from '../models/gpt2/config';
-import { gpt2ParamSpecs } from '../models/gpt2/params';
+import { familyOf } from '../models/registry';
 import { readSafetensors, tensorToFloat32, writeSafetensors, type TensorToWrite } from '../models/safetensors';
-import { Gpt2Trainer, TrainerError, type TrainerOptions } from './gpt2-trainer';
+import { Trainer, TrainerError, type TrainerOptions } from './trainer';
 
 export const CHECKPOINT_FORMAT = 'opd-lab-trainer-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -26,10 +25,10 @@ interface CheckpointMeta {
 }
 
 /** Serialises the trainer's whole state (waits for the GPU). */
-export async function saveCheckpoint(trainer: Gpt2Trainer, run?: unknown): Promise<Uint8Array> {
+export async function saveCheckpoint(trainer: Trainer, run?: unknown): Promise<Uint8Array> {
   const { base, trainable } = await trainer.readState();
   const entries: [string, TensorToWrite][] = [];
-  for (const spec of gpt2ParamSpecs(trainer.config)) {
+  for (const spec of trainer.family.paramSpecs(trainer.config)) {
     // Full fine-tuning: the base weights are the trainable ones; write them once, from `trainable`.
     if (trainable.has(spec.name)) continue;
     entries.push([spec.name, { dtype: 'F32', shape: spec.shape, data: base.get(spec.name)! }]);
@@ -44,7 +43,7 @@ export async function saveCheckpoint(trainer: Gpt2Trainer, run?: unknown): Promi
     format: CHECKPOINT_FORMAT,
     version: CHECKPOINT_VERSION,
     step: trainer.step,
-    config: gpt2ConfigToJson(trainer.config),
+    config: trainer.family.configToJson(trainer.config),
     options: trainer.options,
     trainable: trainer.trainableNames,
     ...(run !== undefined ? { run } : {}),
@@ -53,7 +52,7 @@ export async function saveCheckpoint(trainer: Gpt2Trainer, run?: unknown): Promi
 }
 
 export interface RestoredCheckpoint {
-  trainer: Gpt2Trainer;
+  trainer: Trainer;
   step: number;
   run?: unknown;
 }
@@ -69,7 +68,10 @@ export async function restoreCheckpoint(device: GPUDevice, bytes: Uint8Array, fi
   }
   if (!meta || meta.format !== CHECKPOINT_FORMAT) throw new TrainerError(`${file} is not an OPD Lab trainer checkpoint (no "opd-lab" metadata)`);
   if (meta.version !== CHECKPOINT_VERSION) throw new TrainerError(`${file} is a version ${meta.version} checkpoint; this lab reads version ${CHECKPOINT_VERSION}`);
-  const config = gpt2ConfigFromJson(meta.config, `${file} (config)`);
+  const modelType = (meta.config as { model_type?: unknown } | undefined)?.model_type;
+  const family = familyOf(modelType);
+  if (!family) throw new TrainerError(`${file}: its config's model_type ${JSON.stringify(modelType)} is not a model family the lab trains`);
+  const config = family.configFromJson(meta.config, `${file} (config)`);
   const get = (name: string): Float32Array => {
     const t = tensors.get(name);
     if (!t) throw new TrainerError(`${file}: the tensor ${name} is missing`);
@@ -77,12 +79,12 @@ export async function restoreCheckpoint(device: GPUDevice, bytes: Uint8Array, fi
   };
   if (!Array.isArray(meta.trainable)) throw new TrainerError(`${file}: its "opd-lab" metadata lists no trainable tensors`);
   // Every tensor is looked up before the trainer exists: a missing one is named with the file.
-  const base = new Map(gpt2ParamSpecs(config).map((spec) => [spec.name, get(spec.name)] as const));
+  const base = new Map(family.paramSpecs(config).map((spec) => [spec.name, get(spec.name)] as const));
   const state = new Map(meta.trainable.map((n) => [n, { param: get(n), m: get(`optimizer.m.${n}`), v: get(`optimizer.v.${n}`) }] as const));
   const inFile = (e: unknown) => (e instanceof TrainerError ? new TrainerError(`${file}: ${e.message}`) : e);
-  let trainer: Gpt2Trainer;
+  let trainer: Trainer;
   try {
-    trainer = await Gpt2Trainer.create(device, config, base, meta.options);
+    trainer = await Trainer.create(device, config, base, meta.options);
   } catch (e) {
     throw inFile(e);
   }

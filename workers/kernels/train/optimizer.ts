@@ -23,7 +23,6 @@
  */
 import { createStorageBuffer, readBuffer } from '../../gpu/buffers';
 import { isCpuDevice } from '../divergence/plan';
-import type { Gpt2ParamSpec } from '../../models/gpt2/params';
 import { groups, launch } from './launch';
 import sumSquaresWgsl from './sum_squares.wgsl?raw';
 import clipScaleWgsl from './clip_scale.wgsl?raw';
@@ -53,10 +52,16 @@ export const DEFAULT_ADAMW: Readonly<AdamWHyperparameters> = Object.freeze({
 });
 
 /**
- * The weight decay a GPT-2 tensor gets: `weightDecay` for linear weights, 0 for biases,
- * LayerNorm parameters and embeddings (the usual convention; wte is also the tied LM head).
+ * What a parameter tensor is, as the optimizer sees it: model families label every parameter
+ * with one of these (workers/models/family.ts), and the role decides its weight decay.
  */
-export function weightDecayFor(role: Gpt2ParamSpec['role'], weightDecay: number): number {
+export type ParamRole = 'embedding' | 'norm-weight' | 'norm-bias' | 'linear-weight' | 'linear-bias';
+
+/**
+ * The weight decay a tensor gets: `weightDecay` for linear weights, 0 for biases, norm
+ * parameters and embeddings (the usual convention; an embedding may also be a tied LM head).
+ */
+export function weightDecayFor(role: ParamRole, weightDecay: number): number {
   return role === 'linear-weight' ? weightDecay : 0;
 }
 

@@ -5,20 +5,19 @@
  *
  * Also: mapping a checkpoint's tensor names onto that list (HF writes some without the
  * `transformer.` prefix and adds non-trainable `attn.bias` / `attn.masked_bias` buffers and
- * sometimes a tied `lm_head.weight`), and deterministic random parameters for tests.
+ * sometimes a tied `lm_head.weight`), and deterministic random parameters for tests and benchmarks.
  */
 import type { Gpt2Config } from './config';
+import { numel, type ModelParams, type ParamSpec } from '../family';
+import { seededRandom } from '../../random/seeded-normal';
 
-export interface Gpt2ParamSpec {
-  /** Hugging Face name, e.g. `transformer.h.0.attn.c_attn.weight`. */
-  name: string;
-  shape: number[];
-  /** What the tensor is, for initialisation and for people reading a parameter table. */
-  role: 'embedding' | 'norm-weight' | 'norm-bias' | 'linear-weight' | 'linear-bias';
-}
+export { numel, seededRandom };
+
+/** A GPT-2 parameter: its HF name, shape, role, and whether LoRA may adapt it. */
+export type Gpt2ParamSpec = ParamSpec;
 
 /** Trainable tensors by HF name, float32, row-major in the spec's shape. */
-export type Gpt2Params = ReadonlyMap<string, Float32Array>;
+export type Gpt2Params = ModelParams;
 
 export const layerPrefix = (layer: number): string => `transformer.h.${layer}`;
 
@@ -33,9 +32,10 @@ export function gpt2ParamSpecs(config: Gpt2Config): Gpt2ParamSpec[] {
   const norm = (name: string) => {
     specs.push({ name: `${name}.weight`, shape: [E], role: 'norm-weight' }, { name: `${name}.bias`, shape: [E], role: 'norm-bias' });
   };
+  // Every attention and MLP matrix may carry a LoRA adapter.
   const linear = (name: string, inFeatures: number, outFeatures: number) => {
     specs.push(
-      { name: `${name}.weight`, shape: [inFeatures, outFeatures], role: 'linear-weight' },
+      { name: `${name}.weight`, shape: [inFeatures, outFeatures], role: 'linear-weight', loraTarget: true },
       { name: `${name}.bias`, shape: [outFeatures], role: 'linear-bias' },
     );
   };
@@ -51,8 +51,6 @@ export function gpt2ParamSpecs(config: Gpt2Config): Gpt2ParamSpec[] {
   norm('transformer.ln_f');
   return specs;
 }
-
-export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** Total trainable parameters (the tied LM head counted once). */
 export function countGpt2Parameters(config: Gpt2Config): number {
@@ -137,23 +135,6 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
   const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
-}
-
-/** A small seeded generator (mulberry32) with normal draws (Box–Muller): reproducible test weights. */
-export function seededRandom(seed: number): { uniform: () => number; normal: () => number } {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const normal = () => {
-    const u = 1 - uniform();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
-  };
-  return { uniform, normal };
 }
 
 export interface RandomParamsOptions {

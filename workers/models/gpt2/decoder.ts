@@ -1,5 +1,6 @@
 /**
- * The GPT-2 decoder as an ONNX graph, with the input/output layout transformers.js uses:
+ * The GPT-2 decoder as an ONNX graph, with the input/output layout transformers.js uses
+ * (workers/ort/decoder-io.ts):
  *
  *   inputs   input_ids [batch, seq] int64, attention_mask [batch, past+seq] int64,
  *            position_ids [batch, seq] int64,
@@ -19,33 +20,20 @@
  * j ≤ past+t (causal) and attention_mask[b, j] = 1, so left and right padding both work. A fully
  * masked row (a padding query) softmaxes a constant and stays finite; its logits are meaningless.
  */
-import { GraphBuilder, type Dim } from './graph';
-import { headDim, type Gpt2Config } from '../models/gpt2/config';
-import { gpt2ParamSpecs, layerPrefix, type Gpt2Params } from '../models/gpt2/params';
+import { GraphBuilder, type Dim } from '../../onnx/graph';
+import { pastKeyName, pastValueName, presentKeyName, presentValueName, type DecoderShape } from '../../ort/decoder-io';
+import type { DecoderWeights } from '../family';
+import { headDim, type Gpt2Config } from './config';
+import { gpt2ParamSpecs, layerPrefix } from './params';
 
 export const GPT2_DECODER_OPSET = 15;
 
-export const pastKeyName = (layer: number): string => `past_key_values.${layer}.key`;
-export const pastValueName = (layer: number): string => `past_key_values.${layer}.value`;
-export const presentKeyName = (layer: number): string => `present.${layer}.key`;
-export const presentValueName = (layer: number): string => `present.${layer}.value`;
-
-/** The decoder's inputs that are not weights, in graph order. */
-export function gpt2DecoderDataInputs(config: Gpt2Config): string[] {
-  const names = ['input_ids', 'attention_mask', 'position_ids'];
-  for (let l = 0; l < config.nLayer; l++) names.push(pastKeyName(l), pastValueName(l));
-  return names;
+/** The KV cache of the GPT-2 decoder: n_head heads of n_embd/n_head per layer. */
+export function gpt2DecoderShape(config: Gpt2Config): DecoderShape {
+  return { layers: config.nLayer, kvHeads: config.nHead, headDim: headDim(config) };
 }
 
-export function gpt2DecoderOutputs(config: Gpt2Config): string[] {
-  const names = ['logits'];
-  for (let l = 0; l < config.nLayer; l++) names.push(presentKeyName(l), presentValueName(l));
-  return names;
-}
-
-export type Gpt2DecoderWeights =
-  | { kind: 'initializers'; params: Gpt2Params }
-  | { kind: 'inputs' };
+export type Gpt2DecoderWeights = DecoderWeights;
 
 /** Added to a score where attention is not allowed (HF uses the dtype's minimum; any value ≪ −max|score| works). */
 const MASKED_SCORE = -1e9;

@@ -1,0 +1,36 @@
+/** The GPT-2 family behind the model-family seam (workers/models/family.ts). */
+import { ort } from '../../ort/runtime';
+import type { ModelFamily } from '../family';
+import { gpt2ConfigFromJson, gpt2ConfigToJson, type Gpt2Config } from './config';
+import { buildGpt2Decoder, gpt2DecoderShape } from './decoder';
+import { Gpt2Graph, prepareGpt2Training } from './graph';
+import { countGpt2Parameters, gpt2ParamSpecs } from './params';
+import { readGpt2Safetensors, writeGpt2Safetensors } from './weights';
+
+/** The weights as feeds of the decoder built with weights as inputs, read in place from GPU buffers. */
+export function gpt2WeightFeedsFromGpu(config: Gpt2Config, buffers: ReadonlyMap<string, GPUBuffer>): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const spec of gpt2ParamSpecs(config)) {
+    const buffer = buffers.get(spec.name);
+    if (!buffer) throw new Error(`GPT-2 weight feeds: no GPU buffer for ${spec.name}`);
+    feeds[spec.name] = ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims: spec.shape });
+  }
+  return feeds;
+}
+
+export const gpt2Family: ModelFamily<Gpt2Config> = {
+  modelType: 'gpt2',
+  name: 'GPT-2',
+  configFromJson: gpt2ConfigFromJson,
+  describeSize: (config) => `n_layer ${config.nLayer}`,
+  configToJson: gpt2ConfigToJson,
+  paramSpecs: gpt2ParamSpecs,
+  countParameters: countGpt2Parameters,
+  readSafetensors: readGpt2Safetensors,
+  writeSafetensors: writeGpt2Safetensors,
+  decoderShape: gpt2DecoderShape,
+  buildDecoder: (config, weights) => buildGpt2Decoder(config, weights),
+  weightFeeds: gpt2WeightFeedsFromGpu,
+  prepareTraining: prepareGpt2Training,
+  createTrainingGraph: (device, config, weights) => new Gpt2Graph(device, config, weights),
+};
