@@ -19,6 +19,8 @@ export interface OptionSpec {
   /** Inclusive bounds for numbers. */
   min?: number;
   max?: number;
+  /** Why a value cannot be, as one sentence (null when it can); replaces the bounds and the whole-number rule. */
+  check?: (value: string | number) => string | null;
   help: string;
 }
 
@@ -45,7 +47,11 @@ export function parseOptions(argv: string[], specs: Record<string, OptionSpec>, 
     const value = argv[++i];
     if (value === undefined) throw new UsageError(`${command}: --${name} needs a value`);
     if (spec.kind === 'string') out[name] = value;
-    else {
+    else if (spec.check) {
+      const n = Number(value);
+      if (value.trim() === '' || Number.isNaN(n)) throw new UsageError(`${command}: --${name} must be a number, got '${value}'`);
+      out[name] = n;
+    } else {
       const n = Number(value);
       if (value.trim() === '' || !Number.isFinite(n) || (spec.kind === 'int' && !Number.isInteger(n))) {
         throw new UsageError(`${command}: --${name} must be ${spec.kind === 'int' ? 'a whole number' : 'a number'}, got '${value}'`);
@@ -55,6 +61,8 @@ export function parseOptions(argv: string[], specs: Record<string, OptionSpec>, 
       }
       out[name] = n;
     }
+    const problem = spec.check?.(out[name] as string | number);
+    if (problem) throw new UsageError(`${command}: ${problem}`);
   }
   for (const [name, spec] of Object.entries(specs)) {
     if (out[name] === undefined) {

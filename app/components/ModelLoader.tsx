@@ -7,7 +7,7 @@ import { useEffect, useState } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
 import { loadModel } from '../lab/connect';
 import { builtInFor, builtInModelUrl, fetchBuiltIns, useBuiltIns } from '../lab/builtInModels';
-import { SELF_DISTILL } from '../../workers/distill/presets';
+import { SELF_DISTILL } from '../../workers/contract/presets';
 
 const byUrl = (label: string | undefined) => (label && /^https?:\/\//.test(label) ? label : null);
 

@@ -11,9 +11,9 @@ import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
 import { DistillCharts } from './DistillCharts';
 import { formatBytes } from '../../workers/contract/format';
-import { setupProblem, type NumericKnob } from '../../workers/distill/setup';
-import { OBJECTIVES, type ObjectiveName } from '../../workers/distill/options';
-import { TASK_NAMES } from '../../workers/tasks/registry';
+import { setupProblem } from '../../workers/contract/knobs';
+import { OBJECTIVES, type ObjectiveName } from '../../workers/contract/run';
+import { PANEL_FIELDS } from './knobFields';
 
 const OBJECTIVE_SENTENCES: Record<ObjectiveName, string> = {
   'opd-sampled':
@@ -23,34 +23,6 @@ const OBJECTIVE_SENTENCES: Record<ObjectiveName, string> = {
   sft: 'Off-policy distillation: the teacher writes the answers and the student learns them by cross-entropy (supervised fine-tuning).',
   rl: 'Reinforcement learning: reward 1 when the final answer verifies and 0 otherwise, minus the group’s mean reward; the teacher only watches.',
 };
-
-interface Knob {
-  key: NumericKnob;
-  label: string;
-  title: string;
-  min: number;
-  max?: number;
-  step?: number | 'any';
-  /** Objectives that use the knob (all when absent). */
-  usedBy?: ObjectiveName[];
-}
-
-const KNOBS: Knob[] = [
-  { key: 'totalSteps', label: 'steps', title: 'Optimizer steps of the run.', min: 1 },
-  { key: 'batchPrompts', label: 'prompts per step', title: 'B: training prompts per step.', min: 1, max: 1024 },
-  { key: 'groupSize', label: 'completions per prompt', title: 'G: answers sampled for each prompt (rl needs at least 2).', min: 1, max: 256 },
-  { key: 'lr', label: 'learning rate', title: 'AdamW learning rate, constant, in (0, 1).', min: 0, max: 1, step: 'any' },
-  { key: 'loraRank', label: 'LoRA rank', title: '0 trains every weight; r > 0 trains rank-r adapters.', min: 0 },
-  { key: 'klCoef', label: 'KL coefficient λ', title: 'The advantage is −λ × the sampled reverse KL.', min: 0, step: 'any', usedBy: ['opd-sampled'] },
-  { key: 'discount', label: 'discount γ', title: '0: each token answers for itself; γ > 0 sums the later tokens’ KL, discounted.', min: 0, max: 1, step: 'any', usedBy: ['opd-sampled'] },
-  { key: 'clipEpsilon', label: 'clip ε', title: 'PPO-style clip of the importance ratio ρ (0: none).', min: 0, step: 'any', usedBy: ['opd-sampled', 'rl'] },
-  { key: 'temperature', label: 'temperature', title: 'Sampling temperature, also that of every log-prob and KL.', min: 0, step: 'any' },
-  { key: 'maxTokens', label: 'max tokens', title: 'New tokens per answer; 0: what the task’s answers need.', min: 0 },
-  { key: 'evalEvery', label: 'eval every', title: 'Held-out evaluation every N steps (also at step 0 and after the last; 0: only then).', min: 0 },
-  { key: 'evalPrompts', label: 'eval prompts', title: 'Held-out prompts per evaluation (greedy answers).', min: 1 },
-  { key: 'checkpointEvery', label: 'checkpoint every', title: 'Keep a checkpoint every N steps (also when the run ends or stops; 0: only then).', min: 0 },
-  { key: 'seed', label: 'seed', title: 'Seed of the training prompts and the sampling.', min: 0 },
-];
 
 function Setup({ locked }: { locked: boolean }) {
   const setup = useLab((s) => s.setup);
@@ -68,36 +40,34 @@ function Setup({ locked }: { locked: boolean }) {
         ))}
       </div>
       <div className="knobs">
-        <label className="number">
-          task
-          <select value={setup.task} onChange={(e) => setSetup({ task: e.target.value })}>
-            {TASK_NAMES.map((t) => (
-              <option key={t} value={t}>{t}</option>
-            ))}
-          </select>
-        </label>
-        <label className="number" title="A second task evaluated beside the first at every evaluation and never trained on: a skill the student must not lose.">
-          keep (evaluate only)
-          <select value={setup.keepTask} onChange={(e) => setSetup({ keepTask: e.target.value })} data-testid="keep-task">
-            <option value="">none</option>
-            {TASK_NAMES.filter((t) => t !== setup.task).map((t) => (
-              <option key={t} value={t}>{t}</option>
-            ))}
-          </select>
-        </label>
-        {KNOBS.map((k) => {
-          const unused = k.usedBy && !k.usedBy.includes(setup.objective);
+        {PANEL_FIELDS.filter((f) => f.name !== 'objective').map((f) => {
+          const unused = f.usedBy && !f.usedBy.includes(setup.objective);
+          const title = unused ? `${f.title} Not used by ${setup.objective}.` : f.title;
+          if (f.kind === 'choice') {
+            // The task to keep cannot be the task trained on.
+            const options = f.name === 'keepTask' ? f.options!.filter((o) => o.value !== setup.task) : f.options!;
+            return (
+              <label key={f.name} className="number" title={title}>
+                {f.label}
+                <select value={String(setup[f.name])} disabled={unused} onChange={(e) => setSetup({ [f.name]: e.target.value })} data-testid={f.testId}>
+                  {options.map((o) => (
+                    <option key={o.value} value={o.value}>{o.text}</option>
+                  ))}
+                </select>
+              </label>
+            );
+          }
           return (
             <NumberField
-              key={k.key}
-              label={k.label}
-              title={unused ? `${k.title} Not used by ${setup.objective}.` : k.title}
-              value={setup[k.key]}
-              min={k.min}
-              max={k.max}
-              step={k.step ?? 1}
+              key={f.name}
+              label={f.label}
+              title={title}
+              value={setup[f.name] as number}
+              min={f.min}
+              max={f.max}
+              step={f.step}
               disabled={unused}
-              onChange={(v) => setSetup({ [k.key]: v })}
+              onChange={(v) => setSetup({ [f.name]: v })}
             />
           );
         })}

@@ -9,8 +9,7 @@ import { create } from 'zustand';
 import type {
   AdapterSummary, DivergenceSelfCheckReport, InteropReport, LabError, LabEventOf, ModelRole, ModelSummary, RuntimeSummary, TrainSetup,
 } from '../../workers/protocol';
-import { DEFAULT_SETUP } from '../../workers/distill/setup';
-import { OBJECTIVES } from '../../workers/distill/options';
+import { DEFAULT_SETUP, setupFromParams, setupToParams } from '../../workers/contract/knobs';
 
 export interface ModelSlot {
   loading: boolean;
@@ -78,19 +77,9 @@ export function panelFromHash(hash: string): PanelId {
   return (PANELS.find((p) => p.id === id)?.id ?? 'distill') as PanelId;
 }
 
-/** The experiment in a URL hash (…&objective=opd-full&lr=0.001…); what it leaves out is the default. */
+/** The experiment in a URL hash (…&objective=opd-full&lr=0.001…); what it leaves out is the default (the knob schema reads it). */
 export function setupFromHash(hash: string): TrainSetup {
-  const params = hashParams(hash);
-  const setup: TrainSetup = { ...DEFAULT_SETUP };
-  for (const key of Object.keys(DEFAULT_SETUP) as (keyof TrainSetup)[]) {
-    const v = params.get(key);
-    if (v === null) continue;
-    if (key === 'objective') setup.objective = (OBJECTIVES as readonly string[]).includes(v) ? (v as TrainSetup['objective']) : DEFAULT_SETUP.objective;
-    else if (key === 'task' || key === 'keepTask') setup[key] = v;
-    // A number that does not parse stays NaN, so the panel says what is wrong with it.
-    else setup[key] = v.trim() === '' ? NaN : Number(v);
-  }
-  return setup;
+  return setupFromParams(hashParams(hash));
 }
 
 /** Writes the experiment into the URL hash beside the panel, without a history entry per keystroke. */
@@ -98,10 +87,6 @@ function writeHash(change: (params: URLSearchParams) => void): void {
   const params = hashParams(location.hash);
   change(params);
   history.replaceState(null, '', `#${params.toString()}`);
-}
-
-function setupToParams(setup: TrainSetup, params: URLSearchParams): void {
-  for (const [key, value] of Object.entries(setup)) params.set(key, String(value));
 }
 
 export const useLab = create<LabState>()((set, get) => ({

@@ -6,7 +6,7 @@ import { readModelFolder } from '../../workers/models/folder';
 import { dirSource } from '../../workers/node/fs-source';
 import { DistillRun, discounted, type DistillOptions } from '../../workers/distill/run';
 import { builtInTask, keptTaskOf } from '../../workers/tasks/registry';
-import { SELF_DISTILL } from '../../workers/distill/presets';
+import { SELF_DISTILL } from '../../workers/contract/presets';
 
 /** The shipped student and teacher (models/, built by `npm run build:models`). */
 const SHIPPED = join(import.meta.dirname, '..', '..', 'models');

@@ -10,38 +10,8 @@ export type ObjectiveName = (typeof OBJECTIVES)[number];
 /** The built-in tasks (workers/tasks/registry.ts builds them): the CLI's --task, the Distill panel's list. */
 export const TASK_NAMES = ['addition', 'subtraction'] as const;
 
-export interface TrainSetup {
-  /** A built-in task (workers/tasks/registry.ts). */
-  task: string;
-  /**
-   * A second built-in task evaluated beside `task` at every evaluation and never trained on: a
-   * skill the student must keep ('' for none). The self-distillation preset keeps 'subtraction'.
-   */
-  keepTask: string;
-  objective: ObjectiveName;
-  /** Prompts per step (B) and completions per prompt (G). */
-  batchPrompts: number;
-  groupSize: number;
-  /** Peak learning rate (constant schedule, no warm-up). */
-  lr: number;
-  /** 0: full fine-tune; r > 0: LoRA adapters of rank r. */
-  loraRank: number;
-  /** KL coefficient λ and discount γ of the OPD advantages. */
-  klCoef: number;
-  discount: number;
-  /** PPO-style clip ε of the importance ratio ρ; 0 for none. */
-  clipEpsilon: number;
-  temperature: number;
-  /** New tokens per completion; 0: what the task's answers need. */
-  maxTokens: number;
-  /** Evaluate on the held-out prompts every N steps (0: only before the first step and after the last). */
-  evalEvery: number;
-  evalPrompts: number;
-  /** Keep a checkpoint every N steps (0: only when the run ends or is stopped). */
-  checkpointEvery: number;
-  totalSteps: number;
-  seed: number;
-}
+/** A run's setup: one field per knob of the schema in knobs.ts, which gives each its default and range. */
+export type { TrainSetup } from './knobs';
 
 export interface FlopCount {
   studentSampling: number;

@@ -1,7 +1,10 @@
 /**
  * The lab engine: owns the one GPUDevice, the onnxruntime-web setup on it, and answers the
- * protocol's commands with events. It has no DOM: the browser worker, the CLI and the tests all
- * drive this same class, each passing its own `gpu` (navigator.gpu or Dawn's) and `emit`.
+ * protocol's commands with events. It has no DOM: the browser worker and the engine tests drive
+ * this same class, each passing its own `gpu` (navigator.gpu or Dawn's) and `emit`. The CLI does
+ * not go through it: `opd-lab train` drives the same run loop (distill/loop.ts) that this
+ * engine's training runs on, and `sample` / `score` call the same functions as its inference
+ * commands (engine/inference.ts).
  */
 import type { LabCommand, LabError, LabEvent, RuntimeSummary, AdapterSummary, ModelRole } from '../protocol';
 import { filesSource, ModelFolderError, urlSource, type ModelSource } from '../models/source';

@@ -1,22 +1,23 @@
 /**
  * Distillation runs inside the lab engine: one run at a time, of the student and teacher that
- * `model.load` put in place, driven step after step by a loop that yields to the event loop
- * between steps, so `train.pause|resume|stop` (and sampling, scoring, loading) are answered while
- * it runs. The loop evaluates at step 0, every `evalEvery` steps and after the last step, keeps a
- * checkpoint every `checkpointEvery` steps and whenever the run ends, and holds the latest one
- * after the run is gone: nothing already trained is lost when a run is stopped or fails.
+ * `model.load` put in place, driven by the run loop (distill/loop.ts, the same loop as
+ * `opd-lab train`) with hooks that emit train.metrics / train.eval / train.checkpoint, queue each
+ * piece of GPU work behind the other requests, and yield to the event loop between steps, so
+ * `train.pause|resume|stop` (and sampling, scoring, loading) are answered while it runs. The
+ * latest checkpoint is held after the run is gone: nothing already trained is lost when a run is
+ * stopped or fails.
  */
 import type { EvalMetrics, LabError, LabEvent, TrainSetup, TrainStateName } from '../protocol';
 import { DistillError, DistillRun, trainedStudentFolder } from '../distill/run';
 import { asSentence, distillOptions, setupProblem } from '../distill/setup';
-import { builtInTask } from '../tasks/registry';
+import { MAX_UNAPPLIED_IN_A_ROW, resolveTasks, runLoop } from '../distill/loop';
+import type { TaskInfo } from '../tasks/registry';
 import { compareTokenizers } from '../models/tokenizer';
 import type { LoadedModel } from './inference';
 import { restoreCheckpoint } from '../train/checkpoint';
 import type { ModelFolder } from '../models/folder';
 
-/** Steps in a row that the numerics guard refused to apply before the run is called failed. */
-export const MAX_UNAPPLIED_IN_A_ROW = 3;
+export { MAX_UNAPPLIED_IN_A_ROW };
 
 export interface TrainingHost {
   emit(event: LabEvent): void;
@@ -100,11 +101,10 @@ export class Training {
     }
     const tokenizers = compareTokenizers(student!.folder.tokenizer, teacher!.folder.tokenizer);
     if (tokenizers.errors.length) return { code: 'tokenizer-mismatch', message: tokenizers.errors.join(' ') };
-    let task: ReturnType<typeof builtInTask>;
-    let keptTask: ReturnType<typeof builtInTask> | null = null;
+    let task: TaskInfo;
+    let keptTask: TaskInfo | null;
     try {
-      task = builtInTask(setup.task, student!.folder.rawConfig);
-      if (setup.keepTask) keptTask = builtInTask(setup.keepTask, student!.folder.rawConfig);
+      ({ task, keptTask } = resolveTasks(setup, student!.folder.rawConfig));
     } catch (e) {
       return { code: 'bad-options', message: asSentence(e instanceof Error ? e.message : String(e)) };
     }
@@ -206,19 +206,6 @@ export class Training {
     for (const requestId of requestIds) this.host.emit({ ...base, requestId });
   }
 
-  private async evaluate(a: ActiveRun): Promise<void> {
-    const evaluation = await this.host.exclusive(() => a.run.evaluate());
-    a.lastEval = evaluation;
-    this.host.emit({ type: 'train.eval', runId: a.id, evaluation });
-  }
-
-  private async keepCheckpoint(a: ActiveRun): Promise<void> {
-    if (this.kept?.runId === a.id && this.kept.step === a.run.step) return;
-    const bytes = await this.host.exclusive(() => a.run.checkpoint());
-    this.kept = { runId: a.id, step: a.run.step, bytes, student: a.run.student };
-    this.host.emit({ type: 'train.checkpoint', runId: a.id, step: a.run.step, bytes: bytes.byteLength });
-  }
-
   private async waitWhilePaused(a: ActiveRun): Promise<void> {
     a.state = 'paused';
     const answered = a.waiters.filter((w) => w.until === 'paused').map((w) => w.requestId);
@@ -231,36 +218,28 @@ export class Training {
 
   private async loop(a: ActiveRun): Promise<void> {
     const { run, setup } = a;
-    let failure: LabError | undefined;
-    let failedAt = 0;
-    let unapplied = 0;
-    try {
-      if (run.step === 0) await this.evaluate(a);
-      while (run.step < setup.totalSteps) {
+    const end = await runLoop(run, setup, {
+      exclusive: (work) => this.host.exclusive(work),
+      beforeStep: async () => {
         await macrotask();
         while (a.pauseRequested && !a.stopRequested) await this.waitWhilePaused(a);
-        if (a.stopRequested) break;
-        const m = await this.host.exclusive(() => run.trainStep());
-        this.host.emit({ type: 'train.metrics', runId: a.id, metrics: m });
-        unapplied = m.applied ? 0 : unapplied + 1;
-        if (unapplied >= MAX_UNAPPLIED_IN_A_ROW) {
-          failedAt = m.step;
-          failure = {
-            code: 'numerics',
-            message: `${unapplied} steps in a row could not be applied (${m.problem ?? 'non-finite numbers'}): the student's weights stay as they were before them. A lower learning rate or a higher temperature may help.`,
-          };
-          break;
-        }
-        const last = m.step === setup.totalSteps;
-        if ((setup.evalEvery > 0 && m.step % setup.evalEvery === 0) || last) await this.evaluate(a);
-        if (setup.checkpointEvery > 0 && m.step % setup.checkpointEvery === 0) await this.keepCheckpoint(a);
-      }
-      // The guard left the weights as they were, so even a run failed that way keeps a checkpoint.
-      await this.keepCheckpoint(a);
-    } catch (e) {
-      const described = this.host.describe(e);
-      failedAt = run.step + 1;
-      failure = described;
+        return !a.stopRequested;
+      },
+      step: (metrics) => this.host.emit({ type: 'train.metrics', runId: a.id, metrics }),
+      evaluation: (evaluation) => {
+        a.lastEval = evaluation;
+        this.host.emit({ type: 'train.eval', runId: a.id, evaluation });
+      },
+      checkpoint: (step, bytes) => {
+        this.kept = { runId: a.id, step, bytes, student: run.student };
+        this.host.emit({ type: 'train.checkpoint', runId: a.id, step, bytes: bytes.byteLength });
+      },
+    });
+    let failure: LabError | undefined;
+    let failedAt = 0;
+    if (end.state === 'failed') {
+      failedAt = end.failedAt;
+      failure = end.numerics !== undefined ? { code: 'numerics', message: end.numerics } : this.host.describe(end.exception);
     }
     const step = run.step;
     const kept = this.kept?.runId === a.id ? this.kept.step : null;
