@@ -22,7 +22,7 @@ import { createStorageBuffer, readBuffer } from '../../workers/gpu/buffers';
 import { GraphBuilder } from '../../workers/onnx/graph';
 import { configureOrt, createSession, gpuTensor, ORT_VERSION, ort } from '../../workers/ort/runtime';
 import { encodeDivergences, readDivergences, type DivergenceBuffers, type DivergenceRequest } from '../../workers/kernels/divergence/divergence';
-import { defaultTuning } from '../../workers/kernels/divergence/plan';
+import { divergenceTuning } from '../../workers/gpu/tuning';
 import { readFloorProbe } from '../../workers/kernels/divergence/probe';
 import { referenceDivergences, type ReferenceOutputs } from '../../workers/kernels/divergence/reference';
 
@@ -251,7 +251,7 @@ export async function run(args: Record<string, string>): Promise<object> {
   return {
     bench: 'kl',
     adapter: { vendor: summary.vendor, architecture: summary.architecture, description: summary.description, isFallbackAdapter: summary.isFallbackAdapter },
-    tuning: defaultTuning(device),
+    tuning: divergenceTuning(device),
     ortVersion: ORT_VERSION,
     ortBackend: `onnxruntime-web/webgpu ${ort.env.versions.web ?? ''} (WebGPU EP on the same GPUDevice)`,
     goals: GOALS,

@@ -3,7 +3,8 @@ import { testDevice } from './gpu';
 import { createStorageBuffer, readBuffer } from '../../workers/gpu/buffers';
 import { computeDivergences, DivergenceInputError, encodeDivergences, readDivergences, type DivergenceRequest } from '../../workers/kernels/divergence/divergence';
 import { BAD_FLAGS, FIELDS, FLAG, layoutWgsl, MAX_TOP_K, OUTPUT_FIELDS } from '../../workers/kernels/divergence/layout';
-import { CPU_TUNING, GPU_TUNING, planDivergences, toBlocks, type PlanLimits } from '../../workers/kernels/divergence/plan';
+import { CPU_DIVERGENCE_TUNING, GPU_DIVERGENCE_TUNING } from '../../workers/gpu/tuning';
+import { planDivergences, toBlocks, type PlanLimits } from '../../workers/kernels/divergence/plan';
 import { referenceDivergences } from '../../workers/kernels/divergence/reference';
 import { IDENTICAL_TOLERANCE, runDivergenceSelfCheck, TOLERANCES } from '../../workers/kernels/divergence/selfcheck';
 import rowStatsWgsl from '../../workers/kernels/divergence/row_stats.wgsl?raw';
@@ -67,7 +68,7 @@ describe('divergence kernels against the float64 reference (real WebGPU adapter)
   for (const [seed, tuning] of [
     [1, undefined],
     [2, undefined],
-    [3, GPU_TUNING],
+    [3, GPU_DIVERGENCE_TUNING],
   ] as const) {
     it(`property check, seed ${seed}${tuning ? ' with the GPU tuning' : ''}: every output within its stated tolerance`, async () => {
       const device = await testDevice();
@@ -242,7 +243,7 @@ describe('planning against the adapter limits', () => {
     const T = 100;
     const V = 50257;
     const big = fakeBuffer(T * V * 4);
-    const plan = planDivergences(limits, GPU_TUNING, { positions: T, vocab: V, topK: 20 }, { student: toBlocks(big, T, 's'), teacher: toBlocks(big, T, 't') });
+    const plan = planDivergences(limits, GPU_DIVERGENCE_TUNING, { positions: T, vocab: V, topK: 20 }, { student: toBlocks(big, T, 's'), teacher: toBlocks(big, T, 't') });
     expect(plan.streamWorkgroupSize).toBe(128);
     // 64 invocations × 20 entries × 8 bytes = 10 KiB ≤ 16 KiB; 128 would need 20 KiB.
     expect(plan.topKWorkgroupSize).toBe(64);
@@ -266,14 +267,14 @@ describe('planning against the adapter limits', () => {
 
   it('cuts a lone row into slices so that one position still fills the device, and none straddles a row block', () => {
     const V = 262144;
-    const one = planDivergences(limits, GPU_TUNING, { positions: 1, vocab: V, topK: 0 }, { student: toBlocks(fakeBuffer(V * 4), 1, 's'), teacher: toBlocks(fakeBuffer(V * 4), 1, 't') });
+    const one = planDivergences(limits, GPU_DIVERGENCE_TUNING, { positions: 1, vocab: V, topK: 0 }, { student: toBlocks(fakeBuffer(V * 4), 1, 's'), teacher: toBlocks(fakeBuffer(V * 4), 1, 't') });
     expect(one.chunks[0].splits).toBe(Math.ceil(V / one.chunks[0].sliceLength));
     expect(one.chunks[0].splits).toBeGreaterThanOrEqual(32);
     const blocks = [
       { buffer: fakeBuffer(3 * 1000 * 4), rows: 3 },
       { buffer: fakeBuffer(5 * 1000 * 4 + 64), rows: 5, byteOffset: 64 },
     ];
-    const plan = planDivergences(limits, CPU_TUNING, { positions: 8, vocab: 1000, topK: 0 }, { student: toBlocks(blocks, 8, 's'), teacher: toBlocks(fakeBuffer(8 * 4000), 8, 't') });
+    const plan = planDivergences(limits, CPU_DIVERGENCE_TUNING, { positions: 8, vocab: 1000, topK: 0 }, { student: toBlocks(blocks, 8, 's'), teacher: toBlocks(fakeBuffer(8 * 4000), 8, 't') });
     expect(plan.chunks.map((c) => [c.firstRow, c.rows])).toEqual([
       [0, 3],
       [3, 5],
@@ -284,7 +285,7 @@ describe('planning against the adapter limits', () => {
 
   it('refuses a row that cannot fit one binding', () => {
     expect(() =>
-      planDivergences({ ...limits, maxStorageBufferBindingSize: 4096 }, GPU_TUNING, { positions: 1, vocab: 5000, topK: 0 }, {
+      planDivergences({ ...limits, maxStorageBufferBindingSize: 4096 }, GPU_DIVERGENCE_TUNING, { positions: 1, vocab: 5000, topK: 0 }, {
         student: toBlocks(fakeBuffer(20000), 1, 's'),
         teacher: toBlocks(fakeBuffer(20000), 1, 't'),
       }),

@@ -21,7 +21,7 @@ import {
   type AttentionDims,
   type AttentionPath,
 } from '../../workers/kernels/train/attention';
-import { isCpuDevice } from '../../workers/kernels/divergence/plan';
+import { isCpuDevice } from '../../workers/gpu/tuning';
 import { encodeLossGrad, type LossMode } from '../../workers/kernels/train/loss';
 import { attentionBackwardReference, attentionForwardReference } from '../../workers/kernels/train/reference-attention';
 import { logSoftmaxRow, lossGradReference, lossValuesReference, type LossInputs, type LossSettings } from '../../workers/kernels/train/reference-loss';

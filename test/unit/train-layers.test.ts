@@ -2,8 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../workers/models/gpt2/params';
 import { testDevice } from './gpu';
 import { createStorageBuffer, readFloat32, withGpuErrorScope } from '../../workers/gpu/buffers';
+import { CPU_LAYER_TUNING, GPU_LAYER_TUNING, type LayerTuning } from '../../workers/gpu/tuning';
 import {
-  CPU_LAYER_TUNING,
   createEmbeddingBackward,
   encodeAdd,
   encodeEmbeddingForward,
@@ -12,10 +12,8 @@ import {
   encodeLayerNormBackward,
   encodeLayerNormForward,
   encodeLayerNormParamGrad,
-  GPU_LAYER_TUNING,
   groupRowsById,
   planLayerNormParamGrad,
-  type LayerTuning,
 } from '../../workers/kernels/train/layers';
 import {
   addBackward,

@@ -2,18 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../workers/models/gpt2/params';
 import { testDevice } from './gpu';
 import { createStorageBuffer, readFloat32 } from '../../workers/gpu/buffers';
-import {
-  CPU_MATMUL_TUNING,
-  encodeColumnSum,
-  encodeMatmul,
-  GPU_MATMUL_TUNING,
-  matmulTuning,
-  measureMatmulGflops,
-  pickMatmulVariant,
-  type MatmulShape,
-  type MatmulTuning,
-  type MatmulVariant,
-} from '../../workers/kernels/train/matmul';
+import { CPU_MATMUL_TUNING, GPU_MATMUL_TUNING, matmulTuning, type MatmulTuning } from '../../workers/gpu/tuning';
+import { encodeColumnSum, encodeMatmul, measureMatmulGflops, pickMatmulVariant, type MatmulShape, type MatmulVariant } from '../../workers/kernels/train/matmul';
 import { referenceColumnSum, referenceMatmul } from '../../workers/kernels/train/reference-matmul';
 
 /** Unit roundoff of float32. */

@@ -2,14 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { testDevice } from './gpu';
 import { createStorageBuffer, readFloat32, withGpuErrorScope, writeBuffer } from '../../workers/gpu/buffers';
 import { seededRandom } from '../../workers/models/gpt2/params';
+import { CPU_OPTIMIZER_TUNING, GPU_OPTIMIZER_TUNING, optimizerTuning, type OptimizerTuning } from '../../workers/gpu/tuning';
 import {
-  CPU_OPTIMIZER_TUNING,
   DEFAULT_ADAMW,
-  GPU_OPTIMIZER_TUNING,
   OptimizerInputError,
   createClipBuffer,
   createNormsBuffer,
-  defaultOptimizerTuning,
   encodeAdamW,
   encodeClipScale,
   encodeLoraGrad,
@@ -21,7 +19,6 @@ import {
   nonFiniteTensors,
   readClip,
   weightDecayFor,
-  type OptimizerTuning,
 } from '../../workers/kernels/train/optimizer';
 import { referenceAdamW, referenceClip, referenceLoraGrad, referenceLoraMerge, referenceSumSquares } from '../../workers/kernels/train/reference-optimizer';
 
@@ -55,7 +52,7 @@ async function run(device: GPUDevice, what: string, record: (encoder: GPUCommand
 }
 
 const TUNINGS: [string, (device: GPUDevice) => OptimizerTuning][] = [
-  ['device tuning', (d) => defaultOptimizerTuning(d)],
+  ['device tuning', (d) => optimizerTuning(d)],
   ['GPU tuning', () => GPU_OPTIMIZER_TUNING],
 ];
 /** The LoRA kernels also with 3 workgroups stepping through (the path of tensors beyond 65535 workgroups). */
@@ -171,7 +168,7 @@ const ADAM_STEPS = 4;
 
 describe('AdamW against the float64 reference (real WebGPU adapter)', () => {
   const cases: AdamCase[] = [
-    { name: 'clipping active, weight decay on some tensors', tuning: (d) => defaultOptimizerTuning(d), maxGradNorm: 1, weightDecay: [0.1, 0, 0.1, 0.01, 0.1], zeroGrad: true, expectClipping: true },
+    { name: 'clipping active, weight decay on some tensors', tuning: (d) => optimizerTuning(d), maxGradNorm: 1, weightDecay: [0.1, 0, 0.1, 0.01, 0.1], zeroGrad: true, expectClipping: true },
     { name: 'clipping inactive (large maxNorm), no weight decay, GPU tuning', tuning: () => GPU_OPTIMIZER_TUNING, maxGradNorm: 1e6, weightDecay: [0, 0, 0, 0, 0], zeroGrad: false, expectClipping: false },
     { name: 'clipping disabled (maxNorm 0), weight decay on all, 7 workgroups stepping through', tuning: () => ({ ...CPU_OPTIMIZER_TUNING, maxWorkgroups: 7 }), maxGradNorm: 0, weightDecay: [0.05, 0.05, 0.05, 0.05, 0.05], zeroGrad: true, expectClipping: false },
   ];

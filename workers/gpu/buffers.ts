@@ -1,6 +1,6 @@
 /**
- * Small helpers every kernel wrapper uses: storage buffers from typed arrays, reading a buffer
- * back, and compute pipelines cached per device and per set of override constants.
+ * Small helpers every kernel wrapper uses: storage and uniform buffers from typed arrays, reading
+ * a buffer back, and turning GPU errors into exceptions. Dispatching a kernel: launch.ts.
  */
 
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -70,57 +70,6 @@ export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, byteLengt
 
 export async function readFloat32(device: GPUDevice, buffer: GPUBuffer, count: number, offsetElements = 0): Promise<Float32Array> {
   return new Float32Array(await readBuffer(device, buffer, count * 4, offsetElements * 4));
-}
-
-const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
-
-/**
- * A compute pipeline for WGSL `code`, with pipeline-overridable constants (`override` in WGSL:
- * workgroup sizes, chunk lengths). Cached per device, code and constants.
- */
-export function computePipeline(
-  device: GPUDevice,
-  code: string,
-  label: string,
-  constants: Record<string, number> = {},
-  entryPoint = 'main',
-): GPUComputePipeline {
-  let cache = pipelineCache.get(device);
-  if (!cache) pipelineCache.set(device, (cache = new Map()));
-  const key = `${entryPoint}|${JSON.stringify(constants)}|${code}`;
-  let pipeline = cache.get(key);
-  if (!pipeline) {
-    const module = device.createShaderModule({ label, code });
-    pipeline = device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint, constants } });
-    cache.set(key, pipeline);
-  }
-  return pipeline;
-}
-
-/** Binds `buffers` to @group(0) @binding(0..n-1) in order. */
-export function bindBuffers(device: GPUDevice, pipeline: GPUComputePipeline, buffers: GPUBuffer[], label?: string): GPUBindGroup {
-  return device.createBindGroup({
-    label,
-    layout: pipeline.getBindGroupLayout(0),
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
-  });
-}
-
-/** Records one dispatch of `pipeline` into `encoder` (or a fresh one, submitted at once). */
-export function dispatch(
-  device: GPUDevice,
-  pipeline: GPUComputePipeline,
-  bindGroup: GPUBindGroup,
-  workgroups: [number, number?, number?],
-  encoder?: GPUCommandEncoder,
-): void {
-  const enc = encoder ?? device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bindGroup);
-  pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
-  pass.end();
-  if (!encoder) device.queue.submit([enc.finish()]);
 }
 
 /**

@@ -18,24 +18,25 @@ import jsdFinalizeWgsl from './jsd_finalize.wgsl?raw';
 import teacherTopKWgsl from './teacher_topk.wgsl?raw';
 import topKFinalizeWgsl from './topk_finalize.wgsl?raw';
 import { withSharedWgsl } from './shared';
-import { computePipeline, createStorageBuffer, readBuffer, withGpuErrorScope } from '../../gpu/buffers';
+import { createStorageBuffer, readBuffer, withGpuErrorScope } from '../../gpu/buffers';
+import { launch } from '../../gpu/launch';
+import { divergenceTuning, type DivergenceTuning } from '../../gpu/tuning';
 import { describeFlags, FIELDS, fieldIndex, fieldStride, FLAG, MAX_TOP_K, OUTPUT_FIELDS, type Field, type OutputField } from './layout';
 import {
   chunkParams,
-  defaultTuning,
   DivergenceInputError,
   PARAMS_BYTES,
   planDivergences,
   planLimits,
   toBlocks,
   type DivergencePlan,
-  type DivergenceTuning,
   type PlanLimits,
   type RowMajorLogits,
 } from './plan';
 import type { DivergenceOutputs } from './reference';
 
-export { DivergenceInputError, type RowMajorLogits, type RowBlock, type DivergenceTuning } from './plan';
+export { DivergenceInputError, type RowMajorLogits, type RowBlock } from './plan';
+export type { DivergenceTuning } from '../../gpu/tuning';
 
 /** Supported temperatures: the kernels' overflow analysis assumes log2(e)/τ ≤ 1443. */
 export const TEMPERATURE_RANGE = [1e-3, 1e3] as const;
@@ -248,7 +249,7 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
   for (const [name, value] of Object.entries(options.limits ?? {}) as [keyof PlanLimits, number][]) {
     limits[name] = name === 'minStorageBufferOffsetAlignment' ? Math.max(limits[name], value) : Math.min(limits[name], value);
   }
-  const plan = planDivergences(limits, options.tuning ?? defaultTuning(device), { positions, vocab, topK }, {
+  const plan = planDivergences(limits, options.tuning ?? divergenceTuning(device), { positions, vocab, topK }, {
     student: toBlocks(request.student, positions, 'student logits'),
     teacher: toBlocks(request.teacher, positions, 'teacher logits'),
     gradient: request.gradient ? toBlocks(request.gradient, positions, 'gradient') : undefined,
@@ -264,16 +265,6 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
   const wantGradient = request.gradient !== undefined;
   const WG = plan.streamWorkgroupSize;
 
-  const statsPipeline = computePipeline(device, withSharedWgsl(rowStatsWgsl), 'row_stats', { WG });
-  const finalizePipeline = computePipeline(device, withSharedWgsl(rowFinalizeWgsl), 'row_finalize', { WG: FINALIZE_WG, STATS_WG: WG });
-  const extrasPipeline =
-    wantJsd || wantGradient
-      ? computePipeline(device, withSharedWgsl(rowExtrasWgsl), 'row_extras', { WG, WITH_JSD: wantJsd ? 1 : 0, WITH_GRADIENT: wantGradient ? 1 : 0 })
-      : undefined;
-  const jsdPipeline = wantJsd ? computePipeline(device, withSharedWgsl(jsdFinalizeWgsl), 'jsd_finalize', { WG: FINALIZE_WG, EXTRAS_WG: WG }) : undefined;
-  const topKPipeline = topK > 0 ? computePipeline(device, withSharedWgsl(teacherTopKWgsl), 'teacher_topk', { WG: plan.topKWorkgroupSize }) : undefined;
-  const topKFinalizePipeline = topK > 0 ? computePipeline(device, withSharedWgsl(topKFinalizeWgsl), 'topk_finalize', { WG: FINALIZE_WG }) : undefined;
-
   const uniformData = new Uint8Array(plan.chunks.length * UNIFORM_STRIDE);
   const settings = { vocab, temperature: request.temperature ?? 1, beta: request.beta, topK };
   plan.chunks.forEach((chunk, i) => uniformData.set(new Uint8Array(chunkParams(chunk, settings, stride)), i * UNIFORM_STRIDE));
@@ -281,37 +272,38 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
 
   const encoder = options.encoder ?? device.createCommandEncoder({ label: 'divergences' });
   const pass = encoder.beginComputePass({ label: 'divergences' });
-  const group = (pipeline: GPUComputePipeline, entries: GPUBufferBinding[]) =>
-    device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: entries.map((resource, binding) => ({ binding, resource })) });
-  const run = (pipeline: GPUComputePipeline, entries: GPUBufferBinding[], x: number, y = 1) => {
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group(pipeline, entries));
-    pass.dispatchWorkgroups(x, y);
-  };
-  const whole = (buffer: GPUBuffer): GPUBufferBinding => ({ buffer });
+  const kernel = (code: string, label: string, constants: Record<string, number>) => ({ code: withSharedWgsl(code), label, constants });
+  const stats = kernel(rowStatsWgsl, 'row_stats', { WG });
+  const finalize = kernel(rowFinalizeWgsl, 'row_finalize', { WG: FINALIZE_WG, STATS_WG: WG });
+  const extras = wantJsd || wantGradient ? kernel(rowExtrasWgsl, 'row_extras', { WG, WITH_JSD: wantJsd ? 1 : 0, WITH_GRADIENT: wantGradient ? 1 : 0 }) : undefined;
+  const jsd = wantJsd ? kernel(jsdFinalizeWgsl, 'jsd_finalize', { WG: FINALIZE_WG, EXTRAS_WG: WG }) : undefined;
+  const top = topK > 0 ? kernel(teacherTopKWgsl, 'teacher_topk', { WG: plan.topKWorkgroupSize }) : undefined;
+  const topFinalize = topK > 0 ? kernel(topKFinalizeWgsl, 'topk_finalize', { WG: FINALIZE_WG }) : undefined;
   plan.chunks.forEach((chunk, i) => {
+    // Each chunk reads its own ChunkParams slot of the shared uniform buffer.
     const params: GPUBufferBinding = { buffer: scratch.uniforms, offset: i * UNIFORM_STRIDE, size: PARAMS_BYTES };
     const student = chunk.student.binding;
     const teacher = chunk.teacher.binding;
-    const finalizeGroups = Math.ceil(chunk.rows / FINALIZE_WG);
-    run(statsPipeline, [student, teacher, whole(mask), whole(scratch.states), whole(scratch.stateFlags), params], chunk.rows, chunk.splits);
-    run(
-      finalizePipeline,
-      [student, teacher, whole(mask), whole(request.tokens), whole(scratch.states), whole(scratch.stateFlags), whole(out.fields), whole(out.flags), params],
-      finalizeGroups,
-    );
-    if (extrasPipeline) {
-      const gradient = chunk.gradient?.binding ?? whole(scratch.dummy);
-      run(extrasPipeline, [student, teacher, whole(out.fields), whole(out.flags), gradient, whole(scratch.jsdPartials), params], chunk.rows, chunk.splits);
+    const streamGroups: [number, number] = [chunk.rows, chunk.splits];
+    const finalizeGroups: [number] = [Math.ceil(chunk.rows / FINALIZE_WG)];
+    launch(device, pass, { ...stats, buffers: [student, teacher, mask, scratch.states, scratch.stateFlags, params], workgroups: streamGroups });
+    launch(device, pass, {
+      ...finalize,
+      buffers: [student, teacher, mask, request.tokens, scratch.states, scratch.stateFlags, out.fields, out.flags, params],
+      workgroups: finalizeGroups,
+    });
+    if (extras) {
+      const gradient = chunk.gradient?.binding ?? scratch.dummy;
+      launch(device, pass, { ...extras, buffers: [student, teacher, out.fields, out.flags, gradient, scratch.jsdPartials, params], workgroups: streamGroups });
     }
-    if (jsdPipeline) run(jsdPipeline, [whole(scratch.jsdPartials), whole(out.flags), whole(out.fields), params], finalizeGroups);
-    if (topKPipeline && topKFinalizePipeline) {
-      run(topKPipeline, [teacher, whole(mask), whole(scratch.candidates), params], chunk.rows, chunk.splits);
-      run(
-        topKFinalizePipeline,
-        [student, teacher, whole(scratch.candidates), whole(out.fields), whole(out.flags), whole(out.topTokens!), whole(out.topTeacherLogprob!), whole(out.topStudentLogprob!), params],
-        finalizeGroups,
-      );
+    if (jsd) launch(device, pass, { ...jsd, buffers: [scratch.jsdPartials, out.flags, out.fields, params], workgroups: finalizeGroups });
+    if (top && topFinalize) {
+      launch(device, pass, { ...top, buffers: [teacher, mask, scratch.candidates, params], workgroups: streamGroups });
+      launch(device, pass, {
+        ...topFinalize,
+        buffers: [student, teacher, scratch.candidates, out.fields, out.flags, out.topTokens!, out.topTeacherLogprob!, out.topStudentLogprob!, params],
+        workgroups: finalizeGroups,
+      });
     }
   });
   pass.end();

@@ -3,41 +3,8 @@
  * limits, rows grouped into chunks whose logits fit one storage binding (and one dispatch
  * dimension), and each row cut into vocabulary slices so that small batches still fill the GPU.
  */
+import type { DivergenceTuning } from '../../gpu/tuning';
 import { MAX_TOP_K } from './layout';
-
-/** Per-adapter-class choices; every one is clamped to the device's limits by `planDivergences`. */
-export interface DivergenceTuning {
-  /** Invocations per workgroup of the passes that stream the vocabulary (row_stats, row_extras). */
-  streamWorkgroupSize: number;
-  /** Invocations per workgroup of teacher_topk; rounded down to a power of two. */
-  topKWorkgroupSize: number;
-  /** Fewest workgroups a streaming pass should have (rows × slices): enough to fill the device. */
-  minWorkgroups: number;
-  /** Shortest vocabulary slice worth a workgroup of its own. */
-  minSliceLength: number;
-}
-
-/**
- * CPU adapters (SwiftShader, lavapipe): 16 invocations per workgroup measured fastest on
- * SwiftShader (4 ≈ 16 < 64 < 256: each workgroup runs its invocations 4 at a time on one core,
- * and small workgroups keep a core's reads close together); whole rows per workgroup unless the
- * batch is too small to keep every core busy; tiny workgroups for the barrier-heavy top-k merge.
- */
-export const CPU_TUNING: DivergenceTuning = { streamWorkgroupSize: 16, topKWorkgroupSize: 4, minWorkgroups: 16, minSliceLength: 4096 };
-
-/** GPUs: full workgroups, and enough of them to cover every compute unit several times. */
-export const GPU_TUNING: DivergenceTuning = { streamWorkgroupSize: 256, topKWorkgroupSize: 64, minWorkgroups: 1024, minSliceLength: 4096 };
-
-/** True when the device runs on the CPU (a fallback adapter such as SwiftShader). */
-export function isCpuDevice(device: GPUDevice): boolean {
-  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
-  if (!info) return false;
-  return info.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(`${info.architecture} ${info.device} ${info.description}`);
-}
-
-export function defaultTuning(device: GPUDevice): DivergenceTuning {
-  return isCpuDevice(device) ? CPU_TUNING : GPU_TUNING;
-}
 
 /** The limits the plan reads (a GPUSupportedLimits has them all). */
 export interface PlanLimits {

@@ -5,8 +5,10 @@
  */
 import readFloorWgsl from './read_floor.wgsl?raw';
 import { withSharedWgsl } from './shared';
-import { computePipeline, createStorageBuffer } from '../../gpu/buffers';
-import { chunkParams, defaultTuning, PARAMS_BYTES, planDivergences, planLimits, toBlocks, type DivergenceTuning } from './plan';
+import { createStorageBuffer } from '../../gpu/buffers';
+import { launch, type KernelLaunch } from '../../gpu/launch';
+import { divergenceTuning, type DivergenceTuning } from '../../gpu/tuning';
+import { chunkParams, PARAMS_BYTES, planDivergences, planLimits, toBlocks } from './plan';
 import type { DivergenceRequest } from './divergence';
 
 const UNIFORM_STRIDE = 256;
@@ -19,7 +21,7 @@ export interface ReadFloorProbe {
 
 export function readFloorProbe(device: GPUDevice, request: DivergenceRequest, tuning?: DivergenceTuning): ReadFloorProbe {
   const { positions, studentVocab: vocab } = request;
-  const plan = planDivergences(planLimits(device), tuning ?? defaultTuning(device), { positions, vocab, topK: 0 }, {
+  const plan = planDivergences(planLimits(device), tuning ?? divergenceTuning(device), { positions, vocab, topK: 0 }, {
     student: toBlocks(request.student, positions, 'student logits'),
     teacher: toBlocks(request.teacher, positions, 'teacher logits'),
   });
@@ -31,23 +33,18 @@ export function readFloorProbe(device: GPUDevice, request: DivergenceRequest, tu
   const data = new Uint8Array(plan.chunks.length * UNIFORM_STRIDE);
   plan.chunks.forEach((c, i) => data.set(new Uint8Array(chunkParams(c, { vocab, temperature: 1, topK: 0 }, 64)), i * UNIFORM_STRIDE));
   device.queue.writeBuffer(uniforms, 0, data);
-  const pipeline = computePipeline(device, withSharedWgsl(readFloorWgsl), 'read_floor', { WG });
-  const groups = plan.chunks.map((c, i) =>
-    device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [c.student.binding, c.teacher.binding, { buffer: mask }, { buffer: states }, { buffer: stateFlags }, { buffer: uniforms, offset: i * UNIFORM_STRIDE, size: PARAMS_BYTES }].map(
-        (resource, binding) => ({ binding, resource }),
-      ),
-    }),
-  );
+  const code = withSharedWgsl(readFloorWgsl);
+  const launches: KernelLaunch[] = plan.chunks.map((c, i) => ({
+    code,
+    label: 'read_floor',
+    constants: { WG },
+    buffers: [c.student.binding, c.teacher.binding, mask, states, stateFlags, { buffer: uniforms, offset: i * UNIFORM_STRIDE, size: PARAMS_BYTES }],
+    workgroups: [c.rows, c.splits],
+  }));
   return {
     encode(encoder) {
       const pass = encoder.beginComputePass({ label: 'read floor probe' });
-      pass.setPipeline(pipeline);
-      plan.chunks.forEach((c, i) => {
-        pass.setBindGroup(0, groups[i]);
-        pass.dispatchWorkgroups(c.rows, c.splits);
-      });
+      for (const k of launches) launch(device, pass, k);
       pass.end();
     },
     destroy() {

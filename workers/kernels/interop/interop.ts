@@ -3,7 +3,7 @@
  */
 import fillPatternWgsl from './fill_pattern.wgsl?raw';
 import affineMapWgsl from './affine_map.wgsl?raw';
-import { bindBuffers, computePipeline, createUniformBuffer, dispatch } from '../../gpu/buffers';
+import { launch, type KernelLaunch } from '../../gpu/launch';
 
 const WG = 64;
 
@@ -19,22 +19,21 @@ export function fillPatternReference(n: number, p: FillPattern): Float64Array {
   return out;
 }
 
+/** Records `k` into `encoder`, or submits it at once when there is none. */
+function run(device: GPUDevice, k: KernelLaunch, encoder?: GPUCommandEncoder): void {
+  const enc = encoder ?? device.createCommandEncoder();
+  launch(device, enc, k);
+  if (!encoder) device.queue.submit([enc.finish()]);
+}
+
 /** Writes the pattern into `out` (f32[n]) on the GPU. */
 export function fillPattern(device: GPUDevice, out: GPUBuffer, n: number, p: FillPattern, encoder?: GPUCommandEncoder): void {
-  const params = new ArrayBuffer(16);
-  new Uint32Array(params, 0, 2).set([n, p.period]);
-  new Float32Array(params, 8, 2).set([p.scale, p.offset]);
-  const pipeline = computePipeline(device, fillPatternWgsl, 'fill_pattern', { WG });
-  const uniform = createUniformBuffer(device, new Uint8Array(params), 'fill_pattern params');
-  dispatch(device, pipeline, bindBuffers(device, pipeline, [out, uniform]), [Math.ceil(n / WG)], encoder);
+  const uniforms = [n, p.period, { f32: p.scale }, { f32: p.offset }];
+  run(device, { code: fillPatternWgsl, label: 'fill_pattern', constants: { WG }, buffers: [out], uniforms, workgroups: [Math.ceil(n / WG)] }, encoder);
 }
 
 /** y = a·x + b on the GPU, x read in place from whatever storage buffer holds it. */
 export function affineMap(device: GPUDevice, x: GPUBuffer, y: GPUBuffer, n: number, a: number, b: number, encoder?: GPUCommandEncoder): void {
-  const params = new ArrayBuffer(16);
-  new Uint32Array(params, 0, 1)[0] = n;
-  new Float32Array(params, 4, 2).set([a, b]);
-  const pipeline = computePipeline(device, affineMapWgsl, 'affine_map', { WG });
-  const uniform = createUniformBuffer(device, new Uint8Array(params), 'affine_map params');
-  dispatch(device, pipeline, bindBuffers(device, pipeline, [x, y, uniform]), [Math.ceil(n / WG)], encoder);
+  const uniforms = [n, { f32: a }, { f32: b }];
+  run(device, { code: affineMapWgsl, label: 'affine_map', constants: { WG }, buffers: [x, y], uniforms, workgroups: [Math.ceil(n / WG)] }, encoder);
 }

@@ -7,7 +7,7 @@
  *   encodeAttentionForward   qkv, keyMask        → ctx, probs [B, H, T, T]
  *   encodeAttentionBackward  dctx, probs, qkv    → dqkv (overwritten), via a scratch dscores
  *
- * Both record into the caller's encoder (see launch.ts); nothing is submitted here.
+ * Both record into the caller's encoder (see gpu/launch.ts); nothing is submitted here.
  * Float64 references: reference-attention.ts.
  *
  * Two implementations of the same contract (`AttentionPath`):
@@ -31,9 +31,9 @@
  *            diagonal included (a causal-aware product could skip up to half of that work).
  */
 import { createStorageBuffer } from '../../gpu/buffers';
-import { isCpuDevice } from '../divergence/plan';
-import { groups, launch } from './launch';
-import { encodeMatmul, matmulTuning, type MatmulShape, type MatmulTuning } from './matmul';
+import { attentionTuning, matmulTuning, type MatmulTuning } from '../../gpu/tuning';
+import { groups, launch } from '../../gpu/launch';
+import { encodeMatmul, type MatmulShape } from './matmul';
 import forwardWgsl from './attention_forward.wgsl?raw';
 import backwardWgsl from './attention_backward.wgsl?raw';
 import headsWgsl from './attention_heads.wgsl?raw';
@@ -66,7 +66,7 @@ const pathPick = new WeakMap<GPUDevice, Promise<AttentionPath>>();
  * one (pickAttentionPath, setAttentionPath), else 'matmul' on CPU adapters and 'fused' on GPUs.
  */
 export function attentionPath(device: GPUDevice, options: AttentionOptions = {}): AttentionPath {
-  return options.path ?? chosenPath.get(device) ?? (isCpuDevice(device) ? 'matmul' : 'fused');
+  return options.path ?? chosenPath.get(device) ?? attentionTuning(device).defaultPath;
 }
 
 /** Forces the path used on `device` (and what pickAttentionPath answers from now on). */
@@ -190,7 +190,7 @@ const largestPowerOfTwoAtMost = (n: number): number => 2 ** Math.floor(Math.log2
  */
 export function attentionWorkgroupSize(device: GPUDevice, options: AttentionOptions = {}): number {
   const limit = Math.min(256, device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
-  return largestPowerOfTwoAtMost(Math.min(options.workgroupSize ?? (isCpuDevice(device) ? 64 : 256), limit));
+  return largestPowerOfTwoAtMost(Math.min(options.workgroupSize ?? attentionTuning(device).workgroupSize, limit));
 }
 
 function uniforms(dims: AttentionDims) {
@@ -244,13 +244,12 @@ export function pickAttentionPath(device: GPUDevice, options: { measure?: boolea
   const cached = pathPick.get(device);
   if (cached) return cached;
   const pending = (async (): Promise<AttentionPath> => {
-    const cpu = isCpuDevice(device);
-    let picked: AttentionPath = 'matmul';
-    if (!cpu || options.measure) {
-      const dims = options.dims ?? (cpu ? { batch: 2, seq: 32, heads: 2, headDim: 16 } : { batch: 4, seq: 256, heads: 12, headDim: 64 });
-      const repeats = cpu ? 2 : 10;
-      const fused = await measureAttentionMs(device, dims, 'fused', repeats);
-      const matmul = await measureAttentionMs(device, dims, 'matmul', repeats);
+    const tuning = attentionTuning(device);
+    let picked: AttentionPath = tuning.defaultPath;
+    if (tuning.measure || options.measure) {
+      const dims = options.dims ?? tuning.measureDims;
+      const fused = await measureAttentionMs(device, dims, 'fused', tuning.measureRepeats);
+      const matmul = await measureAttentionMs(device, dims, 'matmul', tuning.measureRepeats);
       picked = matmul <= fused ? 'matmul' : 'fused';
     }
     // A path forced meanwhile (setAttentionPath) wins over the measurement.

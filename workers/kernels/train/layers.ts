@@ -9,51 +9,15 @@
  * and rstd f32[rows]; γ, β, dγ, dβ f32[width]; token and position ids u32[rows]; wte
  * f32[vocab, width], wpe f32[positions, width]. Float math references: reference-layers.ts.
  */
-import { isCpuDevice } from '../divergence/plan';
+import { layerTuning, type LayerTuning } from '../../gpu/tuning';
 import { createStorageBuffer } from '../../gpu/buffers';
-import { groups, launch } from './launch';
+import { groups, launch } from '../../gpu/launch';
 import layerNormForwardWgsl from './layernorm_forward.wgsl?raw';
 import layerNormBackwardWgsl from './layernorm_backward.wgsl?raw';
 import layerNormParamGradWgsl from './layernorm_param_grad.wgsl?raw';
 import geluWgsl from './gelu.wgsl?raw';
 import addWgsl from './add.wgsl?raw';
 import embeddingWgsl from './embedding.wgsl?raw';
-
-/** Workgroup shapes; `layerTuning(device)` picks one per adapter class. */
-export interface LayerTuning {
-  /** Invocations per workgroup of the per-row (LayerNorm) and elementwise kernels; a power of two. */
-  workgroupSize: number;
-  /**
-   * LayerNorm forward and dx with one invocation per row (no barriers; rows per workgroup =
-   * workgroupSize) instead of one workgroup per row.
-   */
-  layerNormRowPerInvocation: boolean;
-  /** layernorm_param_grad's workgroup: `paramGradColumns` columns × `paramGradLanes` row lanes (a power of two). */
-  paramGradColumns: number;
-  paramGradLanes: number;
-  /** Fewest workgroups layernorm_param_grad should have (column groups × row splits), to fill the device. */
-  minParamGradWorkgroups: number;
-  /** Fewest rows each lane sums in one row split (below it, splitting costs more than it gains). */
-  minRowsPerLane: number;
-}
-
-/**
- * CPU adapters (SwiftShader…): 64-wide workgroups; no row splits (a few cores are full anyway);
- * LayerNorm one row per invocation (on the training bench's 256×128 rows ~15× faster than a
- * workgroup per row, whose ~16 barriers per row each cost SwiftShader a switch per invocation).
- */
-export const CPU_LAYER_TUNING: LayerTuning = { workgroupSize: 64, layerNormRowPerInvocation: true, paramGradColumns: 16, paramGradLanes: 4, minParamGradWorkgroups: 1, minRowsPerLane: 16 };
-
-/** GPUs: 256-wide workgroups, a workgroup per LayerNorm row, 32 columns (128 bytes per row read) × 8 lanes, ≥ 512 workgroups. */
-export const GPU_LAYER_TUNING: LayerTuning = { workgroupSize: 256, layerNormRowPerInvocation: false, paramGradColumns: 32, paramGradLanes: 8, minParamGradWorkgroups: 512, minRowsPerLane: 16 };
-
-const tuningCache = new WeakMap<GPUDevice, LayerTuning>();
-
-export function layerTuning(device: GPUDevice): LayerTuning {
-  let t = tuningCache.get(device);
-  if (!t) tuningCache.set(device, (t = isCpuDevice(device) ? CPU_LAYER_TUNING : GPU_LAYER_TUNING));
-  return t;
-}
 
 // ---------------------------------------------------------------------------------------------
 // checks and dispatch shapes

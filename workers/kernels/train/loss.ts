@@ -6,10 +6,10 @@
  *         loss −w·min(ρA, clip(ρ, 1±ε)·A), A held constant.
  * The per-row weight w carries the mask and the normalisation (e.g. 1/N for counted tokens, 0
  * elsewhere): the total loss is Σ_n stats[n].loss and dlogits is its gradient.
- * Records into the caller's encoder (see launch.ts). Float64 reference: reference-loss.ts.
+ * Records into the caller's encoder (see gpu/launch.ts). Float64 reference: reference-loss.ts.
  */
-import { isCpuDevice } from '../divergence/plan';
-import { launch } from './launch';
+import { lossTuning } from '../../gpu/tuning';
+import { launch } from '../../gpu/launch';
 import lossGradWgsl from './loss_grad.wgsl?raw';
 
 export type LossMode = 'ce' | 'pg';
@@ -62,7 +62,7 @@ const largestPowerOfTwoAtMost = (n: number): number => 2 ** Math.floor(Math.log2
 /** A power of two ≤ 256: the option, else 64 on CPU adapters and 256 on GPUs; one pipeline per device whatever the vocabulary. */
 export function lossWorkgroupSize(device: GPUDevice, options: LossGradOptions = {}): number {
   const limit = Math.min(256, device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
-  return largestPowerOfTwoAtMost(Math.min(options.workgroupSize ?? (isCpuDevice(device) ? 64 : 256), limit));
+  return largestPowerOfTwoAtMost(Math.min(options.workgroupSize ?? lossTuning(device).workgroupSize, limit));
 }
 
 export function encodeLossGrad(

@@ -14,8 +14,8 @@
  *   back through   dh = dlogits·wte; dwte += dlogitsᵀ·h   {} and {transA: true, accumulate: true}
  */
 import { createStorageBuffer } from '../../gpu/buffers';
-import { isCpuDevice } from '../divergence/plan';
-import { groups, launch } from './launch';
+import { matmulPick, matmulTuning, type MatmulTuning } from '../../gpu/tuning';
+import { groups, launch } from '../../gpu/launch';
 import registerWgsl from './matmul_register.wgsl?raw';
 import tiledWgsl from './matmul_tiled.wgsl?raw';
 import columnSumWgsl from './column_sum.wgsl?raw';
@@ -54,42 +54,6 @@ export interface MatmulShape {
   strideC?: number;
 }
 
-/**
- * Invocations per workgroup (and the slice of k per step of the tiled kernel). An invocation owns
- * an 8×8 block of C in the register kernel, 4×4 in the tiled one.
- */
-export interface MatmulTuning {
-  register: { wgX: number; wgY: number };
-  tiled: { wgX: number; wgY: number; bk: number };
-  columnSum: { wgX: number; wgY: number };
-}
-
-/**
- * CPU adapters (SwiftShader on 2 shared cores; differences between these and neighbouring sizes
- * were within the noise): 8 invocations per register-kernel workgroup (64 columns × 8 rows of
- * C); 16 per tiled workgroup (barriers cost SwiftShader a switch per invocation); the column
- * sum without the workgroup tree.
- */
-export const CPU_MATMUL_TUNING: MatmulTuning = {
-  register: { wgX: 8, wgY: 1 },
-  tiled: { wgX: 4, wgY: 4, bk: 16 },
-  columnSum: { wgX: 16, wgY: 1 },
-};
-
-/**
- * GPUs (not measured here): tiled, 64×64 tiles of C per 256-invocation workgroup, 16 of k per
- * step (8.3 KiB of workgroup memory); register, 128×64 per 128 invocations.
- */
-export const GPU_MATMUL_TUNING: MatmulTuning = {
-  register: { wgX: 16, wgY: 8 },
-  tiled: { wgX: 16, wgY: 16, bk: 16 },
-  columnSum: { wgX: 32, wgY: 8 },
-};
-
-export function matmulTuning(device: GPUDevice): MatmulTuning {
-  return isCpuDevice(device) ? CPU_MATMUL_TUNING : GPU_MATMUL_TUNING;
-}
-
 /** Each invocation computes a BLOCK × BLOCK block of C (written out by hand in each kernel). */
 const BLOCK: Record<MatmulVariant, number> = { register: 8, tiled: 4 };
 const U32_LIMIT = 2 ** 32;
@@ -100,7 +64,7 @@ const unusedBias = new WeakMap<GPUDevice, GPUBuffer>();
 
 /** The variant encodeMatmul uses when none is given: the picked or forced one, else a default by adapter class. */
 export function currentMatmulVariant(device: GPUDevice): MatmulVariant {
-  return chosenVariant.get(device) ?? (isCpuDevice(device) ? 'register' : 'tiled');
+  return chosenVariant.get(device) ?? matmulPick(device).defaultVariant;
 }
 
 /** Forces the variant encodeMatmul uses on `device` (and what pickMatmulVariant answers from now on). */
@@ -264,9 +228,7 @@ export function pickMatmulVariant(device: GPUDevice): Promise<MatmulVariant> {
   const cached = pickInFlight.get(device);
   if (cached) return cached;
   const pending = (async (): Promise<MatmulVariant> => {
-    const cpu = isCpuDevice(device);
-    const shape = cpu ? { m: 256, n: 256, k: 256 } : { m: 1024, n: 1024, k: 1024 };
-    const repeats = cpu ? 2 : 10;
+    const { shape, repeats } = matmulPick(device);
     const register = await measureMatmulGflops(device, shape, 'register', repeats);
     const tiled = await measureMatmulGflops(device, shape, 'tiled', repeats);
     // A variant forced meanwhile (setMatmulVariant) wins over the measurement.

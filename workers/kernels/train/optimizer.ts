@@ -22,8 +22,8 @@
  *   word 3  nonFinite  u32  how many tensors have a NaN/Inf sum of squares
  */
 import { createStorageBuffer, readBuffer } from '../../gpu/buffers';
-import { isCpuDevice } from '../divergence/plan';
-import { groups, launch } from './launch';
+import { GPU_OPTIMIZER_TUNING, optimizerTuning, type OptimizerTuning } from '../../gpu/tuning';
+import { groups, launch } from '../../gpu/launch';
 import sumSquaresWgsl from './sum_squares.wgsl?raw';
 import clipScaleWgsl from './clip_scale.wgsl?raw';
 import adamwWgsl from './adamw.wgsl?raw';
@@ -117,28 +117,6 @@ export class OptimizerInputError extends Error {
   }
 }
 
-/** Workgroup sizes and the partial-sum fan-out of the norm reduction. */
-export interface OptimizerTuning {
-  /** Invocations per workgroup of every optimizer kernel; a power of two. */
-  workgroupSize: number;
-  /** Most stage-1 partial sums per tensor in sum_squares (its stage-1 workgroups). */
-  maxPartials: number;
-  /**
-   * Most workgroups of the element-wise kernels (adamw, lora_*); beyond that, invocations step
-   * through the tensor. Also capped by the adapter's workgroups per dimension (65535 at least).
-   */
-  maxWorkgroups: number;
-}
-
-/** CPU adapters (SwiftShader, lavapipe): 64-wide workgroups, few partial sums. */
-export const CPU_OPTIMIZER_TUNING: Readonly<OptimizerTuning> = Object.freeze({ workgroupSize: 64, maxPartials: 64, maxWorkgroups: 65535 });
-/** GPUs: 256-wide workgroups and up to 1024 of them per tensor norm (enough to fill the device). */
-export const GPU_OPTIMIZER_TUNING: Readonly<OptimizerTuning> = Object.freeze({ workgroupSize: 256, maxPartials: 1024, maxWorkgroups: 65535 });
-
-export function defaultOptimizerTuning(device: GPUDevice): Readonly<OptimizerTuning> {
-  return isCpuDevice(device) ? CPU_OPTIMIZER_TUNING : GPU_OPTIMIZER_TUNING;
-}
-
 /** Each stage-1 invocation of sum_squares handles at least this many elements. */
 const MIN_ELEMENTS_PER_INVOCATION = 4;
 export const CLIP_BYTES = 16;
@@ -203,7 +181,7 @@ export interface SumSquaresArgs {
  * workgroupSize·4 elements, else two (partial sums, then their total). A NaN or ±Inf element
  * makes the slot NaN or +Inf; so does a sum beyond float32's range (a norm above ~1.8e19).
  */
-export function encodeSumSquares(device: GPUDevice, encoder: GPUCommandEncoder, args: SumSquaresArgs, tuning = defaultOptimizerTuning(device)): void {
+export function encodeSumSquares(device: GPUDevice, encoder: GPUCommandEncoder, args: SumSquaresArgs, tuning = optimizerTuning(device)): void {
   const { input, count, norms, slot } = args;
   checkCount('sum of squares', count);
   if (!Number.isInteger(slot) || slot < 0) throw new OptimizerInputError('bad-parameter', `sum of squares: slot ${slot} is not an index`);
@@ -256,7 +234,7 @@ export interface ClipScaleArgs {
  * Records the global norm √Σ norms, the clipping factor min(1, maxNorm/(norm + 1e-6)) and the
  * finite flag into `clip` (layout in the header).
  */
-export function encodeClipScale(device: GPUDevice, encoder: GPUCommandEncoder, args: ClipScaleArgs, tuning = defaultOptimizerTuning(device)): void {
+export function encodeClipScale(device: GPUDevice, encoder: GPUCommandEncoder, args: ClipScaleArgs, tuning = optimizerTuning(device)): void {
   const { norms, count, clip, maxNorm } = args;
   checkCount('clip scale', count);
   if (!Number.isFinite(maxNorm)) throw new OptimizerInputError('bad-parameter', `clip scale: maxNorm ${maxNorm} is not finite`);
@@ -384,7 +362,7 @@ export function adamWUniforms(count: number, weightDecay: number, o: Pick<AdamWS
  * Records one AdamW step on one tensor (kernel header: adamw.wgsl). Skipped, leaving param, m
  * and v bit-identical, when the clip buffer's finite flag is 0.
  */
-export function encodeAdamW(device: GPUDevice, encoder: GPUCommandEncoder, t: AdamWTensor, o: AdamWStepOptions, tuning = defaultOptimizerTuning(device)): void {
+export function encodeAdamW(device: GPUDevice, encoder: GPUCommandEncoder, t: AdamWTensor, o: AdamWStepOptions, tuning = optimizerTuning(device)): void {
   checkCount('AdamW', t.count);
   const bytes = t.count * 4;
   checkSize('AdamW param', t.param, bytes);
@@ -448,7 +426,7 @@ export interface LoraMergeArgs extends LoraShape {
 }
 
 /** Records W_eff = W + s·A·B (lora_merge.wgsl). */
-export function encodeLoraMerge(device: GPUDevice, encoder: GPUCommandEncoder, args: LoraMergeArgs, tuning = defaultOptimizerTuning(device)): void {
+export function encodeLoraMerge(device: GPUDevice, encoder: GPUCommandEncoder, args: LoraMergeArgs, tuning = optimizerTuning(device)): void {
   checkLoraShape('LoRA merge', args);
   const { inDim, outDim, rank } = args;
   checkSize('LoRA merge W', args.weight, inDim * outDim * 4);
@@ -480,7 +458,7 @@ export interface LoraGradArgs extends LoraShape {
 }
 
 /** Records dA (=|+=) s·dW·Bᵀ and dB (=|+=) s·Aᵀ·dW (lora_grad.wgsl, two dispatches). */
-export function encodeLoraGrad(device: GPUDevice, encoder: GPUCommandEncoder, args: LoraGradArgs, tuning = defaultOptimizerTuning(device)): void {
+export function encodeLoraGrad(device: GPUDevice, encoder: GPUCommandEncoder, args: LoraGradArgs, tuning = optimizerTuning(device)): void {
   checkLoraShape('LoRA grad', args);
   const { inDim, outDim, rank } = args;
   checkSize('LoRA grad dW', args.dW, inDim * outDim * 4);
