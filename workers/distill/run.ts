@@ -205,6 +205,8 @@ export class DistillRun {
     let entropy = 0;
     try {
       const teacherBuffer = teacher.logits.gpuBuffer as GPUBuffer;
+      // The student's one forward of the step: the divergences against the teacher come from it,
+      // and the loss gradient and backward run on its activations.
       const div = await this.trainer.divergencesAgainst(sequences, teacherBuffer, { temperature: o.temperature, teacherVocab: teacher.vocab });
       const rows = div.rows;
       let n = 0;
@@ -221,12 +223,12 @@ export class DistillRun {
       sampledKL /= Math.max(1, completionTokens);
       if (o.objective === 'opd-sampled') {
         const train = sequences.map((s, b) => ({ ...s, advantages: discounted(k[b], s.weights, o.discount).map((x) => -o.klCoef * x) }));
-        report = await this.trainer.trainStep([train], { kind: 'pg', temperature: o.temperature, clipEpsilon: o.clipEpsilon });
+        report = await this.trainer.trainStep([train], { kind: 'pg', temperature: o.temperature, clipEpsilon: o.clipEpsilon }, { forward: div.forward });
       } else if (o.objective === 'opd-full') {
-        report = await this.trainer.trainStep([sequences], { kind: 'kl', temperature: o.temperature, teacherLogits: teacherBuffer, teacherVocab: teacher.vocab });
+        report = await this.trainer.trainStep([sequences], { kind: 'kl', temperature: o.temperature, teacherLogits: teacherBuffer, teacherVocab: teacher.vocab }, { forward: div.forward });
       } else if (o.objective === 'sft') {
         // Off-policy: the sampler's log-probs are the teacher's; cross-entropy needs none.
-        report = await this.trainer.trainStep([sequences.map((s) => ({ tokens: s.tokens, weights: s.weights }))], { kind: 'ce', temperature: 1 });
+        report = await this.trainer.trainStep([sequences.map((s) => ({ tokens: s.tokens, weights: s.weights }))], { kind: 'ce', temperature: 1 }, { forward: div.forward });
       } else {
         const groupMean = new Map<number, number>();
         samples.forEach((s, i) => groupMean.set(s.completion.promptIndex, (groupMean.get(s.completion.promptIndex) ?? 0) + rewards[i] / o.groupSize));
@@ -234,7 +236,7 @@ export class DistillRun {
           const adv = rewards[i] - groupMean.get(samples[i].completion.promptIndex)!;
           return { ...s, advantages: s.weights.map((w) => (w !== 0 ? adv : 0)) };
         });
-        report = await this.trainer.trainStep([train], { kind: 'pg', temperature: o.temperature, clipEpsilon: o.clipEpsilon });
+        report = await this.trainer.trainStep([train], { kind: 'pg', temperature: o.temperature, clipEpsilon: o.clipEpsilon }, { forward: div.forward });
       }
     } finally {
       teacher.logits.dispose();
