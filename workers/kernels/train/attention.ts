@@ -33,11 +33,15 @@
 import { createStorageBuffer } from '../../gpu/buffers';
 import { attentionTuning, matmulTuning, type MatmulTuning } from '../../gpu/tuning';
 import { groups, launch } from '../../gpu/launch';
+import { withTrainPrelude } from './prelude';
 import { encodeMatmul, type MatmulShape } from './matmul';
-import forwardWgsl from './attention_forward.wgsl?raw';
-import backwardWgsl from './attention_backward.wgsl?raw';
+import forwardKernel from './attention_forward.wgsl?raw';
+import backwardKernel from './attention_backward.wgsl?raw';
 import headsWgsl from './attention_heads.wgsl?raw';
 import rowsWgsl from './attention_rows.wgsl?raw';
+
+const forwardWgsl = withTrainPrelude(forwardKernel);
+const backwardWgsl = withTrainPrelude(backwardKernel);
 
 export interface AttentionDims {
   batch: number;

@@ -26,6 +26,8 @@ override WG: u32 = 64;
 // pipeline serves every batch shape of a bucket; bigger arrays cost SwiftShader compile time).
 override MAX_T: u32 = 256u;
 override MAX_D: u32 = 64u;
+// prelude.wgsl: trees over the workgroup (WG slots), group sums over G·D ≤ max(WG, MAX_D) slots.
+override REDUCE_SLOTS: u32 = max(WG, MAX_D);
 
 struct Params {
   batch: u32,
@@ -44,23 +46,6 @@ struct Params {
 
 var<workgroup> o: array<f32, MAX_D>;
 var<workgroup> s: array<f32, MAX_T>;
-var<workgroup> red: array<f32, WG>;
-var<workgroup> partialA: array<f32, max(WG, MAX_D)>;
-var<workgroup> partialB: array<f32, max(WG, MAX_D)>;
-
-fn reduceSum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      red[lid] = red[lid] + red[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 
 @compute @workgroup_size(WG)
 fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -93,7 +78,7 @@ fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     }
     s[j] = dp;
   }
-  let delta = reduceSum(localDelta, lid);
+  let delta = workgroupSum(localDelta, lid, WG);
 
   for (var j = lid; j < T; j = j + WG) {
     var ds = 0.0;
@@ -117,15 +102,11 @@ fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
       let k = qkv[(b * T + j) * 3u * E + E + h * D + d];
       acc = acc + select(0.0, ds * k, ds != 0.0);
     }
-    partialA[c] = acc;
+    reduceScratch2[c] = vec2<f32>(acc, 0.0);
   }
   workgroupBarrier();
   for (var d = lid; d < D; d = d + WG) {
-    var total = 0.0;
-    for (var g = 0u; g < G; g = g + 1u) {
-      total = total + partialA[g * D + d];
-    }
-    dqkv[row * 3u * E + h * D + d] = total * params.scale;
+    dqkv[row * 3u * E + h * D + d] = groupSum2(d, D, G).x * params.scale;
   }
 }
 
@@ -157,18 +138,12 @@ fn keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       accK = accK + select(0.0, ds * qi, ds != 0.0);
       accV = accV + select(0.0, p * doi, p != 0.0);
     }
-    partialA[c] = accK;
-    partialB[c] = accV;
+    reduceScratch2[c] = vec2<f32>(accK, accV);
   }
   workgroupBarrier();
   for (var d = lid; d < D; d = d + WG) {
-    var totalK = 0.0;
-    var totalV = 0.0;
-    for (var g = 0u; g < G; g = g + 1u) {
-      totalK = totalK + partialA[g * D + d];
-      totalV = totalV + partialB[g * D + d];
-    }
-    dqkv[row * 3u * E + E + h * D + d] = totalK * params.scale;
-    dqkv[row * 3u * E + 2u * E + h * D + d] = totalV;
+    let total = groupSum2(d, D, G);
+    dqkv[row * 3u * E + E + h * D + d] = total.x * params.scale;
+    dqkv[row * 3u * E + 2u * E + h * D + d] = total.y;
   }
 }

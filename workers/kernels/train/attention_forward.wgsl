@@ -22,6 +22,8 @@ override WG: u32 = 64;
 // pipeline serves every batch shape of a bucket; bigger arrays cost SwiftShader compile time).
 override MAX_T: u32 = 256u;
 override MAX_D: u32 = 64u;
+// prelude.wgsl: trees over the workgroup (WG slots), group sums over G·D ≤ max(WG, MAX_D) slots.
+override REDUCE_SLOTS: u32 = max(WG, MAX_D);
 const LOWEST: f32 = -0x1.fffffep+127f; // -f32 max
 
 struct Params {
@@ -40,36 +42,6 @@ struct Params {
 
 var<workgroup> q: array<f32, MAX_D>;
 var<workgroup> s: array<f32, MAX_T>;
-var<workgroup> red: array<f32, WG>;
-var<workgroup> partial: array<f32, max(WG, MAX_D)>;
-
-fn reduceMax(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      red[lid] = max(red[lid], red[lid + stride]);
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduceSum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      red[lid] = red[lid] + red[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -116,7 +88,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     s[j] = score;
   }
-  let m = reduceMax(localMax, lid);
+  let m = workgroupMax(localMax, lid, WG);
 
   var localSum = 0.0;
   for (var j = lid; j <= i; j = j + WG) {
@@ -125,7 +97,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     localSum = localSum + e;
   }
   // ≥ 1: the maximum's own term is exp(0).
-  let inv = 1.0 / reduceSum(localSum, lid);
+  let inv = 1.0 / workgroupSum(localSum, lid, WG);
 
   for (var j = lid; j < T; j = j + WG) {
     var p = 0.0;
@@ -138,7 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
 
   // ctx_i[d] = Σ_j P_ij v_j[d]: G = WG / D groups of D invocations (one group of WG when D > WG),
-  // group g summing the keys j ≡ g (mod G) into partial[g·D + d]; then the groups are added.
+  // group g summing the keys j ≡ g (mod G) into slot g·D + d; then the groups are added.
   let G = max(1u, WG / D);
   for (var c = lid; c < G * D; c = c + WG) {
     let g = c / D;
@@ -149,14 +121,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let v = qkv[(b * T + j) * 3u * E + 2u * E + h * D + d];
       acc = acc + select(0.0, p * v, p != 0.0);
     }
-    partial[c] = acc;
+    reduceScratch2[c] = vec2<f32>(acc, 0.0);
   }
   workgroupBarrier();
   for (var d = lid; d < D; d = d + WG) {
-    var total = 0.0;
-    for (var g = 0u; g < G; g = g + 1u) {
-      total = total + partial[g * D + d];
-    }
-    ctx[ctxBase + d] = total;
+    ctx[ctxBase + d] = groupSum2(d, D, G).x;
   }
 }

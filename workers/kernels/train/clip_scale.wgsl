@@ -9,6 +9,7 @@
 // Dispatch: (1) workgroup of WG invocations.
 
 override WG: u32 = 64;
+override REDUCE_SLOTS: u32 = WG; // prelude.wgsl: one tree over the workgroup
 
 struct Params {
   count: u32,
@@ -27,9 +28,6 @@ struct Clip {
 @group(0) @binding(1) var<storage, read_write> clip: Clip;
 @group(0) @binding(2) var<uniform> params: Params;
 
-var<workgroup> sums: array<f32, WG>;
-var<workgroup> bad: array<u32, WG>;
-
 fn isFinite(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
@@ -43,19 +41,13 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     sum += x;
     nonFinite += select(1u, 0u, isFinite(x));
   }
-  sums[lid] = sum;
-  bad[lid] = nonFinite;
-  workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (lid < half) {
-      sums[lid] += sums[lid + half];
-      bad[lid] += bad[lid + half];
-    }
-    workgroupBarrier();
-  }
+  // (Σ norms, count of non-finite slots) in one tree; the counts are whole numbers below 2^24,
+  // so their f32 sums are exact.
+  let sums = workgroupSum2(vec2<f32>(sum, f32(nonFinite)), lid, WG);
+  let bad = u32(sums.y);
   if (lid == 0u) {
-    let total = sqrt(sums[0]);
-    let finite = isFinite(total) && bad[0] == 0u;
+    let total = sqrt(sums.x);
+    let finite = isFinite(total) && bad == 0u;
     var scale = 1.0;
     if (finite && params.maxNorm > 0.0) {
       scale = min(1.0, params.maxNorm / (total + 1e-6));
@@ -63,6 +55,6 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     clip.scale = scale;
     clip.norm = total;
     clip.finite = select(0u, 1u, finite);
-    clip.nonFinite = bad[0];
+    clip.nonFinite = bad;
   }
 }

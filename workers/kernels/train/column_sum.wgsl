@@ -11,7 +11,7 @@ override WG_X: u32 = 32;
 override WG_Y: u32 = 8;
 override ACCUMULATE: bool = false;
 
-override PARTIALS: u32 = WG_X * WG_Y;
+override REDUCE_SLOTS: u32 = WG_X * WG_Y; // prelude.wgsl: a tree per column
 
 struct Params {
   rows: u32,
@@ -21,8 +21,6 @@ struct Params {
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
-
-var<workgroup> partial: array<f32, PARTIALS>;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -50,15 +48,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   var total = (s.x + s.y) + (s.z + s.w);
 
   if (WG_Y > 1u) {
-    partial[lid.y * WG_X + lid.x] = total;
-    for (var half = WG_Y / 2u; half > 0u; half /= 2u) {
-      workgroupBarrier();
-      if (lid.y < half) {
-        partial[lid.y * WG_X + lid.x] += partial[(lid.y + half) * WG_X + lid.x];
-      }
-    }
-    workgroupBarrier();
-    total = partial[lid.x];
+    total = columnReduce(total, REDUCE_ADD, lid.x, WG_X, lid.y, WG_Y);
   }
 
   if (inside && lid.y == 0u) {

@@ -16,6 +16,7 @@
 
 override WG: u32 = 256;
 override ACCUMULATE: bool = false;
+override REDUCE_SLOTS: u32 = WG; // prelude.wgsl: one tree over the workgroup (main)
 
 struct Params {
   rows: u32,
@@ -29,8 +30,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> gamma: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
-
-var<workgroup> scratch: array<vec2<f32>, WG>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -54,15 +53,7 @@ fn main(
     let xhat = (x[base + e] - mu) * rstd;
     s += vec2<f32>(g, g * xhat);
   }
-  scratch[lid] = s;
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    workgroupBarrier();
-    if (lid < half) {
-      scratch[lid] += scratch[lid + half];
-    }
-  }
-  workgroupBarrier();
-  let means = scratch[0] / f32(width);
+  let means = workgroupSum2(s, lid, WG) / f32(width);
 
   for (var e = lid; e < width; e += WG) {
     let g = gamma[e] * dy[base + e];

@@ -20,6 +20,7 @@
 //           the end: shorter chains of rounding, and independent adds.
 
 override WG: u32 = 256;
+override REDUCE_SLOTS: u32 = WG; // prelude.wgsl: one tree over the workgroup (main)
 
 struct Params {
   rows: u32,
@@ -34,23 +35,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> meanOut: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rstdOut: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
-
-var<workgroup> scratch: array<f32, WG>;
-
-// The workgroup's sum of `v`, the same value in every invocation. Called in uniform control flow.
-fn workgroupSum(lid: u32, v: f32) -> f32 {
-  scratch[lid] = v;
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    workgroupBarrier();
-    if (lid < half) {
-      scratch[lid] += scratch[lid + half];
-    }
-  }
-  workgroupBarrier();
-  let total = scratch[0];
-  workgroupBarrier(); // every invocation has read the total before scratch is written again
-  return total;
-}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -69,14 +53,14 @@ fn main(
   for (var e = lid; e < width; e += WG) {
     s += x[base + e];
   }
-  let mu = workgroupSum(lid, s) / f32(width);
+  let mu = workgroupSum(s, lid, WG) / f32(width);
 
   var q = 0.0;
   for (var e = lid; e < width; e += WG) {
     let d = x[base + e] - mu;
     q += d * d;
   }
-  let rstd = 1.0 / sqrt(workgroupSum(lid, q) / f32(width) + params.eps);
+  let rstd = 1.0 / sqrt(workgroupSum(q, lid, WG) / f32(width) + params.eps);
 
   for (var e = lid; e < width; e += WG) {
     y[base + e] = (x[base + e] - mu) * rstd * gamma[e] + beta[e];

@@ -26,7 +26,7 @@ override WG_Y: u32 = 8;
 override ACCUMULATE: bool = false;
 override WG: u32 = 256;
 
-override LANES: u32 = WG_X * WG_Y;
+override REDUCE_SLOTS: u32 = WG_X * WG_Y; // prelude.wgsl: a tree per column (main)
 
 struct Params {
   rows: u32,
@@ -54,8 +54,6 @@ struct FinalizeParams {
 @group(0) @binding(2) var<storage, read_write> dGamma: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dBeta: array<f32>;
 @group(0) @binding(4) var<uniform> fparams: FinalizeParams;
-
-var<workgroup> scratch: array<vec2<f32>, LANES>;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -87,15 +85,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   var total = a + b;
 
   if (WG_Y > 1u) {
-    scratch[lid.y * WG_X + lid.x] = total;
-    for (var half = WG_Y / 2u; half > 0u; half /= 2u) {
-      workgroupBarrier();
-      if (lid.y < half) {
-        scratch[lid.y * WG_X + lid.x] += scratch[(lid.y + half) * WG_X + lid.x];
-      }
-    }
-    workgroupBarrier();
-    total = scratch[lid.x];
+    total = columnSum2(total, lid.x, WG_X, lid.y, WG_Y);
   }
 
   if (inside && lid.y == 0u) {

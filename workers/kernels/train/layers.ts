@@ -12,12 +12,17 @@
 import { layerTuning, type LayerTuning } from '../../gpu/tuning';
 import { createStorageBuffer } from '../../gpu/buffers';
 import { groups, launch } from '../../gpu/launch';
-import layerNormForwardWgsl from './layernorm_forward.wgsl?raw';
-import layerNormBackwardWgsl from './layernorm_backward.wgsl?raw';
-import layerNormParamGradWgsl from './layernorm_param_grad.wgsl?raw';
+import { withTrainPrelude } from './prelude';
+import layerNormForwardKernel from './layernorm_forward.wgsl?raw';
+import layerNormBackwardKernel from './layernorm_backward.wgsl?raw';
+import layerNormParamGradKernel from './layernorm_param_grad.wgsl?raw';
 import geluWgsl from './gelu.wgsl?raw';
 import addWgsl from './add.wgsl?raw';
 import embeddingWgsl from './embedding.wgsl?raw';
+
+const layerNormForwardWgsl = withTrainPrelude(layerNormForwardKernel);
+const layerNormBackwardWgsl = withTrainPrelude(layerNormBackwardKernel);
+const layerNormParamGradWgsl = withTrainPrelude(layerNormParamGradKernel);
 
 // ---------------------------------------------------------------------------------------------
 // checks and dispatch shapes

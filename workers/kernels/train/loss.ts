@@ -10,7 +10,10 @@
  */
 import { lossTuning } from '../../gpu/tuning';
 import { launch } from '../../gpu/launch';
-import lossGradWgsl from './loss_grad.wgsl?raw';
+import { withTrainPrelude } from './prelude';
+import lossGradKernel from './loss_grad.wgsl?raw';
+
+const lossGradWgsl = withTrainPrelude(lossGradKernel);
 
 export type LossMode = 'ce' | 'pg';
 

@@ -25,6 +25,7 @@
 //   row n = wid.y·gridX + wid.x; invocation lid reads elements lid, lid + WG, … (coalesced).
 
 override WG: u32 = 64;
+override REDUCE_SLOTS: u32 = WG; // prelude.wgsl: one tree over the workgroup
 
 const LOWEST: f32 = -0x1.fffffep+127f; // -f32 max
 const HIGHEST: f32 = 0x1.fffffep+127f; // f32 max
@@ -47,36 +48,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
 @group(0) @binding(6) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(7) var<uniform> params: Params;
-
-var<workgroup> red: array<f32, WG>;
-
-fn reduceMax(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      red[lid] = max(red[lid], red[lid + stride]);
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduceSum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      red[lid] = red[lid] + red[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -105,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var v = lid; v < V; v = v + WG) {
     localMax = max(localMax, logits[base + v]);
   }
-  let m = reduceMax(localMax, lid);
+  let m = workgroupMax(localMax, lid, WG);
 
   let invT = params.invTemperature;
   var localZ = 0.0;
@@ -116,8 +87,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     localZ = localZ + e;
     localW = localW + select(0.0, e * u, e > 0.0);
   }
-  let Z = reduceSum(localZ, lid);
-  let W = reduceSum(localW, lid);
+  let Z = workgroupSum(localZ, lid, WG);
+  let W = workgroupSum(localW, lid, WG);
   let logZ = log(Z);
   let entropy = logZ - W / Z;
 

@@ -16,9 +16,12 @@
 import { createStorageBuffer } from '../../gpu/buffers';
 import { matmulPick, matmulTuning, type MatmulTuning } from '../../gpu/tuning';
 import { groups, launch } from '../../gpu/launch';
+import { withTrainPrelude } from './prelude';
 import registerWgsl from './matmul_register.wgsl?raw';
 import tiledWgsl from './matmul_tiled.wgsl?raw';
-import columnSumWgsl from './column_sum.wgsl?raw';
+import columnSumKernel from './column_sum.wgsl?raw';
+
+const columnSumWgsl = withTrainPrelude(columnSumKernel);
 
 export type MatmulVariant = 'register' | 'tiled';
 

@@ -24,11 +24,15 @@
 import { createStorageBuffer, readBuffer } from '../../gpu/buffers';
 import { GPU_OPTIMIZER_TUNING, optimizerTuning, type OptimizerTuning } from '../../gpu/tuning';
 import { groups, launch } from '../../gpu/launch';
-import sumSquaresWgsl from './sum_squares.wgsl?raw';
-import clipScaleWgsl from './clip_scale.wgsl?raw';
+import { withTrainPrelude } from './prelude';
+import sumSquaresKernel from './sum_squares.wgsl?raw';
+import clipScaleKernel from './clip_scale.wgsl?raw';
 import adamwWgsl from './adamw.wgsl?raw';
 import loraMergeWgsl from './lora_merge.wgsl?raw';
 import loraGradWgsl from './lora_grad.wgsl?raw';
+
+const sumSquaresWgsl = withTrainPrelude(sumSquaresKernel);
+const clipScaleWgsl = withTrainPrelude(clipScaleKernel);
 
 // ---------------------------------------------------------------------------------------------
 // Hyper-parameters and schedule

@@ -12,6 +12,7 @@
 
 override WG: u32 = 64;
 override SQUARE: bool = true;
+override REDUCE_SLOTS: u32 = WG; // prelude.wgsl: one tree over the workgroup
 
 struct Params {
   count: u32,
@@ -21,8 +22,6 @@ struct Params {
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read_write> output: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
-
-var<workgroup> sums: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -40,16 +39,9 @@ fn main(
       sum += x;
     }
   }
-  sums[lid] = sum;
-  workgroupBarrier();
   // Tree reduction; WG is a power of two.
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (lid < half) {
-      sums[lid] += sums[lid + half];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroupSum(sum, lid, WG);
   if (lid == 0u) {
-    output[params.outOffset + wid.x] = sums[0];
+    output[params.outOffset + wid.x] = total;
   }
 }
