@@ -547,7 +547,7 @@ export interface SelfCheckOptions {
   randomCases?: number;
   /** Only the cases whose name contains this. */
   only?: string;
-  /** Workgroup sizes and slicing to use instead of the device's default (e.g. GPU_TUNING on a CPU adapter). */
+  /** Workgroup sizes and slicing to use instead of the device's default (e.g. GPU_DIVERGENCE_TUNING on a CPU adapter). */
   tuning?: DivergenceTuning;
 }
 
