@@ -6,7 +6,7 @@
 import type { ModelFolder } from '../models/folder';
 import { familyNames } from '../models/registry';
 import { decoderRunner, openSamplingSession } from '../sampling/runner';
-import { sampleCompletions, type DecoderRunner } from '../sampling/sampler';
+import { sampleCompletions, type Completion, type DecoderRunner } from '../sampling/sampler';
 import type { LabTokenizer } from '../models/tokenizer';
 import type { LabTask } from '../tasks/task';
 
@@ -16,6 +16,48 @@ export interface FolderEvaluation {
   correct: number;
   accuracy: number;
   examples: { prompt: string; completion: string; correct: boolean; reason?: string }[];
+}
+
+/** One greedy answer: its prompt (text and ids) and the sampler's completion. */
+export interface GreedySample {
+  prompt: string;
+  promptIds: number[];
+  completion: Completion;
+}
+
+/**
+ * Greedy answers of `runner`'s model to the task's first `count` eval prompts, `batch` prompts at
+ * a time, verified; with the answers themselves (what the run scores against its teacher).
+ */
+export async function evaluateGreedy(
+  runner: DecoderRunner,
+  tokenizer: LabTokenizer,
+  eosTokenId: number | null,
+  task: LabTask,
+  count: number,
+  maxTokens: number,
+  batch = 64,
+): Promise<{ evaluation: FolderEvaluation; samples: GreedySample[] }> {
+  const prompts = task.evalPrompts(count);
+  const examples: FolderEvaluation['examples'] = [];
+  const samples: GreedySample[] = [];
+  let correct = 0;
+  for (let start = 0; start < prompts.length; start += batch) {
+    const chunk = prompts.slice(start, start + batch);
+    const ids = chunk.map((p) => tokenizer.encode(p));
+    const completions = await sampleCompletions(runner, {
+      prompts: ids, n: 1, maxTokens, seed: 0, eosTokenId, sampling: { temperature: 0, topK: 0, topP: 1 },
+    });
+    for (const c of completions) {
+      const prompt = chunk[c.promptIndex];
+      const completion = tokenizer.decode(c.tokens, { skipSpecialTokens: true });
+      const verdict = task.verify(prompt, completion);
+      if (verdict.correct) correct++;
+      examples.push({ prompt, completion, correct: verdict.correct, ...(verdict.reason ? { reason: verdict.reason } : {}) });
+      samples.push({ prompt, promptIds: ids[c.promptIndex], completion: c });
+    }
+  }
+  return { evaluation: { task: task.name, prompts: prompts.length, correct, accuracy: correct / Math.max(1, prompts.length), examples }, samples };
 }
 
 /** Greedy answers of `runner`'s model to the task's first `count` eval prompts, verified. */
@@ -28,23 +70,7 @@ export async function evaluateRunner(
   maxTokens: number,
   batch = 64,
 ): Promise<FolderEvaluation> {
-  const prompts = task.evalPrompts(count);
-  const examples: FolderEvaluation['examples'] = [];
-  let correct = 0;
-  for (let start = 0; start < prompts.length; start += batch) {
-    const chunk = prompts.slice(start, start + batch);
-    const completions = await sampleCompletions(runner, {
-      prompts: chunk.map((p) => tokenizer.encode(p)), n: 1, maxTokens, seed: 0, eosTokenId, sampling: { temperature: 0, topK: 0, topP: 1 },
-    });
-    for (const c of completions) {
-      const prompt = chunk[c.promptIndex];
-      const completion = tokenizer.decode(c.tokens, { skipSpecialTokens: true });
-      const verdict = task.verify(prompt, completion);
-      if (verdict.correct) correct++;
-      examples.push({ prompt, completion, correct: verdict.correct, ...(verdict.reason ? { reason: verdict.reason } : {}) });
-    }
-  }
-  return { task: task.name, prompts: prompts.length, correct, accuracy: correct / Math.max(1, prompts.length), examples };
+  return (await evaluateGreedy(runner, tokenizer, eosTokenId, task, count, maxTokens, batch)).evaluation;
 }
 
 /** Held-out accuracy of a model folder, run from its own ONNX. */

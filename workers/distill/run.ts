@@ -36,11 +36,13 @@ import type { TrainSequence } from '../train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import type { LabTask } from '../tasks/task';
 import type { TaskInfo } from '../tasks/registry';
-import { evaluateRunner } from './evaluate';
+import { evaluateGreedy, evaluateRunner } from './evaluate';
+import { OBJECTIVE_DEFINITIONS } from './objectives';
 import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions } from './options';
 import type { EvalMetrics, FlopCount, StepMetrics } from '../contract/run';
 
 export type { EvalMetrics, FlopCount, StepMetrics };
+export { discounted } from './objectives';
 
 export { OBJECTIVES, DEFAULT_DISTILL, DistillError, validateOptions, type ObjectiveName, type DistillOptions } from './options';
 
@@ -184,8 +186,9 @@ export class DistillRun {
     const seed = o.seed * 1_000_003 + this.state.step;
     const flops = this.state.flops;
     const tokensOf = (s: Sampled[]) => s.reduce((a, x) => a + x.promptIds.length + x.completion.tokens.length, 0);
+    const definition = OBJECTIVE_DEFINITIONS[o.objective];
     let samples: Sampled[];
-    if (o.objective === 'sft') {
+    if (definition.sampler === 'teacher') {
       samples = await this.sample(await this.teacherSampler(), prompts, o.groupSize, seed, o.temperature);
       flops.teacherScoring += 2 * this.pTeacher * tokensOf(samples);
     } else {
@@ -198,7 +201,7 @@ export class DistillRun {
     // The teacher's forward over every sample (all objectives: its KL is every run's yardstick).
     const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens));
     // Counted only where the method needs it (OPD); for sft and rl it only feeds the metrics.
-    if (o.objective === 'opd-sampled' || o.objective === 'opd-full') flops.teacherScoring += 2 * this.pTeacher * realTokens;
+    if (definition.teacherForwardCounts) flops.teacherScoring += 2 * this.pTeacher * realTokens;
     let report: StepReport;
     let sampledKL = 0;
     let reverseKL = 0;
@@ -221,23 +224,12 @@ export class DistillRun {
       reverseKL /= Math.max(1, n);
       entropy /= Math.max(1, n);
       sampledKL /= Math.max(1, completionTokens);
-      if (o.objective === 'opd-sampled') {
-        const train = sequences.map((s, b) => ({ ...s, advantages: discounted(k[b], s.weights, o.discount).map((x) => -o.klCoef * x) }));
-        report = await this.trainer.trainStep([train], { kind: 'pg', temperature: o.temperature, clipEpsilon: o.clipEpsilon }, { forward: div.forward });
-      } else if (o.objective === 'opd-full') {
-        report = await this.trainer.trainStep([sequences], { kind: 'kl', temperature: o.temperature, teacherLogits: teacherBuffer, teacherVocab: teacher.vocab }, { forward: div.forward });
-      } else if (o.objective === 'sft') {
-        // Off-policy: the sampler's log-probs are the teacher's; cross-entropy needs none.
-        report = await this.trainer.trainStep([sequences.map((s) => ({ tokens: s.tokens, weights: s.weights }))], { kind: 'ce', temperature: 1 }, { forward: div.forward });
-      } else {
-        const groupMean = new Map<number, number>();
-        samples.forEach((s, i) => groupMean.set(s.completion.promptIndex, (groupMean.get(s.completion.promptIndex) ?? 0) + rewards[i] / o.groupSize));
-        const train = sequences.map((s, i) => {
-          const adv = rewards[i] - groupMean.get(samples[i].completion.promptIndex)!;
-          return { ...s, advantages: s.weights.map((w) => (w !== 0 ? adv : 0)) };
-        });
-        report = await this.trainer.trainStep([train], { kind: 'pg', temperature: o.temperature, clipEpsilon: o.clipEpsilon }, { forward: div.forward });
-      }
+      const train = definition.train({
+        options: o, sequences, sampledKL: k, rewards,
+        promptIndex: samples.map((s) => s.completion.promptIndex),
+        teacher: { logits: teacherBuffer, vocab: teacher.vocab },
+      });
+      report = await this.trainer.trainStep([train.sequences], train.objective, { forward: div.forward });
     } finally {
       teacher.logits.dispose();
     }
@@ -258,12 +250,13 @@ export class DistillRun {
     };
   }
 
-  /** Held-out accuracy of greedy answers, and their mean reverse KL to the teacher. */
+  /**
+   * Held-out accuracy of greedy answers (evaluateGreedy, the path every evaluation takes; all the
+   * prompts in one batch), and their mean reverse KL to the teacher; the kept task's accuracy.
+   */
   async evaluate(count = this.state.options.evalPrompts): Promise<EvalMetrics> {
-    const prompts = this.task.evalPrompts(count);
-    const samples = await this.sample(this.studentRunner, prompts, 1, 0, 0);
-    const verdicts = samples.map((s) => this.task.verify(s.prompt, this.text(s.completion)));
-    const { sequences } = this.sequences(samples);
+    const greedy = await evaluateGreedy(this.studentRunner, this.tokenizer, this.eos, this.task, count, this.state.options.maxTokens, count);
+    const { sequences } = this.sequences(greedy.samples);
     const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens));
     let kl = 0;
     let n = 0;
@@ -276,7 +269,7 @@ export class DistillRun {
     } finally {
       teacher.logits.dispose();
     }
-    const correct = verdicts.filter((v) => v.correct).length;
+    const e = greedy.evaluation;
     const f = this.state.flops;
     let kept: EvalMetrics['kept'];
     if (this.keptTask) {
@@ -285,17 +278,12 @@ export class DistillRun {
     }
     return {
       step: this.state.step,
-      accuracy: correct / Math.max(1, prompts.length),
-      correct,
-      prompts: prompts.length,
+      accuracy: e.accuracy,
+      correct: e.correct,
+      prompts: e.prompts,
       reverseKL: kl / Math.max(1, n),
       flopsTotal: f.studentSampling + f.teacherScoring + f.training,
-      examples: samples.slice(0, 8).map((s, i) => ({
-        prompt: s.prompt,
-        completion: this.text(s.completion),
-        correct: verdicts[i].correct,
-        ...(verdicts[i].reason ? { reason: verdicts[i].reason } : {}),
-      })),
+      examples: e.examples.slice(0, 8),
       ...(kept ? { kept } : {}),
     };
   }
@@ -337,18 +325,6 @@ function assertTaskFits(tokenizer: LabTokenizer, task: LabTask, label: string): 
       );
     }
   }
-}
-
-/** Σ_{u≥t} γ^{u−t} x_u over the weighted (completion) positions of one sequence. */
-export function discounted(x: readonly number[], weights: readonly number[], gamma: number): number[] {
-  const out = new Array<number>(x.length).fill(0);
-  let acc = 0;
-  for (let t = x.length - 1; t >= 0; t--) {
-    if (weights[t] === 0) continue;
-    acc = x[t] + gamma * acc;
-    out[t] = acc;
-  }
-  return out;
 }
 
 function trainerOptions(o: DistillOptions): TrainerOptions {
