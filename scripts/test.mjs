@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: the whole suite. System packages first (Chromium, the Vulkan loader), then the
-// type check, the unit tests (Node, real WebGPU through Dawn) and the end-to-end tests (Debian's
-// Chromium driven by playwright-core). Ends with one line: `N passed, N failed`.
+// layer rule (no import runs up the layers), the type check, the unit tests (Node, real WebGPU
+// through Dawn) and the end-to-end tests (Debian's Chromium driven by playwright-core). Ends
+// with one line: `N passed, N failed`.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,10 @@ if (deps !== 0) {
   console.log('0 passed, 1 failed');
   process.exit(1);
 }
+
+console.log('\n== layer rule (dependency-cruiser, .dependency-cruiser.cjs) ==');
+const layers = run('node', ['scripts/check-layers.mjs']);
+steps.push({ name: 'layer rule', passed: layers === 0 ? 1 : 0, failed: layers === 0 ? 0 : 1 });
 
 console.log('\n== type check (tsc --noEmit) ==');
 const tsc = run('npx', ['tsc', '--noEmit', '-p', 'tsconfig.json']);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { ARITHMETIC_CHARS, charTokenizer, writeRandomGpt2Folder } from './fixtures';
-import { Gpt2Reference } from '../../workers/models/gpt2/reference';
+import { Gpt2Reference } from '../reference/gpt2';
 import { logSoftmax } from '../../workers/sampling/choose';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opd-lab.mjs');
