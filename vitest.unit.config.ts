@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/unit/**/*.test.ts'],
     environment: 'node',
-    globalSetup: ['test/unit/gpu-global-setup.ts'],
+    // No global GPU setup: a test that needs the adapter acquires it on first use (test/unit/gpu.ts)
+    // and fails with instructions when there is none, so pure-logic tests need no adapter at all.
     // Dawn's binding is native and holds one Vulkan instance per process: run test files in forks.
     pool: 'forks',
     // See workers/node/node-flags.md: V8 would otherwise spend ~45 CPU-seconds per process

@@ -6,7 +6,7 @@ import { openComparePages, type ComparePages } from '../../scripts/bench/compare
 import { readModelFolder, writeModelFolder } from '../../workers/models/folder';
 import { dirSource } from '../../workers/node/fs-source';
 import { writeFolder } from '../../workers/node/fs-folder';
-import { Gpt2Reference } from '../../workers/models/gpt2/reference';
+import { Gpt2Reference } from '../reference/gpt2';
 
 /**
  * float32 forward of a 2-layer, 16-wide model against the float64 reference: errors of a few

@@ -1,11 +1,11 @@
 /**
- * Float64 reference of the training engine's attention (attention.ts): causal multi-head
+ * Float64 reference of the training engine's attention (workers/kernels/train/attention.ts): causal multi-head
  * self-attention with a key mask, forward and analytic backward, in plain TypeScript. The same
  * math as the GPT-2 reference's attention (scale 1/√D, head h at columns h·D of q, k and v), over
  * a padded batch. Layouts are the kernels': qkv [B·T, 3E], keyMask [B·T], ctx [B·T, E],
  * probs [B, H, T, T].
  */
-import type { AttentionDims } from './attention';
+import type { AttentionDims } from '../../workers/kernels/train/attention';
 
 export interface AttentionForwardResult {
   ctx: Float64Array;

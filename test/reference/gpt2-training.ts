@@ -6,7 +6,7 @@
  * - `gpt2ForwardBackward` runs each sequence's forward (no padding, no KV cache: causal attention
  *   over the sequence itself), keeps every activation, asks a loss for ∂L/∂logits, back-propagates,
  *   and returns the loss and the gradient of every parameter, summed over the sequences. Its
- *   logits are `Gpt2Reference`'s (workers/models/gpt2/reference.ts) to rounding.
+ *   logits are `Gpt2Reference`'s (test/reference/gpt2.ts) to rounding.
  * - The trainer's objectives as functions of one sequence's logits, each returning the loss and
  *   ∂L/∂logits: `crossEntropy` (SFT / off-policy distillation), `policyGradient` (the importance-
  *   sampled, optionally clipped, sampled-token objective), `reverseKL` (the full-vocabulary OPD
@@ -23,9 +23,9 @@
  * y = x·W + b. The LM head is tied to wte, so wte's gradient is the sum of its embedding and
  * LM-head contributions.
  */
-import { headDim, type Gpt2Config } from '../models/gpt2/config';
-import { gpt2ParamSpecs, layerPrefix, numel } from '../models/gpt2/params';
-import { geluNew } from '../models/gpt2/reference';
+import { headDim, type Gpt2Config } from '../../workers/models/gpt2/config';
+import { gpt2ParamSpecs, layerPrefix, numel } from '../../workers/models/gpt2/params';
+import { geluNew } from './gpt2';
 
 /** Parameters by HF name: the lab's float32 `Gpt2Params`, or float64 tensors (finite differences need those). */
 export type ReferenceParams = ReadonlyMap<string, ArrayLike<number>>;

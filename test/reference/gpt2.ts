@@ -7,8 +7,8 @@
  * more token after it. Keys/values are kept per layer and position, each a row of n_embd values
  * with head h at [h·head_dim, (h+1)·head_dim) — the order of HF's `c_attn` output.
  */
-import { headDim, type Gpt2Config } from './config';
-import { gpt2ParamSpecs, layerPrefix, type Gpt2Params } from './params';
+import { headDim, type Gpt2Config } from '../../workers/models/gpt2/config';
+import { gpt2ParamSpecs, layerPrefix, type Gpt2Params } from '../../workers/models/gpt2/params';
 
 export interface Gpt2ReferenceCache {
   /** Positions held (= past length for the next call). */

@@ -1,10 +1,10 @@
 /**
  * Float64 references for the training engine's small layers (LayerNorm, GELU, embedding, add):
  * the forward each WGSL kernel must match, and its analytic backward, which the tests check
- * against central finite differences of the forward. Layouts as in layers.ts: row-major
+ * against central finite differences of the forward. Layouts as in workers/kernels/train/layers.ts: row-major
  * [rows, width] activations.
  */
-import { geluNew } from '../../models/gpt2/reference';
+import { geluNew } from './gpt2';
 
 export { geluNew };
 

@@ -1,10 +1,10 @@
 /**
- * Float64 reference of loss_grad.wgsl (loss.ts): the per-row CE and importance-sampled policy
+ * Float64 reference of loss_grad.wgsl (workers/kernels/train/loss.ts): the per-row CE and importance-sampled policy
  * gradient losses, their stats, and the analytic gradient w.r.t. the logits. The loss values
  * (lossValuesReference) are computed separately from the gradient (lossGradReference), so the
  * test can check one against finite differences of the other.
  */
-import type { LossMode } from './loss';
+import type { LossMode } from '../../workers/kernels/train/loss';
 
 export interface LossInputs {
   /** [rows, vocab] row-major. */

@@ -2,7 +2,7 @@
  * Float64 references for the matmul and column-sum kernels (tests only): the same layouts and
  * options as `encodeMatmul` / `encodeColumnSum`, computed the plain way.
  */
-import type { MatmulShape } from './matmul';
+import type { MatmulShape } from '../../workers/kernels/train/matmul';
 
 /**
  * C (= or +=) alpha·op(A)·op(B) + bias, in place on a copy of `c` (returned as float64). Also

@@ -1,5 +1,5 @@
 /**
- * Float64 references for the optimizer kernels (optimizer.ts): sum of squares, global-norm
+ * Float64 references for the optimizer kernels (workers/kernels/train/optimizer.ts): sum of squares, global-norm
  * clipping, one AdamW step, LoRA merge and LoRA gradients. Straight loops, no tricks: what the
  * WGSL is compared against.
  */

@@ -9,7 +9,7 @@ import { configureOrt } from '../../workers/ort/runtime';
 import { GraphBuilder } from '../../workers/onnx/graph';
 import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import { randomGpt2Params, seededRandom } from '../../workers/models/gpt2/params';
-import { Gpt2Reference } from '../../workers/models/gpt2/reference';
+import { Gpt2Reference } from '../reference/gpt2';
 import { openScoringSession } from '../../workers/scoring/forward';
 import { scoreCompletions } from '../../workers/scoring/scorer';
 import { logSoftmax } from '../../workers/sampling/choose';

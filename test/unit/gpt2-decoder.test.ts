@@ -13,7 +13,7 @@ import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import { presentKeyName, presentValueName } from '../../workers/ort/decoder-io';
 import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { randomGpt2Params, seededRandom } from '../../workers/models/gpt2/params';
-import { cacheAsHeads, Gpt2Reference, type Gpt2ReferenceCache } from '../../workers/models/gpt2/reference';
+import { cacheAsHeads, Gpt2Reference, type Gpt2ReferenceCache } from '../reference/gpt2';
 import {
   createDecoderSession, emptyPastFeeds, weightFeedsFromGpu, int64Tensor, positionIdsFromMask, presentAsPast,
 } from '../../workers/models/decoder-session';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { randomGpt2Params, seededRandom } from '../../workers/models/gpt2/params';
-import { geluNew, Gpt2Reference } from '../../workers/models/gpt2/reference';
+import { geluNew, Gpt2Reference } from '../reference/gpt2';
 
 const CONFIG: Gpt2Config = {
   modelType: 'gpt2', nLayer: 2, nHead: 4, nEmbd: 32, nInner: 128, nPositions: 24, vocabSize: 97,

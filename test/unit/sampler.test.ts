@@ -8,7 +8,7 @@ import { testDevice } from './gpu';
 import { configureOrt } from '../../workers/ort/runtime';
 import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { randomGpt2Params } from '../../workers/models/gpt2/params';
-import { Gpt2Reference } from '../../workers/models/gpt2/reference';
+import { Gpt2Reference } from '../reference/gpt2';
 import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import type { DecoderSession } from '../../workers/models/decoder-session';
 import { decoderRunner, openSamplingSession } from '../../workers/sampling/runner';

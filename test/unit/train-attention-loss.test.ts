@@ -23,8 +23,8 @@ import {
 } from '../../workers/kernels/train/attention';
 import { isCpuDevice } from '../../workers/gpu/tuning';
 import { encodeLossGrad, type LossMode } from '../../workers/kernels/train/loss';
-import { attentionBackwardReference, attentionForwardReference } from '../../workers/kernels/train/reference-attention';
-import { logSoftmaxRow, lossGradReference, lossValuesReference, type LossInputs, type LossSettings } from '../../workers/kernels/train/reference-loss';
+import { attentionBackwardReference, attentionForwardReference } from '../reference/attention';
+import { logSoftmaxRow, lossGradReference, lossValuesReference, type LossInputs, type LossSettings } from '../reference/loss';
 
 // ---------------------------------------------------------------------------------------------
 // Tolerances. Every check is |got − want| ≤ tol · scale, with the scale named at each use.

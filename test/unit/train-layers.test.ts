@@ -25,7 +25,7 @@ import {
   geluNewDerivative,
   layerNormBackward,
   layerNormForward,
-} from '../../workers/kernels/train/reference-layers';
+} from '../reference/layers';
 
 // ---------------------------------------------------------------------------------------------
 // helpers

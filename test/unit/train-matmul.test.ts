@@ -4,7 +4,7 @@ import { testDevice } from './gpu';
 import { createStorageBuffer, readFloat32 } from '../../workers/gpu/buffers';
 import { CPU_MATMUL_TUNING, GPU_MATMUL_TUNING, matmulTuning, type MatmulTuning } from '../../workers/gpu/tuning';
 import { encodeColumnSum, encodeMatmul, measureMatmulGflops, pickMatmulVariant, type MatmulShape, type MatmulVariant } from '../../workers/kernels/train/matmul';
-import { referenceColumnSum, referenceMatmul } from '../../workers/kernels/train/reference-matmul';
+import { referenceColumnSum, referenceMatmul } from '../reference/matmul';
 
 /** Unit roundoff of float32. */
 const U = 2 ** -24;

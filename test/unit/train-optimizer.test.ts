@@ -20,7 +20,7 @@ import {
   readClip,
   weightDecayFor,
 } from '../../workers/kernels/train/optimizer';
-import { referenceAdamW, referenceClip, referenceLoraGrad, referenceLoraMerge, referenceSumSquares } from '../../workers/kernels/train/reference-optimizer';
+import { referenceAdamW, referenceClip, referenceLoraGrad, referenceLoraMerge, referenceSumSquares } from '../reference/optimizer';
 
 /** float32's unit roundoff, 2^-24. */
 const U = 2 ** -24;

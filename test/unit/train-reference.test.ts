@@ -1,5 +1,5 @@
 /**
- * The float64 training reference (workers/train/reference-model.ts) checked against what it must
+ * The float64 training reference (test/reference/gpt2-training.ts) checked against what it must
  * agree with: its logits against the existing GPT-2 forward, every parameter gradient and every
  * loss's ∂L/∂logits against finite differences, the reverse KL against the divergence kernels'
  * reference. CPU only.
@@ -14,7 +14,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { gpt2ParamSpecs, randomGpt2Params, seededRandom } from '../../workers/models/gpt2/params';
-import { Gpt2Reference } from '../../workers/models/gpt2/reference';
+import { Gpt2Reference } from '../reference/gpt2';
 import { referenceDivergences } from '../../workers/kernels/divergence/reference';
 import {
   crossEntropy,
@@ -28,7 +28,7 @@ import {
   type LogitLoss,
   type SequenceLoss,
   type TrainSequence,
-} from '../../workers/train/reference-model';
+} from '../reference/gpt2-training';
 
 const CONFIG: Gpt2Config = {
   modelType: 'gpt2', nLayer: 2, nHead: 2, nEmbd: 8, nInner: 32, nPositions: 8, vocabSize: 11,

@@ -3,7 +3,7 @@ import { testDevice } from './gpu';
 import { smallGpt2Config } from './fixtures';
 import { randomGpt2Params } from '../../workers/models/gpt2/params';
 import { Trainer, type Objective } from '../../workers/train/trainer';
-import { crossEntropy, gpt2ForwardBackward, policyGradient, reverseKL, logSoftmax } from '../../workers/train/reference-model';
+import { crossEntropy, gpt2ForwardBackward, policyGradient, reverseKL, logSoftmax } from '../reference/gpt2-training';
 import type { TrainSequence } from '../../workers/train/batch';
 import { createStorageBuffer } from '../../workers/gpu/buffers';
 

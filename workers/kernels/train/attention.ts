@@ -8,7 +8,7 @@
  *   encodeAttentionBackward  dctx, probs, qkv    → dqkv (overwritten), via a scratch dscores
  *
  * Both record into the caller's encoder (see gpu/launch.ts); nothing is submitted here.
- * Float64 references: reference-attention.ts.
+ * Float64 references: test/reference/attention.ts.
  *
  * Two implementations of the same contract (`AttentionPath`):
  *   'fused'  attention_forward.wgsl / attention_backward.wgsl: one workgroup per query (or key)

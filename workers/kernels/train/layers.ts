@@ -7,7 +7,7 @@
  *
  * Layouts: activations row-major [rows, width] f32 (rows = batch·T); LayerNorm's per-row mean
  * and rstd f32[rows]; γ, β, dγ, dβ f32[width]; token and position ids u32[rows]; wte
- * f32[vocab, width], wpe f32[positions, width]. Float math references: reference-layers.ts.
+ * f32[vocab, width], wpe f32[positions, width]. Float math references: test/reference/layers.ts.
  */
 import { layerTuning, type LayerTuning } from '../../gpu/tuning';
 import { createStorageBuffer } from '../../gpu/buffers';

@@ -6,7 +6,7 @@
  *         loss −w·min(ρA, clip(ρ, 1±ε)·A), A held constant.
  * The per-row weight w carries the mask and the normalisation (e.g. 1/N for counted tokens, 0
  * elsewhere): the total loss is Σ_n stats[n].loss and dlogits is its gradient.
- * Records into the caller's encoder (see gpu/launch.ts). Float64 reference: reference-loss.ts.
+ * Records into the caller's encoder (see gpu/launch.ts). Float64 reference: test/reference/loss.ts.
  */
 import { lossTuning } from '../../gpu/tuning';
 import { launch } from '../../gpu/launch';
