@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { ARITHMETIC_CHARS, charTokenizer, writeRandomGpt2Folder } from './fixtures';
 import { Gpt2Reference } from '../reference/gpt2';
 import { logSoftmax } from '../../workers/sampling/choose';
+import { parseOptions } from '../../cli/args';
+import { trainCommand } from '../../cli/train';
+import { DistillRun } from '../../workers/distill/run';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opd-lab.mjs');
 
@@ -157,6 +160,33 @@ describe('opd-lab train and eval', () => {
     const ev = cli('eval', '--model', join(out, 'student'), '--task', 'subtraction', '--prompts', '8');
     expect(ev.code).toBe(0);
     expect(ev.stdout).toMatch(/held-out accuracy \d+\.\d% \(\d\/8 subtraction prompts\)/);
+  });
+
+  it("drives the engine's run loop: 3 unapplied steps in a row fail the run (numerics), the checkpoint kept; no --keep-task keeps none", { timeout: 2 * CLI_TIMEOUT }, async () => {
+    // In this process, so that the guard can be made to refuse every step (as engine.test.ts does with the engine).
+    const real = DistillRun.prototype.trainStep;
+    const spy = vi.spyOn(DistillRun.prototype, 'trainStep').mockImplementation(async function (this: DistillRun) {
+      return { ...(await real.call(this)), applied: false, problem: 'the gradient norm is not finite' };
+    });
+    try {
+      const out = join(mkdtempSync(join(tmpdir(), 'opd-run-')), 'run');
+      // recovery-student's config.json names a task to keep (task_kept); without --keep-task none is kept, as in the lab.
+      const argv = ['--student', join(MODELS, 'recovery-student'), '--teacher', join(MODELS, 'recovery-teacher'), '--steps', '10', '--batch', '1', '--group', '1', '--eval-every', '0', '--eval-prompts', '4', '--out', out];
+      await expect(trainCommand.run(parseOptions(argv, trainCommand.options, 'train'))).rejects.toThrow(
+        `train: failed at step 3 of 10: 3 steps in a row could not be applied (the gradient norm is not finite): the student's weights stay as they were before them. A lower learning rate or a higher temperature may help. The metrics and the checkpoint of step 3 are in ${out}.`,
+      );
+      const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines.filter((l) => l.type === 'step').map((l) => [l.step, l.applied])).toEqual([[1, false], [2, false], [3, false]]);
+      const evals = lines.filter((l) => l.type === 'eval');
+      expect(evals.map((l) => l.step)).toEqual([0]);
+      expect(evals[0].kept).toBeUndefined();
+      expect(lines.filter((l) => l.type === 'checkpoint').map((l) => l.step)).toEqual([3]);
+      expect(existsSync(join(out, 'checkpoints', 'step-3.safetensors'))).toBe(true);
+      expect(existsSync(join(out, 'student'))).toBe(false);
+      expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).keptTask).toBeNull();
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('refuses a kept task the student cannot write, and an unknown preset, in one line', { timeout: CLI_TIMEOUT }, () => {

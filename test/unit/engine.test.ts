@@ -10,7 +10,7 @@ import { LabEngine } from '../../workers/engine/lab';
 import type { LabCommand, LabEvent, LabEventOf, TrainSetup } from '../../workers/protocol';
 import { nodeGpu } from '../../workers/node/gpu';
 import { dirSource } from '../../workers/node/fs-source';
-import { DEFAULT_SETUP } from '../../workers/distill/setup';
+import { DEFAULT_SETUP } from '../../workers/contract/knobs';
 import { DistillRun } from '../../workers/distill/run';
 import { readModelFolder } from '../../workers/models/folder';
 import { filesSource } from '../../workers/models/source';
@@ -268,6 +268,33 @@ describe('distillation runs over the protocol (Node)', () => {
       expect(end.message).toContain('Failed at step 3 of 10: 3 steps in a row could not be applied (the gradient norm is not finite)');
       const metrics = runEvents(runId).flatMap((e) => (e.type === 'train.metrics' ? [e.metrics] : []));
       expect(metrics.map((m) => m.problem)).toEqual(Array(3).fill('the gradient norm is not finite'));
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it("the kept task is the setup's keepTask, the CLI's rule: '' keeps none even for a student whose config.json names one", { timeout: 400_000 }, async () => {
+    const models = join(import.meta.dirname, '..', '..', 'models');
+    expect(last(await send({ type: 'model.load', role: 'student', url: join(models, 'recovery-student') })).type).toBe('model.loaded');
+    expect(last(await send({ type: 'model.load', role: 'teacher', url: join(models, 'recovery-teacher') })).type).toBe('model.loaded');
+    // Every step refused by the guard: each run ends at step 3 with the numerics failure, as `opd-lab train` does (cli.test.ts).
+    const real = DistillRun.prototype.trainStep;
+    const spy = vi.spyOn(DistillRun.prototype, 'trainStep').mockImplementation(async function (this: DistillRun) {
+      return { ...(await real.call(this)), applied: false, problem: 'the gradient norm is not finite' };
+    });
+    try {
+      for (const keepTask of ['', 'subtraction']) {
+        const runId = await post({ type: 'train.start', setup: small({ keepTask, totalSteps: 10, evalEvery: 0, batchPrompts: 1, groupSize: 1, evalPrompts: 4 }) });
+        const end = await ended(runId);
+        expect(end.state).toBe('failed');
+        expect(end.error?.code).toBe('numerics');
+        expect(end.message).toBe(
+          "Failed at step 3 of 10: 3 steps in a row could not be applied (the gradient norm is not finite): the student's weights stay as they were before them. A lower learning rate or a higher temperature may help. The history and the checkpoint of step 3 are kept.",
+        );
+        const evals = runEvents(runId).flatMap((e) => (e.type === 'train.eval' ? [e.evaluation] : []));
+        expect(evals.map((e) => e.step)).toEqual([0]);
+        expect(evals[0].kept?.task).toBe(keepTask === '' ? undefined : 'subtraction');
+      }
     } finally {
       spy.mockRestore();
     }
