@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkGpt2Fits, estimateGpt2Memory, ModelTooLargeError } from '../../workers/models/memory';
+import { checkModelFits, estimateMemory, ModelTooLargeError } from '../../workers/models/memory';
 import { countGpt2Parameters } from '../../workers/models/gpt2/params';
 import { smallGpt2Config } from './fixtures';
 
@@ -9,7 +9,7 @@ const limits = { maxBufferSize: GiB, maxStorageBufferBindingSize: GiB };
 
 describe('GPU memory of a GPT-2 family model', () => {
   it('counts the weights, the KV cache and the logits of a batch', () => {
-    const e = estimateGpt2Memory(gpt2, 4, 128);
+    const e = estimateMemory(gpt2, 4, 128);
     expect(e.weightsBytes).toBe(countGpt2Parameters(gpt2) * 4);
     expect(e.kvCacheBytes).toBe(2 * 12 * 4 * 12 * 128 * 64 * 4);
     expect(e.logitsBytes).toBe(4 * 128 * 50257 * 4);
@@ -17,11 +17,11 @@ describe('GPU memory of a GPT-2 family model', () => {
   });
 
   it('lets gpt2 through at a normal batch and refuses a batch whose logits exceed one binding', () => {
-    expect(() => checkGpt2Fits(gpt2, 4, 128, limits)).not.toThrow();
+    expect(() => checkModelFits(gpt2, 4, 128, limits)).not.toThrow();
     // 8 × 1024 × 50257 × 4 B = 1.53 GiB of logits.
     const err = (() => {
       try {
-        checkGpt2Fits(gpt2, 8, 1024, limits, 'models/gpt2');
+        checkModelFits(gpt2, 8, 1024, limits, 'models/gpt2');
       } catch (e) {
         return e as Error;
       }
@@ -33,7 +33,7 @@ describe('GPU memory of a GPT-2 family model', () => {
 
   it('says when the model itself is too large (an embedding over the binding limit)', () => {
     const huge = smallGpt2Config({ nEmbd: 4096, nHead: 32, nInner: 16384, vocabSize: 262144 });
-    expect(() => checkGpt2Fits(huge, 1, 16, limits)).toThrow('transformer.wte.weight needs 4 GiB');
-    expect(() => checkGpt2Fits(huge, 1, 16, limits)).toThrow('the model itself is too large for this GPU');
+    expect(() => checkModelFits(huge, 1, 16, limits)).toThrow('transformer.wte.weight needs 4 GiB');
+    expect(() => checkModelFits(huge, 1, 16, limits)).toThrow('the model itself is too large for this GPU');
   });
 });

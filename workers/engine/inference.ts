@@ -8,8 +8,8 @@ import type { ort } from '../ort/runtime';
 import { readModelFolder, type ModelFolder } from '../models/folder';
 import type { ModelSource } from '../models/source';
 import { assertSameTokenizer } from '../models/tokenizer';
-import { checkGpt2Fits } from '../models/memory';
-import { countGpt2Parameters } from '../models/gpt2/params';
+import { checkModelFits } from '../models/memory';
+import { familyNames } from '../models/registry';
 import type { DecoderSession } from '../models/decoder-session';
 import { decoderRunner, openSamplingSession } from '../sampling/runner';
 import { sampleCompletions, type TokenEvent } from '../sampling/sampler';
@@ -26,14 +26,14 @@ export interface LoadedModel {
 
 export async function loadModel(source: ModelSource, role: ModelRole): Promise<LoadedModel> {
   const folder = await readModelFolder(source);
-  const vocab = Number(folder.gpt2?.vocabSize ?? folder.rawConfig.vocab_size ?? folder.tokenizer.vocab.length);
+  const vocab = Number(folder.config?.vocabSize ?? folder.rawConfig.vocab_size ?? folder.tokenizer.vocab.length);
   return {
     folder,
     summary: {
       role,
       label: folder.label,
       modelType: String(folder.rawConfig.model_type ?? 'unknown'),
-      parameters: folder.gpt2 ? countGpt2Parameters(folder.gpt2) : null,
+      parameters: folder.family && folder.config ? folder.family.countParameters(folder.config) : null,
       vocabSize: vocab,
       trainable: folder.weights !== null,
     },
@@ -60,13 +60,13 @@ export async function sampleText(
   onToken?: (e: TokenEvent, text: string) => void,
 ): Promise<{ promptIds: number[]; completions: SampledCompletion[] }> {
   const { folder } = model;
-  if (!folder.gpt2) {
-    throw new Error(`${folder.label} is not a GPT-2 family model (config.json model_type '${model.summary.modelType}'): sampling needs the GPT-2 decoder layout`);
+  const config = folder.config;
+  if (!config) {
+    throw new Error(`${folder.label} is not a ${familyNames()} family model (config.json model_type '${model.summary.modelType}'): sampling needs the decoder layout of a model family the lab knows`);
   }
-  const config = folder.gpt2;
   const tok = folder.tokenizer;
   const promptIds = tok.encode(params.prompt);
-  checkGpt2Fits(config, params.n, Math.min(config.nPositions, promptIds.length + params.maxTokens), device.limits, folder.label);
+  checkModelFits(config, params.n, Math.min(config.nPositions, promptIds.length + params.maxTokens), device.limits, folder.label);
   model.sampling ??= await openSamplingSession(device, config, folder.onnx, `${folder.label}/onnx/model.onnx`);
   const completions = await sampleCompletions(
     decoderRunner(config, model.sampling),
@@ -101,7 +101,7 @@ export async function scoreText(
   const promptIds = tok.encode(prompt);
   const completionIds = tok.encode(completion, { addSpecialTokens: false });
   if (completionIds.length === 0) throw new Error('the completion is empty: there is nothing to score');
-  for (const m of [student, teacher]) if (m.folder.gpt2) checkGpt2Fits(m.folder.gpt2, 1, promptIds.length + completionIds.length, device.limits, m.folder.label);
+  for (const m of [student, teacher]) if (m.folder.config) checkModelFits(m.folder.config, 1, promptIds.length + completionIds.length, device.limits, m.folder.label);
   student.scoring ??= await openScoringSession(device, student.folder.onnx, `${student.folder.label}/onnx/model.onnx`);
   teacher.scoring ??= await openScoringSession(device, teacher.folder.onnx, `${teacher.folder.label}/onnx/model.onnx`);
   const [scored] = await scoreCompletions(device, student.scoring, teacher.scoring, [{ promptIds, completionIds }], { topK: options.topK, temperature: options.temperature ?? 1 }, tok.eosTokenId ?? 0);

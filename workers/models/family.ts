@@ -112,6 +112,8 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
   writeSafetensors(config: C, params: ModelParams, metadata?: Record<string, string>): Uint8Array;
   /** The KV cache's shape per layer. */
   decoderShape(config: C): DecoderShape;
+  /** The largest intermediates of one layer for a batch, by name (the memory check). */
+  activationTensors(config: C, batch: number, sequence: number): { name: string; bytes: number }[];
   /** The decoder as ONNX bytes, in the transformers.js layout. */
   buildDecoder(config: C, weights: DecoderWeights): Uint8Array;
   /** The weights as feeds of a decoder built with `{ kind: 'inputs' }`, read in place from GPU buffers. */

@@ -1,11 +1,12 @@
 /**
- * GPU memory a GPT-2 family model needs for a batch, estimated before any session exists, and
- * checked against the adapter's limits: every tensor the runtime binds must fit one storage
- * binding (maxStorageBufferBindingSize) and one buffer (maxBufferSize). A model that cannot fit
- * gets a sentence saying which tensor, how large, and what to change — not a lost device.
+ * GPU memory a model of any registered family needs for a batch, estimated before any session
+ * exists, and checked against the adapter's limits: every tensor the runtime binds must fit one
+ * storage binding (maxStorageBufferBindingSize) and one buffer (maxBufferSize). A model that
+ * cannot fit gets a sentence saying which tensor, how large, and what to change — not a lost
+ * device. The family gives its parameters, its KV cache's shape and its largest activations.
  */
-import { headDim, type Gpt2Config } from './gpt2/config';
-import { gpt2ParamSpecs, numel } from './gpt2/params';
+import { numel, type FamilyConfig } from './family';
+import { familyFor } from './registry';
 import type { GpuLimitsSummary } from '../contract/adapter';
 import { formatBytes } from '../contract/format';
 
@@ -15,30 +16,26 @@ export interface MemoryEstimate {
   kvCacheBytes: number;
   /** Logits of every position of the batch (scoring keeps them all on the GPU). */
   logitsBytes: number;
-  /** The largest intermediate of one layer (MLP activations or attention scores). */
+  /** The largest intermediate of one layer (e.g. MLP activations or attention scores). */
   activationBytes: number;
   totalBytes: number;
   /** The largest single tensors, by name, for the limit check. */
   tensors: { name: string; bytes: number }[];
 }
 
-export function estimateGpt2Memory(config: Gpt2Config, batch: number, sequence: number): MemoryEstimate {
+export function estimateMemory(config: FamilyConfig, batch: number, sequence: number): MemoryEstimate {
   const F = 4;
-  const tensors = gpt2ParamSpecs(config).map((s) => ({ name: s.name, bytes: numel(s.shape) * F }));
+  const family = familyFor(config);
+  const tensors = family.paramSpecs(config).map((s) => ({ name: s.name, bytes: numel(s.shape) * F }));
   const weightsBytes = tensors.reduce((a, t) => a + t.bytes, 0);
-  const kvLayer = batch * config.nHead * sequence * headDim(config) * F;
+  const shape = family.decoderShape(config);
+  const kvLayer = batch * shape.kvHeads * sequence * shape.headDim * F;
   const logitsBytes = batch * sequence * config.vocabSize * F;
-  const mlp = batch * sequence * config.nInner * F;
-  const scores = batch * config.nHead * sequence * sequence * F;
-  tensors.push(
-    { name: 'logits', bytes: logitsBytes },
-    { name: 'present key/value (one layer)', bytes: kvLayer },
-    { name: 'MLP activations (one layer)', bytes: mlp },
-    { name: 'attention scores (one layer)', bytes: scores },
-  );
+  const activations = family.activationTensors(config, batch, sequence);
+  tensors.push({ name: 'logits', bytes: logitsBytes }, { name: 'present key/value (one layer)', bytes: kvLayer }, ...activations);
   tensors.sort((a, b) => b.bytes - a.bytes);
-  const activationBytes = Math.max(mlp, scores);
-  const kvCacheBytes = 2 * config.nLayer * kvLayer;
+  const activationBytes = Math.max(0, ...activations.map((t) => t.bytes));
+  const kvCacheBytes = 2 * shape.layers * kvLayer;
   return { weightsBytes, kvCacheBytes, logitsBytes, activationBytes, totalBytes: weightsBytes + kvCacheBytes + logitsBytes + 3 * activationBytes, tensors };
 }
 
@@ -50,13 +47,14 @@ export class ModelTooLargeError extends Error {
 }
 
 /** Throws ModelTooLargeError when a tensor cannot be bound on this device; returns the estimate otherwise. */
-export function checkGpt2Fits(config: Gpt2Config, batch: number, sequence: number, limits: Pick<GpuLimitsSummary, 'maxBufferSize' | 'maxStorageBufferBindingSize'>, what = 'the model'): MemoryEstimate {
-  const estimate = estimateGpt2Memory(config, batch, sequence);
+export function checkModelFits(config: FamilyConfig, batch: number, sequence: number, limits: Pick<GpuLimitsSummary, 'maxBufferSize' | 'maxStorageBufferBindingSize'>, what = 'the model'): MemoryEstimate {
+  const estimate = estimateMemory(config, batch, sequence);
   const cap = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
   const over = estimate.tensors.filter((t) => t.bytes > cap);
   if (over.length) {
+    const params = new Set(familyFor(config).paramSpecs(config).map((s) => s.name));
     const list = over.slice(0, 3).map((t) => `${t.name} needs ${formatBytes(t.bytes)}`).join(', ');
-    const advice = over.some((t) => t.name.startsWith('transformer.'))
+    const advice = over.some((t) => params.has(t.name))
       ? 'the model itself is too large for this GPU'
       : 'use a smaller batch or fewer tokens';
     throw new ModelTooLargeError(

@@ -29,6 +29,10 @@ export const gpt2Family: ModelFamily<Gpt2Config> = {
   readSafetensors: readGpt2Safetensors,
   writeSafetensors: writeGpt2Safetensors,
   decoderShape: gpt2DecoderShape,
+  activationTensors: (config, batch, sequence) => [
+    { name: 'MLP activations (one layer)', bytes: batch * sequence * config.nInner * 4 },
+    { name: 'attention scores (one layer)', bytes: batch * config.nHead * sequence * sequence * 4 },
+  ],
   buildDecoder: (config, weights) => buildGpt2Decoder(config, weights),
   weightFeeds: gpt2WeightFeedsFromGpu,
   prepareTraining: prepareGpt2Training,
