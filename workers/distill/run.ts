@@ -36,7 +36,7 @@ import type { TrainSequence } from '../train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import type { LabTask } from '../tasks/task';
 import type { TaskInfo } from '../tasks/registry';
-import { evaluateGreedy, evaluateRunner } from './evaluate';
+import { evaluateGreedy, evaluateRunner, type GreedySample } from './evaluate';
 import { OBJECTIVE_DEFINITIONS } from './objectives';
 import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions } from './options';
 import type { EvalMetrics, FlopCount, StepMetrics } from '../contract/run';
@@ -54,11 +54,8 @@ export interface RunState {
   options: DistillOptions;
 }
 
-interface Sampled {
-  prompt: string;
-  promptIds: number[];
-  completion: Completion;
-}
+/** A completion with its prompt (text and ids): a step's samples and an evaluation's answers alike. */
+type Sampled = GreedySample;
 
 export class DistillRun {
   private readonly studentRunner: DecoderRunner;
