@@ -45,15 +45,11 @@ struct Clip {
 @group(0) @binding(5) var<uniform> params: Params;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let stride = nwg.x * WG;
+fn main(grid: Grid) {
+  let stride = strideStep(grid, WG);
   let apply = clip.finite != 0u;
   let scale = clip.scale;
-  for (var i = wid.x * WG + lid; i < params.count; i += stride) {
+  for (var i = strideFirst(grid, WG); i < params.count; i += stride) {
     if (apply) {
       let g = grad[i] * scale;
       let mi = params.beta1 * m[i] + params.oneMinusBeta1 * g;

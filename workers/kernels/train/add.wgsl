@@ -26,29 +26,17 @@ struct Params {
 @group(0) @binding(1) var<storage, read> addend: array<f32>;
 @group(0) @binding(2) var<uniform> iparams: Params;
 
-fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn main(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   if (i < params.n) {
     out[i] = a[i] + b[i];
   }
 }
 
 @compute @workgroup_size(WG)
-fn inplace(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn inplace(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   if (i < iparams.n) {
     acc[i] += addend[i];
   }

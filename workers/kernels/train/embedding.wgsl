@@ -50,17 +50,9 @@ struct BackwardParams {
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(3) var<uniform> bparams: BackwardParams;
 
-fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
-fn forward(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn forward(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   let width = fparams.width;
   if (i >= fparams.rows * width) {
     return;
@@ -78,12 +70,8 @@ fn forward(
 }
 
 @compute @workgroup_size(WG)
-fn backward(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn backward(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   let width = bparams.width;
   let groups = bparams.groups;
   if (i >= groups * width) {

@@ -49,17 +49,9 @@ fn geluParts(x: f32) -> vec3<f32> {
   return vec3<f32>(half, 4.0 * t * inv * inv, SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x2));
 }
 
-fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
-fn forward(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn forward(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   if (i >= fparams.n) {
     return;
   }
@@ -68,12 +60,8 @@ fn forward(
 }
 
 @compute @workgroup_size(WG)
-fn backward(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn backward(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   if (i >= bparams.n) {
     return;
   }

@@ -32,12 +32,8 @@ struct Params {
 @group(0) @binding(6) var<uniform> params: Params;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let row = wid.y * nwg.x + wid.x;
+fn main(workgroup: GridWorkgroup, @builtin(local_invocation_index) lid: u32) {
+  let row = flatWorkgroup(workgroup);
   if (row >= params.rows) {
     return; // the whole workgroup leaves together (row is uniform)
   }
@@ -68,12 +64,8 @@ fn main(
 }
 
 @compute @workgroup_size(WG)
-fn perRow(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+fn perRow(grid: Grid) {
+  let row = flatInvocation(grid, WG);
   if (row >= params.rows) {
     return;
   }

@@ -12,17 +12,20 @@
 import { layerTuning, type LayerTuning } from '../../gpu/tuning';
 import { createStorageBuffer } from '../../gpu/buffers';
 import { groups, launch } from '../../gpu/launch';
-import { withTrainPrelude } from './prelude';
+import { withGridPrelude, withTrainPrelude } from './prelude';
 import layerNormForwardKernel from './layernorm_forward.wgsl?raw';
 import layerNormBackwardKernel from './layernorm_backward.wgsl?raw';
 import layerNormParamGradKernel from './layernorm_param_grad.wgsl?raw';
-import geluWgsl from './gelu.wgsl?raw';
-import addWgsl from './add.wgsl?raw';
-import embeddingWgsl from './embedding.wgsl?raw';
+import geluKernel from './gelu.wgsl?raw';
+import addKernel from './add.wgsl?raw';
+import embeddingKernel from './embedding.wgsl?raw';
 
 const layerNormForwardWgsl = withTrainPrelude(layerNormForwardKernel);
 const layerNormBackwardWgsl = withTrainPrelude(layerNormBackwardKernel);
 const layerNormParamGradWgsl = withTrainPrelude(layerNormParamGradKernel);
+const geluWgsl = withGridPrelude(geluKernel);
+const addWgsl = withGridPrelude(addKernel);
+const embeddingWgsl = withGridPrelude(embeddingKernel);
 
 // ---------------------------------------------------------------------------------------------
 // checks and dispatch shapes

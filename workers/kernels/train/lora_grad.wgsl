@@ -36,16 +36,12 @@ fn store(at: u32, value: f32) {
 }
 
 @compute @workgroup_size(WG)
-fn grad_a(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
+fn grad_a(grid: Grid) {
   let r = params.rank;
   let outDim = params.outDim;
   let total = params.inDim * r;
-  let stride = nwg.x * WG;
-  for (var at = wid.x * WG + lid; at < total; at += stride) {
+  let stride = strideStep(grid, WG);
+  for (var at = strideFirst(grid, WG); at < total; at += stride) {
     let i = at / r;
     let k = at - i * r;
     let dwRow = i * outDim;
@@ -64,17 +60,13 @@ fn grad_a(
 }
 
 @compute @workgroup_size(WG)
-fn grad_b(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
+fn grad_b(grid: Grid) {
   let r = params.rank;
   let outDim = params.outDim;
   let inDim = params.inDim;
   let total = r * outDim;
-  let stride = nwg.x * WG;
-  for (var at = wid.x * WG + lid; at < total; at += stride) {
+  let stride = strideStep(grid, WG);
+  for (var at = strideFirst(grid, WG); at < total; at += stride) {
     let k = at / outDim;
     let o = at - k * outDim;
     var acc = 0.0;

@@ -24,16 +24,12 @@ struct Params {
 @group(0) @binding(4) var<uniform> params: Params;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
+fn main(grid: Grid) {
   let r = params.rank;
   let outDim = params.outDim;
   let total = params.inDim * outDim;
-  let stride = nwg.x * WG;
-  for (var at = wid.x * WG + lid; at < total; at += stride) {
+  let stride = strideStep(grid, WG);
+  for (var at = strideFirst(grid, WG); at < total; at += stride) {
     let i = at / outDim;
     let o = at - i * outDim;
     var acc = 0.0;

@@ -24,15 +24,18 @@
 import { createStorageBuffer, readBuffer } from '../../gpu/buffers';
 import { GPU_OPTIMIZER_TUNING, optimizerTuning, type OptimizerTuning } from '../../gpu/tuning';
 import { groups, launch } from '../../gpu/launch';
-import { withTrainPrelude } from './prelude';
+import { withGridPrelude, withTrainPrelude } from './prelude';
 import sumSquaresKernel from './sum_squares.wgsl?raw';
 import clipScaleKernel from './clip_scale.wgsl?raw';
-import adamwWgsl from './adamw.wgsl?raw';
-import loraMergeWgsl from './lora_merge.wgsl?raw';
-import loraGradWgsl from './lora_grad.wgsl?raw';
+import adamwKernel from './adamw.wgsl?raw';
+import loraMergeKernel from './lora_merge.wgsl?raw';
+import loraGradKernel from './lora_grad.wgsl?raw';
 
 const sumSquaresWgsl = withTrainPrelude(sumSquaresKernel);
 const clipScaleWgsl = withTrainPrelude(clipScaleKernel);
+const adamwWgsl = withGridPrelude(adamwKernel);
+const loraMergeWgsl = withGridPrelude(loraMergeKernel);
+const loraGradWgsl = withGridPrelude(loraGradKernel);
 
 // ---------------------------------------------------------------------------------------------
 // Hyper-parameters and schedule

@@ -24,14 +24,10 @@ struct Params {
 @group(0) @binding(2) var<uniform> params: Params;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let stride = nwg.x * WG;
+fn main(grid: Grid) {
+  let stride = strideStep(grid, WG);
   var sum = 0.0;
-  for (var i = wid.x * WG + lid; i < params.count; i += stride) {
+  for (var i = strideFirst(grid, WG); i < params.count; i += stride) {
     let x = input[i];
     if (SQUARE) {
       sum += x * x;
@@ -40,8 +36,8 @@ fn main(
     }
   }
   // Tree reduction; WG is a power of two.
-  let total = workgroupSum(sum, lid, WG);
-  if (lid == 0u) {
-    output[params.outOffset + wid.x] = total;
+  let total = workgroupSum(sum, grid.lid, WG);
+  if (grid.lid == 0u) {
+    output[params.outOffset + grid.wid.x] = total;
   }
 }
