@@ -33,15 +33,18 @@
 import { createStorageBuffer } from '../../gpu/buffers';
 import { attentionTuning, matmulTuning, type MatmulTuning } from '../../gpu/tuning';
 import { groups, launch } from '../../gpu/launch';
-import { withTrainPrelude } from './prelude';
+import { withGridPrelude, withTrainPrelude } from './prelude';
 import { encodeMatmul, type MatmulShape } from './matmul';
 import forwardKernel from './attention_forward.wgsl?raw';
 import backwardKernel from './attention_backward.wgsl?raw';
-import headsWgsl from './attention_heads.wgsl?raw';
-import rowsWgsl from './attention_rows.wgsl?raw';
+import attentionCommon from './attention_common.wgsl?raw';
+import headsKernel from './attention_heads.wgsl?raw';
+import rowsKernel from './attention_rows.wgsl?raw';
 
-const forwardWgsl = withTrainPrelude(forwardKernel);
-const backwardWgsl = withTrainPrelude(backwardKernel);
+const forwardWgsl = withTrainPrelude(`${attentionCommon}\n${forwardKernel}`);
+const backwardWgsl = withTrainPrelude(`${attentionCommon}\n${backwardKernel}`);
+const headsWgsl = withGridPrelude(headsKernel);
+const rowsWgsl = withGridPrelude(rowsKernel);
 
 export interface AttentionDims {
   batch: number;

@@ -20,22 +20,7 @@
 // Dispatch, both entry points: (T, H, B) workgroups of WG invocations (WG a power of two ≤ 256;
 //   T ≤ MAX_T, D ≤ MAX_D).
 
-override WG: u32 = 64;
-
-// Capacities of the workgroup arrays, set by the wrapper from T and D in a few buckets (one
-// pipeline serves every batch shape of a bucket; bigger arrays cost SwiftShader compile time).
-override MAX_T: u32 = 256u;
-override MAX_D: u32 = 64u;
-// prelude.wgsl: trees over the workgroup (WG slots), group sums over G·D ≤ max(WG, MAX_D) slots.
-override REDUCE_SLOTS: u32 = max(WG, MAX_D);
-
-struct Params {
-  batch: u32,
-  seq: u32,
-  heads: u32,
-  headDim: u32,
-  scale: f32,
-}
+// attention_common.wgsl: WG, MAX_T, MAX_D, Params, s, HeadRow, sumRowsWeightedByS.
 
 @group(0) @binding(0) var<storage, read> dctx: array<f32>;
 @group(0) @binding(1) var<storage, read> probs: array<f32>;
@@ -45,22 +30,18 @@ struct Params {
 @group(0) @binding(5) var<uniform> params: Params;
 
 var<workgroup> o: array<f32, MAX_D>;
-var<workgroup> s: array<f32, MAX_T>;
 
 @compute @workgroup_size(WG)
 fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = wid.x;
-  let h = wid.y;
-  let b = wid.z;
-  let T = params.seq;
-  let H = params.heads;
-  let D = params.headDim;
-  let E = H * D;
-  let row = b * T + i;
-  let probBase = ((b * H + h) * T + i) * T;
+  let at = headRow(wid);
+  let i = at.x;
+  let T = at.T;
+  let D = at.D;
+  let E = at.E;
+  let probBase = (headBase(at) + i) * T;
 
   for (var d = lid; d < D; d = d + WG) {
-    o[d] = dctx[row * E + h * D + d];
+    o[d] = dctx[at.row * E + at.h * D + d];
   }
   workgroupBarrier();
 
@@ -70,7 +51,7 @@ fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let p = probs[probBase + j];
     var dp = 0.0;
     if (p != 0.0) {
-      let vBase = (b * T + j) * 3u * E + 2u * E + h * D;
+      let vBase = (at.b * T + j) * 3u * E + 2u * E + at.h * D;
       for (var d = 0u; d < D; d = d + 1u) {
         dp = dp + o[d] * qkv[vBase + d];
       }
@@ -91,36 +72,24 @@ fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   }
   workgroupBarrier();
 
-  // dq_i[d] = scale · Σ_j dS_ij k_j[d], summed by G = WG / D groups as in the forward.
-  let G = max(1u, WG / D);
-  for (var c = lid; c < G * D; c = c + WG) {
-    let g = c / D;
-    let d = c % D;
-    var acc = 0.0;
-    for (var j = g; j <= i; j = j + G) {
-      let ds = s[j];
-      let k = qkv[(b * T + j) * 3u * E + E + h * D + d];
-      acc = acc + select(0.0, ds * k, ds != 0.0);
-    }
-    reduceScratch2[c] = vec2<f32>(acc, 0.0);
-  }
-  workgroupBarrier();
+  // dq_i[d] = scale · Σ_j dS_ij k_j[d], summed by groups of invocations as in the forward.
+  let G = sumRowsWeightedByS(at, i, 1u, lid);
   for (var d = lid; d < D; d = d + WG) {
-    dqkv[row * 3u * E + h * D + d] = groupSum2(d, D, G).x * params.scale;
+    dqkv[at.row * 3u * E + at.h * D + d] = groupSum2(d, D, G).x * params.scale;
   }
 }
 
 @compute @workgroup_size(WG)
 fn keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let j = wid.x;
-  let h = wid.y;
-  let b = wid.z;
-  let T = params.seq;
-  let H = params.heads;
-  let D = params.headDim;
-  let E = H * D;
-  let row = b * T + j;
-  let headBase = (b * H + h) * T;
+  let at = headRow(wid);
+  let j = at.x;
+  let h = at.h;
+  let b = at.b;
+  let T = at.T;
+  let D = at.D;
+  let E = at.E;
+  let row = at.row;
+  let base = headBase(at);
 
   // dk_j[d] and dv_j[d] over the queries i ≥ j: group g of G = WG / D takes i ≡ j + g (mod G).
   let G = max(1u, WG / D);
@@ -130,9 +99,9 @@ fn keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var accK = 0.0;
     var accV = 0.0;
     for (var i = j + g; i < T; i = i + G) {
-      let at = (headBase + i) * T + j;
-      let p = probs[at];
-      let ds = dscores[at];
+      let k = (base + i) * T + j;
+      let p = probs[k];
+      let ds = dscores[k];
       let qi = qkv[(b * T + i) * 3u * E + h * D + d];
       let doi = dctx[(b * T + i) * E + h * D + d];
       accK = accK + select(0.0, ds * qi, ds != 0.0);

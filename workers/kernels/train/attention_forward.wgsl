@@ -16,23 +16,8 @@
 //   4 Params (uniform).
 // Dispatch: (T, H, B) workgroups of WG invocations (WG a power of two ≤ 256; T ≤ MAX_T, D ≤ MAX_D).
 
-override WG: u32 = 64;
-
-// Capacities of the workgroup arrays, set by the wrapper from T and D in a few buckets (one
-// pipeline serves every batch shape of a bucket; bigger arrays cost SwiftShader compile time).
-override MAX_T: u32 = 256u;
-override MAX_D: u32 = 64u;
-// prelude.wgsl: trees over the workgroup (WG slots), group sums over G·D ≤ max(WG, MAX_D) slots.
-override REDUCE_SLOTS: u32 = max(WG, MAX_D);
+// attention_common.wgsl: WG, MAX_T, MAX_D, Params, s, HeadRow, sumRowsWeightedByS.
 const LOWEST: f32 = -0x1.fffffep+127f; // -f32 max
-
-struct Params {
-  batch: u32,
-  seq: u32,
-  heads: u32,
-  headDim: u32,
-  scale: f32,
-}
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> keyMask: array<u32>;
@@ -41,22 +26,18 @@ struct Params {
 @group(0) @binding(4) var<uniform> params: Params;
 
 var<workgroup> q: array<f32, MAX_D>;
-var<workgroup> s: array<f32, MAX_T>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = wid.x;
-  let h = wid.y;
-  let b = wid.z;
-  let T = params.seq;
-  let H = params.heads;
-  let D = params.headDim;
-  let E = H * D;
-  let row = b * T + i;
-  let probBase = ((b * H + h) * T + i) * T;
-  let ctxBase = row * E + h * D;
+  let at = headRow(wid);
+  let i = at.x;
+  let T = at.T;
+  let D = at.D;
+  let E = at.E;
+  let probBase = (headBase(at) + i) * T;
+  let ctxBase = at.row * E + at.h * D;
 
-  if (keyMask[row] == 0u) {
+  if (keyMask[at.row] == 0u) {
     for (var j = lid; j < T; j = j + WG) {
       probs[probBase + j] = 0.0;
     }
@@ -66,7 +47,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     return;
   }
 
-  let qBase = row * 3u * E + h * D;
+  let qBase = at.row * 3u * E + at.h * D;
   for (var d = lid; d < D; d = d + WG) {
     q[d] = qkv[qBase + d];
   }
@@ -75,10 +56,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Scores of the visible keys; invocation lid owns keys lid, lid + WG, … throughout.
   var localMax = LOWEST;
   for (var j = lid; j <= i; j = j + WG) {
-    let key = b * T + j;
+    let key = at.b * T + j;
     var score = 0.0;
     if (keyMask[key] != 0u) {
-      let kBase = key * 3u * E + E + h * D;
+      let kBase = key * 3u * E + E + at.h * D;
       var dot = 0.0;
       for (var d = 0u; d < D; d = d + 1u) {
         dot = dot + q[d] * qkv[kBase + d];
@@ -92,7 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   var localSum = 0.0;
   for (var j = lid; j <= i; j = j + WG) {
-    let e = select(0.0, exp(s[j] - m), keyMask[b * T + j] != 0u);
+    let e = select(0.0, exp(s[j] - m), keyMask[at.b * T + j] != 0u);
     s[j] = e;
     localSum = localSum + e;
   }
@@ -109,21 +90,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   workgroupBarrier();
 
-  // ctx_i[d] = Σ_j P_ij v_j[d]: G = WG / D groups of D invocations (one group of WG when D > WG),
-  // group g summing the keys j ≡ g (mod G) into slot g·D + d; then the groups are added.
-  let G = max(1u, WG / D);
-  for (var c = lid; c < G * D; c = c + WG) {
-    let g = c / D;
-    let d = c % D;
-    var acc = 0.0;
-    for (var j = g; j <= i; j = j + G) {
-      let p = s[j];
-      let v = qkv[(b * T + j) * 3u * E + 2u * E + h * D + d];
-      acc = acc + select(0.0, p * v, p != 0.0);
-    }
-    reduceScratch2[c] = vec2<f32>(acc, 0.0);
-  }
-  workgroupBarrier();
+  // ctx_i[d] = Σ_j P_ij v_j[d], over groups of invocations; then the groups are added.
+  let G = sumRowsWeightedByS(at, i, 2u, lid);
   for (var d = lid; d < D; d = d + WG) {
     ctx[ctxBase + d] = groupSum2(d, D, G).x;
   }

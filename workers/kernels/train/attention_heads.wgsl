@@ -71,17 +71,9 @@ fn headIndex(i: u32, p: Params) -> vec2<u32> {
   return vec2<u32>(n, ((b * p.heads + h) * p.seq + t) * D + d);
 }
 
-fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
-fn split3(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn split3(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   if (i >= s3Params.count) {
     return;
   }
@@ -103,12 +95,8 @@ fn split3(
 }
 
 @compute @workgroup_size(WG)
-fn split1(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn split1(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   if (i >= s1Params.count) {
     return;
   }
@@ -121,12 +109,8 @@ fn split1(
 }
 
 @compute @workgroup_size(WG)
-fn merge3(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn merge3(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   if (i >= m3Params.count) {
     return;
   }
@@ -140,12 +124,8 @@ fn merge3(
 }
 
 @compute @workgroup_size(WG)
-fn merge1(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flatIndex(wid, nwg, lid);
+fn merge1(grid: Grid) {
+  let i = flatInvocation(grid, WG);
   if (i >= m1Params.count) {
     return;
   }

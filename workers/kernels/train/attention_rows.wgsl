@@ -40,17 +40,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dscores: array<f32>;
 @group(0) @binding(2) var<uniform> backwardParams: Params;
 
-fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
-fn softmax(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let r = flatIndex(wid, nwg, lid);
+fn softmax(grid: Grid) {
+  let r = flatInvocation(grid, WG);
   let p = softmaxParams;
   let T = p.seq;
   if (r >= p.batch * p.heads * T) {
@@ -89,12 +81,8 @@ fn softmax(
 }
 
 @compute @workgroup_size(WG)
-fn backward(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let r = flatIndex(wid, nwg, lid);
+fn backward(grid: Grid) {
+  let r = flatInvocation(grid, WG);
   let p = backwardParams;
   let T = p.seq;
   if (r >= p.batch * p.heads * T) {
