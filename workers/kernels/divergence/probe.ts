@@ -4,7 +4,7 @@
  * an adapter (the floor of any WGSL kernel reading each logit once). Not used by the lab itself.
  */
 import readFloorWgsl from './read_floor.wgsl?raw';
-import { withSharedWgsl } from './shared';
+import { readsLogits, withSharedWgsl } from './shared';
 import { createStorageBuffer } from '../../gpu/buffers';
 import { launch, type KernelLaunch } from '../../gpu/launch';
 import { divergenceTuning, type DivergenceTuning } from '../../gpu/tuning';
@@ -33,7 +33,7 @@ export function readFloorProbe(device: GPUDevice, request: DivergenceRequest, tu
   const data = new Uint8Array(plan.chunks.length * UNIFORM_STRIDE);
   plan.chunks.forEach((c, i) => data.set(new Uint8Array(chunkParams(c, { vocab, temperature: 1, topK: 0 }, 64)), i * UNIFORM_STRIDE));
   device.queue.writeBuffer(uniforms, 0, data);
-  const code = withSharedWgsl(readFloorWgsl);
+  const code = withSharedWgsl(readsLogits(readFloorWgsl));
   const launches: KernelLaunch[] = plan.chunks.map((c, i) => ({
     code,
     label: 'read_floor',

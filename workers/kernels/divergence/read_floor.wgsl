@@ -15,14 +15,6 @@ override WG: u32 = 64;
 @group(0) @binding(4) var<storage, read_write> stateFlags: array<u32>;
 @group(0) @binding(5) var<uniform> params: ChunkParams;
 
-fn load4(base: u32, k: vec4<u32>) -> vec4<f32> {
-  return vec4<f32>(student[base + k.x], student[base + k.y], student[base + k.z], student[base + k.w]);
-}
-
-fn loadTeacher4(base: u32, k: vec4<u32>) -> vec4<f32> {
-  return vec4<f32>(teacher[base + k.x], teacher[base + k.y], teacher[base + k.z], teacher[base + k.w]);
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x;
@@ -30,15 +22,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (row >= params.rows || mask[params.firstRow + row] == 0u) {
     return;
   }
-  let lo = split * params.sliceLength;
-  let n = min(params.vocab, lo + params.sliceLength) - lo;
-  let sBase = params.studentBase + row * params.vocab + lo;
-  let tBase = params.teacherBase + row * params.vocab + lo;
+  let slice = vocabSlice(params, row, split);
+  let n = slice.length;
+  let sBase = params.studentBase + slice.rowStart;
+  let tBase = params.teacherBase + slice.rowStart;
   let step = vec4<u32>(0u, WG, 2u * WG, 3u * WG);
   var sum = vec4<f32>(0.0);
   var k = lid;
   while (k + 7u * WG < n) {
-    sum += load4(sBase, k + step) + load4(sBase, k + 4u * WG + step) + loadTeacher4(tBase, k + step) + loadTeacher4(tBase, k + 4u * WG + step);
+    sum += loadStudent4(sBase, k + step) + loadStudent4(sBase, k + 4u * WG + step) + loadTeacher4(tBase, k + step) + loadTeacher4(tBase, k + 4u * WG + step);
     k += 8u * WG;
   }
   while (k < n) {

@@ -30,14 +30,6 @@ const ABSENT_LOG2: f32 = -1.0e30;
 @group(0) @binding(5) var<storage, read_write> jsdPartials: array<f32>;
 @group(0) @binding(6) var<uniform> params: ChunkParams;
 
-fn loadStudent4(base: u32, k: vec4<u32>) -> vec4<f32> {
-  return vec4<f32>(student[base + k.x], student[base + k.y], student[base + k.z], student[base + k.w]);
-}
-
-fn loadTeacher4(base: u32, k: vec4<u32>) -> vec4<f32> {
-  return vec4<f32>(teacher[base + k.x], teacher[base + k.y], teacher[base + k.z], teacher[base + k.w]);
-}
-
 struct RowNormalisers {
   ms: f32,
   log2W: f32,
@@ -84,9 +76,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let rowFlags = flags[t];
   let valid = (rowFlags & VALID) != 0u;
   let gradientValid = valid && (rowFlags & REVERSE_KL_INFINITE) == 0u;
-  let lo = split * params.sliceLength;
-  let n = min(params.vocab, lo + params.sliceLength) - lo;
-  let gBase = params.gradientBase + row * params.vocab + lo;
+  let slice = vocabSlice(params, row, split);
+  let n = slice.length;
+  let gBase = params.gradientBase + slice.rowStart;
   let slot = (row * params.splits + split) * WG + lid;
   if (!valid) {
     // Masked or bad position: a zero gradient row, no JSD.
@@ -107,8 +99,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   norm.mt = fields[F_TEACHER_MAX * stride + t];
   norm.log2Z = fields[F_TEACHER_LOG2_SUM * stride + t];
   norm.kl = fields[F_REVERSE_KL * stride + t];
-  let sBase = params.studentBase + row * params.vocab + lo;
-  let tBase = params.teacherBase + row * params.vocab + lo;
+  let sBase = params.studentBase + slice.rowStart;
+  let tBase = params.teacherBase + slice.rowStart;
   let step = vec4<u32>(0u, WG, 2u * WG, 3u * WG);
 
   var jsd = 0.0;

@@ -31,12 +31,6 @@ override STATS_WG: u32 = 64;
 @group(0) @binding(7) var<storage, read_write> flagsOut: array<u32>;
 @group(0) @binding(8) var<uniform> params: ChunkParams;
 
-// +Infinity, made at run time: WGSL rejects an infinite constant expression.
-fn positiveInfinity() -> f32 {
-  var bits = 0x7f800000u;
-  return bitcast<f32>(bits);
-}
-
 fn writeFields(t: u32, v: array<f32, 12>) {
   for (var f = 0u; f < FIELDS; f++) {
     fields[f * params.fieldStride + t] = v[f];

@@ -77,6 +77,17 @@ fn hmax(v: vec4<f32>) -> f32 {
   return max(max(v.x, v.y), max(v.z, v.w));
 }
 
+// Adds four elements' terms to the sums: student weights w = 2^a and teacher weights r = 2^b
+// (a, b the base-2 logits shifted by the maxima), d = a − b.
+fn addTerms(st: ptr<function, Fold>, w: vec4<f32>, a: vec4<f32>, r: vec4<f32>, b: vec4<f32>, d: vec4<f32>) {
+  (*st).W += dot(w, vec4<f32>(1.0));
+  (*st).Es += dot(w, a);
+  (*st).U += dot(w, d);
+  (*st).Z += dot(r, vec4<f32>(1.0));
+  (*st).Et += dot(r, b);
+  (*st).F -= dot(r, d);
+}
+
 // Adds four elements whose logits are all finite and in range (maxima already raised).
 fn foldPresent(st: ptr<function, Fold>, zs: vec4<f32>, zt: vec4<f32>, c: f32) {
   let a = (zs - (*st).ms) * c;
@@ -84,12 +95,7 @@ fn foldPresent(st: ptr<function, Fold>, zs: vec4<f32>, zt: vec4<f32>, c: f32) {
   let w = exp2(a);
   let r = exp2(b);
   let d = a - b;
-  (*st).W += dot(w, vec4<f32>(1.0));
-  (*st).Es += dot(w, a);
-  (*st).U += dot(w, d);
-  (*st).Z += dot(r, vec4<f32>(1.0));
-  (*st).Et += dot(r, b);
-  (*st).F -= dot(r, d);
+  addTerms(st, w, a, r, b, d);
 }
 
 // Flags raised by the lanes of `zbits` inside `inRange`: NaN, +Inf, finite but |z| ≥ 2^64.
@@ -125,20 +131,7 @@ fn foldChecked(st: ptr<function, Fold>, zs: vec4<f32>, zt: vec4<f32>, inRange: v
   let w = select(vec4<f32>(0.0), exp2(a), ps);
   let r = select(vec4<f32>(0.0), exp2(b), pt);
   let d = select(vec4<f32>(0.0), a - b, ps & pt);
-  (*st).W += dot(w, vec4<f32>(1.0));
-  (*st).Es += dot(w, a);
-  (*st).U += dot(w, d);
-  (*st).Z += dot(r, vec4<f32>(1.0));
-  (*st).Et += dot(r, b);
-  (*st).F -= dot(r, d);
-}
-
-fn loadStudent4(base: u32, k: vec4<u32>) -> vec4<f32> {
-  return vec4<f32>(student[base + k.x], student[base + k.y], student[base + k.z], student[base + k.w]);
-}
-
-fn loadTeacher4(base: u32, k: vec4<u32>) -> vec4<f32> {
-  return vec4<f32>(teacher[base + k.x], teacher[base + k.y], teacher[base + k.z], teacher[base + k.w]);
+  addTerms(st, w, a, r, b, d);
 }
 
 @compute @workgroup_size(WG)
@@ -149,10 +142,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     return;
   }
   let c = params.scale2;
-  let lo = split * params.sliceLength;
-  let n = min(params.vocab, lo + params.sliceLength) - lo;
-  let sBase = params.studentBase + row * params.vocab + lo;
-  let tBase = params.teacherBase + row * params.vocab + lo;
+  let slice = vocabSlice(params, row, split);
+  let n = slice.length;
+  let sBase = params.studentBase + slice.rowStart;
+  let tBase = params.teacherBase + slice.rowStart;
   let step = vec4<u32>(0u, WG, 2u * WG, 3u * WG);
 
   var st = emptyFold();

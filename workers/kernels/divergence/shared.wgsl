@@ -37,3 +37,28 @@ struct ChunkParams {
   _pad1: u32,
   _pad2: u32,
 }
+
+// ±Infinity, made at run time: WGSL rejects an infinite constant expression.
+fn positiveInfinity() -> f32 {
+  var bits = POS_INF_BITS;
+  return bitcast<f32>(bits);
+}
+
+fn negativeInfinity() -> f32 {
+  var bits = NEG_INF_BITS;
+  return bitcast<f32>(bits);
+}
+
+// The vocabulary slice of workgroup (row, split) in the streaming kernels (row_stats, row_extras,
+// teacher_topk, read_floor): tokens lo .. lo + length of the chunk's row `row`, whose logits (or
+// gradient) start at rowStart past the buffer's base (studentBase, teacherBase, gradientBase).
+struct VocabSlice {
+  lo: u32,
+  length: u32,
+  rowStart: u32, // row·vocab + lo
+}
+
+fn vocabSlice(p: ChunkParams, row: u32, split: u32) -> VocabSlice {
+  let lo = split * p.sliceLength;
+  return VocabSlice(lo, min(p.vocab, lo + p.sliceLength) - lo, row * p.vocab + lo);
+}

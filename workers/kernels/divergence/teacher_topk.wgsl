@@ -33,9 +33,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (live) {
     live = mask[params.firstRow + row] != 0u;
   }
-  let lo = split * params.sliceLength;
-  let n = select(0u, min(params.vocab, lo + params.sliceLength) - lo, live);
-  let tBase = params.teacherBase + row * params.vocab + lo;
+  let slice = vocabSlice(params, row, split);
+  let n = select(0u, slice.length, live);
+  let tBase = params.teacherBase + slice.rowStart;
 
   var values: array<f32, KMAX>;
   var tokens: array<u32, KMAX>;
@@ -66,7 +66,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             pos--;
           }
           values[pos] = x;
-          tokens[pos] = lo + ee[j];
+          tokens[pos] = slice.lo + ee[j];
           last = values[k - 1u];
         }
       }

@@ -21,12 +21,6 @@ override WG: u32 = 64;
 @group(0) @binding(7) var<storage, read_write> topStudentLogprob: array<f32>;
 @group(0) @binding(8) var<uniform> params: ChunkParams;
 
-// -Infinity, made at run time: WGSL rejects an infinite constant expression.
-fn negativeInfinity() -> f32 {
-  var bits = 0xff800000u;
-  return bitcast<f32>(bits);
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row = gid.x;
