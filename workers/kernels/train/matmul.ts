@@ -17,11 +17,15 @@ import { createStorageBuffer } from '../../gpu/buffers';
 import { matmulPick, matmulTuning, type MatmulTuning } from '../../gpu/tuning';
 import { groups, launch } from '../../gpu/launch';
 import { withTrainPrelude } from './prelude';
-import registerWgsl from './matmul_register.wgsl?raw';
-import tiledWgsl from './matmul_tiled.wgsl?raw';
+import matmulCommon from './matmul_common.wgsl?raw';
+import registerKernel from './matmul_register.wgsl?raw';
+import tiledKernel from './matmul_tiled.wgsl?raw';
 import columnSumKernel from './column_sum.wgsl?raw';
 
 const columnSumWgsl = withTrainPrelude(columnSumKernel);
+// The two matmul kernels, each after what they share (WGSL has no include).
+const registerWgsl = `${matmulCommon}\n${registerKernel}`;
+const tiledWgsl = `${matmulCommon}\n${tiledKernel}`;
 
 export type MatmulVariant = 'register' | 'tiled';
 

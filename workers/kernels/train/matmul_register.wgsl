@@ -20,27 +20,7 @@
 
 override WG_X: u32 = 8;
 override WG_Y: u32 = 8;
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override ACCUMULATE: bool = false;
-override HAS_BIAS: bool = false;
-
-struct Params {
-  m: u32,
-  n: u32,
-  k: u32,
-  strideA: u32,
-  strideB: u32,
-  strideC: u32,
-  alpha: f32,
-  batch: u32,
-}
-
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+// matmul_common.wgsl: TRANS_A, TRANS_B, ACCUMULATE, HAS_BIAS, Params, the bindings, biasAt, storeRow.
 
 // Element offsets of op(A)[rows, 0] for four rows (clamped into [0, m)).
 fn rowOffsets(first: u32, batchIndex: u32) -> vec4<u32> {
@@ -60,31 +40,12 @@ fn loadB(offsets: vec4<u32>) -> vec4<f32> {
   return vec4<f32>(B[offsets.x], B[offsets.y], B[offsets.z], B[offsets.w]);
 }
 
-fn biasAt(first: u32) -> vec4<f32> {
-  if (!HAS_BIAS) {
-    return vec4<f32>(0.0);
-  }
-  let cols = min(vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u) * WG_X, vec4<u32>(params.n - 1u));
-  return vec4<f32>(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
-}
-
 // Writes alpha·acc + bias to C[row, col + j·WG_X] for the j whose column is inside.
 fn store(cBase: u32, row: u32, col: u32, acc: vec4<f32>, biasCols: vec4<f32>) {
   if (row >= params.m) {
     return;
   }
-  let v = params.alpha * acc + biasCols;
-  for (var j = 0u; j < 4u; j++) {
-    let c = col + j * WG_X;
-    if (c < params.n) {
-      let idx = cBase + row * params.n + c;
-      if (ACCUMULATE) {
-        C[idx] += v[j];
-      } else {
-        C[idx] = v[j];
-      }
-    }
-  }
+  storeRow(cBase, row, col, params.alpha * acc + biasCols);
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)

@@ -20,10 +20,7 @@
 override WG_X: u32 = 16;
 override WG_Y: u32 = 16;
 override BK: u32 = 16;
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override ACCUMULATE: bool = false;
-override HAS_BIAS: bool = false;
+// matmul_common.wgsl: TRANS_A, TRANS_B, ACCUMULATE, HAS_BIAS, Params, the bindings, biasAt, storeRow.
 
 override TILE_M: u32 = 4u * WG_Y;
 override TILE_N: u32 = 4u * WG_X;
@@ -31,23 +28,6 @@ override A_LINE: u32 = TILE_M + 1u;
 override B_LINE: u32 = TILE_N + 1u;
 override A_WORDS: u32 = BK * A_LINE;
 override B_WORDS: u32 = BK * B_LINE;
-
-struct Params {
-  m: u32,
-  n: u32,
-  k: u32,
-  strideA: u32,
-  strideB: u32,
-  strideC: u32,
-  alpha: f32,
-  batch: u32,
-}
-
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
 
 var<workgroup> As: array<f32, A_WORDS>;
 var<workgroup> Bs: array<f32, B_WORDS>;
@@ -135,29 +115,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let col0 = tileCol + lid.x;
   let alpha = params.alpha;
   let cBase = wid.z * params.strideC;
-  var biasRow = vec4<f32>(0.0);
-  if (HAS_BIAS) {
-    for (var j = 0u; j < 4u; j++) {
-      biasRow[j] = bias[min(col0 + j * WG_X, n - 1u)];
-    }
-  }
+  let biasRow = biasAt(col0);
   let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
   for (var i = 0u; i < 4u; i++) {
     let row = row0 + i * WG_Y;
     if (row >= m) {
       break;
     }
-    let v = alpha * accs[i] + biasRow;
-    for (var j = 0u; j < 4u; j++) {
-      let col = col0 + j * WG_X;
-      if (col < n) {
-        let idx = cBase + row * n + col;
-        if (ACCUMULATE) {
-          C[idx] += v[j];
-        } else {
-          C[idx] = v[j];
-        }
-      }
-    }
+    storeRow(cBase, row, col0, alpha * accs[i] + biasRow);
   }
 }
