@@ -35,13 +35,10 @@ var<workgroup> o: array<f32, MAX_D>;
 fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let at = headRow(wid);
   let i = at.x;
-  let T = at.T;
-  let D = at.D;
-  let E = at.E;
-  let probBase = (headBase(at) + i) * T;
+  let probBase = (headBase(at) + i) * at.T;
 
-  for (var d = lid; d < D; d = d + WG) {
-    o[d] = dctx[at.row * E + at.h * D + d];
+  for (var d = lid; d < at.D; d = d + WG) {
+    o[d] = dctx[at.row * at.E + at.h * at.D + d];
   }
   workgroupBarrier();
 
@@ -51,8 +48,8 @@ fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let p = probs[probBase + j];
     var dp = 0.0;
     if (p != 0.0) {
-      let vBase = (at.b * T + j) * 3u * E + 2u * E + at.h * D;
-      for (var d = 0u; d < D; d = d + 1u) {
+      let vBase = (at.b * at.T + j) * 3u * at.E + 2u * at.E + at.h * at.D;
+      for (var d = 0u; d < at.D; d = d + 1u) {
         dp = dp + o[d] * qkv[vBase + d];
       }
       localDelta = localDelta + p * dp;
@@ -61,7 +58,7 @@ fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   }
   let delta = workgroupSum(localDelta, lid, WG);
 
-  for (var j = lid; j < T; j = j + WG) {
+  for (var j = lid; j < at.T; j = j + WG) {
     var ds = 0.0;
     if (j <= i) {
       let p = probs[probBase + j];
@@ -74,8 +71,8 @@ fn queries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 
   // dq_i[d] = scale · Σ_j dS_ij k_j[d], summed by groups of invocations as in the forward.
   let G = sumRowsWeightedByS(at, i, 1u, lid);
-  for (var d = lid; d < D; d = d + WG) {
-    dqkv[at.row * 3u * E + at.h * D + d] = groupSum2(d, D, G).x * params.scale;
+  for (var d = lid; d < at.D; d = d + WG) {
+    dqkv[at.row * 3u * at.E + at.h * at.D + d] = groupSum2(d, at.D, G).x * params.scale;
   }
 }
 

@@ -31,24 +31,21 @@ var<workgroup> q: array<f32, MAX_D>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let at = headRow(wid);
   let i = at.x;
-  let T = at.T;
-  let D = at.D;
-  let E = at.E;
-  let probBase = (headBase(at) + i) * T;
-  let ctxBase = at.row * E + at.h * D;
+  let probBase = (headBase(at) + i) * at.T;
+  let ctxBase = at.row * at.E + at.h * at.D;
 
   if (keyMask[at.row] == 0u) {
-    for (var j = lid; j < T; j = j + WG) {
+    for (var j = lid; j < at.T; j = j + WG) {
       probs[probBase + j] = 0.0;
     }
-    for (var d = lid; d < D; d = d + WG) {
+    for (var d = lid; d < at.D; d = d + WG) {
       ctx[ctxBase + d] = 0.0;
     }
     return;
   }
 
-  let qBase = at.row * 3u * E + at.h * D;
-  for (var d = lid; d < D; d = d + WG) {
+  let qBase = at.row * 3u * at.E + at.h * at.D;
+  for (var d = lid; d < at.D; d = d + WG) {
     q[d] = qkv[qBase + d];
   }
   workgroupBarrier();
@@ -56,12 +53,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Scores of the visible keys; invocation lid owns keys lid, lid + WG, … throughout.
   var localMax = LOWEST;
   for (var j = lid; j <= i; j = j + WG) {
-    let key = at.b * T + j;
+    let key = at.b * at.T + j;
     var score = 0.0;
     if (keyMask[key] != 0u) {
-      let kBase = key * 3u * E + E + at.h * D;
+      let kBase = key * 3u * at.E + at.E + at.h * at.D;
       var dot = 0.0;
-      for (var d = 0u; d < D; d = d + 1u) {
+      for (var d = 0u; d < at.D; d = d + 1u) {
         dot = dot + q[d] * qkv[kBase + d];
       }
       score = dot * params.scale;
@@ -73,14 +70,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   var localSum = 0.0;
   for (var j = lid; j <= i; j = j + WG) {
-    let e = select(0.0, exp(s[j] - m), keyMask[at.b * T + j] != 0u);
+    let e = select(0.0, exp(s[j] - m), keyMask[at.b * at.T + j] != 0u);
     s[j] = e;
     localSum = localSum + e;
   }
   // ≥ 1: the maximum's own term is exp(0).
   let inv = 1.0 / workgroupSum(localSum, lid, WG);
 
-  for (var j = lid; j < T; j = j + WG) {
+  for (var j = lid; j < at.T; j = j + WG) {
     var p = 0.0;
     if (j <= i) {
       p = s[j] * inv;
@@ -92,7 +89,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   // ctx_i[d] = Σ_j P_ij v_j[d], over groups of invocations; then the groups are added.
   let G = sumRowsWeightedByS(at, i, 2u, lid);
-  for (var d = lid; d < D; d = d + WG) {
-    ctx[ctxBase + d] = groupSum2(d, D, G).x;
+  for (var d = lid; d < at.D; d = d + WG) {
+    ctx[ctxBase + d] = groupSum2(d, at.D, G).x;
   }
 }
