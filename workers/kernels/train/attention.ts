@@ -35,6 +35,7 @@ import { attentionTuning, matmulTuning, type MatmulTuning } from '../../gpu/tuni
 import { groups, launch } from '../../gpu/launch';
 import { withGridPrelude, withTrainPrelude } from './prelude';
 import { encodeMatmul, type MatmulShape } from './matmul';
+import { deviceScratch } from './scratch';
 import forwardKernel from './attention_forward.wgsl?raw';
 import backwardKernel from './attention_backward.wgsl?raw';
 import attentionCommon from './attention_common.wgsl?raw';
@@ -296,24 +297,6 @@ export function encodeAttentionForward(
     uniforms: uniforms(dims),
     workgroups: [dims.seq, dims.heads, dims.batch],
   });
-}
-
-const scratchCache = new WeakMap<GPUDevice, Map<string, GPUBuffer>>();
-
-/**
- * A per-device buffer of at least `bytes` under `name`, replaced by a larger one when too small.
- * The old one is not destroyed: commands already recorded may still use it (it is freed when
- * nothing references it).
- */
-function deviceScratch(device: GPUDevice, name: string, bytes: number): GPUBuffer {
-  let cache = scratchCache.get(device);
-  if (!cache) scratchCache.set(device, (cache = new Map()));
-  let scratch = cache.get(name);
-  if (!scratch || scratch.size < bytes) {
-    scratch = createStorageBuffer(device, bytes, name);
-    cache.set(name, scratch);
-  }
-  return scratch;
 }
 
 export function encodeAttentionBackward(

@@ -13,6 +13,7 @@ import { layerTuning, type LayerTuning } from '../../gpu/tuning';
 import { createStorageBuffer } from '../../gpu/buffers';
 import { groups, launch } from '../../gpu/launch';
 import { withGridPrelude, withTrainPrelude } from './prelude';
+import { deviceScratch } from './scratch';
 import layerNormForwardKernel from './layernorm_forward.wgsl?raw';
 import layerNormBackwardKernel from './layernorm_backward.wgsl?raw';
 import layerNormParamGradKernel from './layernorm_param_grad.wgsl?raw';
@@ -183,16 +184,8 @@ export function planLayerNormParamGrad(rows: number, width: number, tuning: Laye
 }
 
 /** Partial sums of the split param-grad pass; one pair per device, grown as needed. */
-const paramScratch = new WeakMap<GPUDevice, { gamma: GPUBuffer; beta: GPUBuffer; words: number }>();
-
 function paramGradScratch(device: GPUDevice, words: number): { gamma: GPUBuffer; beta: GPUBuffer } {
-  let s = paramScratch.get(device);
-  if (!s || s.words < words) {
-    // The old pair may still be used by recorded, unsubmitted commands: dropped, not destroyed.
-    s = { gamma: createStorageBuffer(device, words * 4, 'layernorm dγ partials'), beta: createStorageBuffer(device, words * 4, 'layernorm dβ partials'), words };
-    paramScratch.set(device, s);
-  }
-  return s;
+  return { gamma: deviceScratch(device, 'layernorm dγ partials', words * 4), beta: deviceScratch(device, 'layernorm dβ partials', words * 4) };
 }
 
 /** dγ[e] = or += Σ_n dy[n, e]·x̂[n, e], dβ[e] = or += Σ_n dy[n, e]. */

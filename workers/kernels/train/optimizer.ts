@@ -25,6 +25,7 @@ import { createStorageBuffer, readBuffer } from '../../gpu/buffers';
 import { GPU_OPTIMIZER_TUNING, optimizerTuning, type OptimizerTuning } from '../../gpu/tuning';
 import { groups, launch } from '../../gpu/launch';
 import { withGridPrelude, withTrainPrelude } from './prelude';
+import { deviceScratch } from './scratch';
 import sumSquaresKernel from './sum_squares.wgsl?raw';
 import clipScaleKernel from './clip_scale.wgsl?raw';
 import adamwKernel from './adamw.wgsl?raw';
@@ -128,20 +129,12 @@ export class OptimizerInputError extends Error {
 const MIN_ELEMENTS_PER_INVOCATION = 4;
 export const CLIP_BYTES = 16;
 
-const scratchByDevice = new WeakMap<GPUDevice, GPUBuffer>();
-
 /**
  * The stage-1 partial sums of sum_squares. One per device is enough: each tensor's two stages
  * are recorded back to back, and the queue runs dispatches in order.
  */
 function partialsScratch(device: GPUDevice, partials: number): GPUBuffer {
-  let buffer = scratchByDevice.get(device);
-  if (!buffer || buffer.size < partials * 4) {
-    // Not destroyed: commands already recorded may still use the smaller one.
-    buffer = createStorageBuffer(device, Math.max(partials, GPU_OPTIMIZER_TUNING.maxPartials) * 4, 'sum_squares partials');
-    scratchByDevice.set(device, buffer);
-  }
-  return buffer;
+  return deviceScratch(device, 'sum_squares partials', Math.max(partials, GPU_OPTIMIZER_TUNING.maxPartials) * 4);
 }
 
 function checkCount(what: string, count: number): void {
@@ -197,34 +190,23 @@ export function encodeSumSquares(device: GPUDevice, encoder: GPUCommandEncoder, 
   checkDistinct('sum of squares', { input, norms });
   const wg = tuning.workgroupSize;
   const partials = Math.max(1, Math.min(tuning.maxPartials, groups(count, wg * MIN_ELEMENTS_PER_INVOCATION)));
-  if (partials === 1) {
+  // One sum_squares stage: Σ x² (square) or Σ x over `n` values of `from`, into to[at].
+  const stage = (label: string, square: boolean, from: GPUBuffer, to: GPUBuffer, n: number, at: number, workgroups: number) =>
     launch(device, encoder, {
       code: sumSquaresWgsl,
-      label: 'sum_squares',
-      constants: { WG: wg, SQUARE: 1 },
-      buffers: [input, norms],
-      uniforms: [count, slot],
-      workgroups: [1],
+      label,
+      constants: { WG: wg, SQUARE: square ? 1 : 0 },
+      buffers: [from, to],
+      uniforms: [n, at],
+      workgroups: [workgroups],
     });
+  if (partials === 1) {
+    stage('sum_squares', true, input, norms, count, slot, 1);
     return;
   }
   const scratch = partialsScratch(device, partials);
-  launch(device, encoder, {
-    code: sumSquaresWgsl,
-    label: 'sum_squares partials',
-    constants: { WG: wg, SQUARE: 1 },
-    buffers: [input, scratch],
-    uniforms: [count, 0],
-    workgroups: [partials],
-  });
-  launch(device, encoder, {
-    code: sumSquaresWgsl,
-    label: 'sum_squares total',
-    constants: { WG: wg, SQUARE: 0 },
-    buffers: [scratch, norms],
-    uniforms: [partials, slot],
-    workgroups: [1],
-  });
+  stage('sum_squares partials', true, input, scratch, count, 0, partials);
+  stage('sum_squares total', false, scratch, norms, partials, slot, 1);
 }
 
 export interface ClipScaleArgs {
