@@ -17,7 +17,7 @@ export type ErrorCode =
   | 'no-model'
   | 'bad-request'
   | 'bad-command'
-  /** The student folder has no trainable weights (model.safetensors) or is not GPT-2 family. */
+  /** The student folder has no trainable weights (model.safetensors) or is of no model family the lab knows. */
   | 'not-trainable'
   /** Student and teacher tokenize differently: the teacher cannot score the student's tokens. */
   | 'tokenizer-mismatch'

@@ -16,6 +16,7 @@ import { compareTokenizers } from '../models/tokenizer';
 import type { LoadedModel } from './inference';
 import { restoreCheckpoint } from '../train/checkpoint';
 import type { ModelFolder } from '../models/folder';
+import { familyNames } from '../models/registry';
 
 export { MAX_UNAPPLIED_IN_A_ROW };
 
@@ -91,11 +92,12 @@ export class Training {
     for (const [role, m] of [['student', student], ['teacher', teacher]] as const) {
       if (!m) return { code: 'no-model', message: `No ${role} model is loaded: load a model folder as the ${role} first.` };
     }
-    if (!student!.folder.gpt2 || !student!.folder.weights) {
+    const folder = student!.folder;
+    if (!folder.family || !folder.config || !folder.weights) {
       return {
         code: 'not-trainable',
-        message: `The student ${student!.folder.label} cannot be trained: training needs a GPT-2 family folder with its weights in model.safetensors, and this one ${
-          student!.folder.gpt2 ? 'has no model.safetensors' : `is a '${student!.summary.modelType}' model`
+        message: `The student ${folder.label} cannot be trained: training needs a folder of a model family the lab knows (${familyNames()}) with its weights in model.safetensors, and this one ${
+          folder.family ? 'has no model.safetensors' : `is a '${student!.summary.modelType}' model`
         }.`,
       };
     }
