@@ -22,7 +22,11 @@ describe('losing the GPU device', () => {
     expect(await problem.getAttribute('data-code')).toBe('device-lost');
     expect(await page.getByRole('heading', { level: 2 }).textContent()).toBe('The GPU device was lost');
     expect(await page.textContent('[data-testid=status-state]')).toBe('GPU device lost');
-    await screenshot(page, 'device-lost');
+    // The page composites again only once Chromium has started a new GPU process: until then a
+    // screenshot is refused ("Unable to capture screenshot"), so take it when it can be taken.
+    await expect
+      .poll(() => screenshot(page, 'device-lost').then(() => true, () => false), { timeout: 30_000, intervals: [500] })
+      .toBe(true);
 
     await page.getByRole('button', { name: 'Reload the lab' }).click();
     await expect.poll(() => page.textContent('[data-testid=status-state]'), { timeout: 120_000 }).toBe('Ready');
