@@ -25,7 +25,7 @@ describe('losing the GPU device', () => {
     // The page composites again only once Chromium has started a new GPU process: until then a
     // screenshot is refused ("Unable to capture screenshot"), so take it when it can be taken.
     await expect
-      .poll(() => screenshot(page, 'device-lost').then(() => true, () => false), { timeout: 30_000, intervals: [500] })
+      .poll(() => screenshot(page, 'device-lost').then(() => true, () => false), { timeout: 30_000, interval: 500 })
       .toBe(true);
 
     await page.getByRole('button', { name: 'Reload the lab' }).click();
