@@ -96,14 +96,8 @@ interface CaseInput {
   mask?: Uint32Array;
 }
 
-interface CaseSpec {
-  name: string;
-  positions: number;
-  vocab: number;
-  temperature: number;
-  beta?: number;
-  topK: number;
-  gradient: boolean;
+/** A case: the shape and settings its report names, and how to make its inputs. */
+interface CaseSpec extends Pick<CaseReport, 'name' | 'positions' | 'vocab' | 'temperature' | 'beta' | 'topK' | 'gradient'> {
   make: (rng: Rng) => CaseInput;
   /** Extra encode options (forced chunking). */
   options?: EncodeOptions;
