@@ -133,8 +133,6 @@ type KnobValue<K> = K extends NumberKnob ? number : K extends ChoiceKnob<string,
 /** A distillation run as a person sets it up (the Distill panel, `train.start`, `opd-lab train`). */
 export type TrainSetup = { -readonly [K in (typeof KNOBS)[number] as K['name']]: KnobValue<K> };
 export type KnobName = keyof TrainSetup;
-export type NumberKnobName = Extract<(typeof KNOBS)[number], { kind: 'number' }>['name'];
-export type ChoiceKnobName = Extract<(typeof KNOBS)[number], { kind: 'choice' }>['name'];
 
 export const KNOB_BY_NAME = Object.fromEntries(KNOBS.map((k) => [k.name, k])) as { [K in KnobName]: Extract<(typeof KNOBS)[number], { name: K }> };
 
