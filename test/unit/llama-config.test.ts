@@ -12,8 +12,8 @@ import { llamaConfigFromJson, LlamaConfigError } from '../../workers/models/llam
 import { countLlamaParameters, llamaParamSpecs } from '../../workers/models/llama/params';
 import { ropeInverseFrequencies, ropeTables } from '../../workers/models/llama/rope';
 
-const dir = join(__dirname, '../fixtures/hf-configs');
-const raw = (name: string) => JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as Record<string, unknown>;
+const dir = join(__dirname, '../fixtures/hf');
+const raw = (name: string) => JSON.parse(readFileSync(join(dir, name, 'config.json'), 'utf8')) as Record<string, unknown>;
 const reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')).models as Record<string, { n_parameters: number; head_dim: number; kv_heads: number; n_layers: number }>;
 const FOLDERS = ['llama-tied', 'qwen2', 'qwen3', 'llama-teacher'];
 

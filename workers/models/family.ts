@@ -29,6 +29,12 @@ export interface ParamSpec {
   role: ParamRole;
   /** A linear weight [in, out] that LoRA may adapt (W_eff = W + s·A·B). */
   loraTarget?: boolean;
+  /**
+   * The lab keeps this linear weight [in, out] (y = x·W, as every kernel and LoRA expect) while
+   * model.safetensors stores it [out, in], torch.nn.Linear's layout: the family's safetensors
+   * reader and writer transpose it.
+   */
+  transposedInFile?: boolean;
 }
 
 /** Parameters by HF name, float32, row-major in the spec's shape. */

@@ -1,7 +1,9 @@
 /**
- * The Llama family's parameters: Hugging Face names and shapes (a linear weight is stored
- * [out, in], as torch.nn.Linear keeps it), each tensor's role and the linear weights LoRA may
- * adapt (q, k, v, o, gate, up, down).
+ * The Llama family's parameters: Hugging Face names, shapes, each tensor's role and the linear
+ * weights LoRA may adapt (q, k, v, o, gate, up, down). The projections are kept [in, out] in the
+ * lab (y = x·W, the layout of every kernel and of LoRA, as GPT-2's Conv1D has it); model.safetensors
+ * stores them [out, in], torch.nn.Linear's layout, so they are marked `transposedInFile`. The
+ * embedding and an untied lm_head are [vocab, hidden] in both (the head is applied as x·Wᵀ).
  */
 import type { ParamSpec } from '../family';
 import type { LlamaConfig } from './config';
@@ -13,7 +15,7 @@ export function llamaParamSpecs(c: LlamaConfig): ParamSpec[] {
   const { hidden: H, headDim: D, nHead, nKvHead, intermediate: I, vocabSize: V } = c;
   const specs: ParamSpec[] = [{ name: 'model.embed_tokens.weight', shape: [V, H], role: 'embedding' }];
   const linear = (name: string, out: number, inDim: number, bias: boolean) => {
-    specs.push({ name: `${name}.weight`, shape: [out, inDim], role: 'linear-weight', loraTarget: true });
+    specs.push({ name: `${name}.weight`, shape: [inDim, out], role: 'linear-weight', loraTarget: true, transposedInFile: true });
     if (bias) specs.push({ name: `${name}.bias`, shape: [out], role: 'linear-bias' });
   };
   for (let l = 0; l < c.nLayer; l++) {
