@@ -1,5 +1,6 @@
 /**
- * Float64 references for the training engine's small layers (LayerNorm, GELU, embedding, add):
+ * Float64 references for the training engine's small layers (LayerNorm, GELU, embedding, add, and
+ * the Llama family's RMSNorm and SwiGLU):
  * the forward each WGSL kernel must match, and its analytic backward, which the tests check
  * against central finite differences of the forward. Layouts as in workers/kernels/train/layers.ts: row-major
  * [rows, width] activations.
@@ -100,32 +101,138 @@ export function addBackward(dout: ArrayLike<number>): { da: Float64Array; db: Fl
   return { da: Float64Array.from(dout as ArrayLike<number>), db: Float64Array.from(dout as ArrayLike<number>) };
 }
 
-/** x[n, e] = wte[tok[n], e] + wpe[pos[n], e]. */
-export function embeddingForward(tokens: ArrayLike<number>, positions: ArrayLike<number>, wte: ArrayLike<number>, wpe: ArrayLike<number>, width: number): Float64Array {
+/**
+ * x[n, e] = wte[tok[n], e] + wpe[pos[n], e]; with no positions (positions and wpe null, the Llama
+ * family, which has no learned position table) x[n, e] = wte[tok[n], e].
+ */
+export function embeddingForward(
+  tokens: ArrayLike<number>,
+  positions: ArrayLike<number> | null,
+  wte: ArrayLike<number>,
+  wpe: ArrayLike<number> | null,
+  width: number,
+): Float64Array {
+  if ((positions === null) !== (wpe === null)) throw new Error('embeddingForward takes positions and wpe together, or neither: pass both or null for both.');
   const rows = tokens.length;
   const x = new Float64Array(rows * width);
   for (let n = 0; n < rows; n++) {
-    for (let e = 0; e < width; e++) x[n * width + e] = wte[tokens[n] * width + e] + wpe[positions[n] * width + e];
+    for (let e = 0; e < width; e++) {
+      const position = positions === null || wpe === null ? 0 : wpe[positions[n] * width + e];
+      x[n * width + e] = wte[tokens[n] * width + e] + position;
+    }
   }
   return x;
 }
 
-/** dwte[v] = Σ_{n: tok[n]=v} dx[n], dwpe[p] = Σ_{n: pos[n]=p} dx[n] (fresh, not accumulated). */
+/**
+ * dwte[v] = Σ_{n: tok[n]=v} dx[n], dwpe[p] = Σ_{n: pos[n]=p} dx[n] (fresh, not accumulated). With
+ * no positions (null) dwpe is empty (length 0): there is no position table to receive a gradient.
+ */
 export function embeddingBackward(
   tokens: ArrayLike<number>,
-  positions: ArrayLike<number>,
+  positions: ArrayLike<number> | null,
   dx: ArrayLike<number>,
   vocabSize: number,
   nPositions: number,
   width: number,
 ): { dwte: Float64Array; dwpe: Float64Array } {
   const dwte = new Float64Array(vocabSize * width);
-  const dwpe = new Float64Array(nPositions * width);
+  const dwpe = new Float64Array(positions === null ? 0 : nPositions * width);
   for (let n = 0; n < tokens.length; n++) {
     for (let e = 0; e < width; e++) {
       dwte[tokens[n] * width + e] += dx[n * width + e];
-      dwpe[positions[n] * width + e] += dx[n * width + e];
+      if (positions !== null) dwpe[positions[n] * width + e] += dx[n * width + e];
     }
   }
   return { dwte, dwpe };
+}
+
+export interface RmsNormForwardResult {
+  y: Float64Array;
+  /** Per row: 1/√(mean(x²) + eps), what the WGSL forward saves for the backward. */
+  rstd: Float64Array;
+}
+
+/**
+ * RMSNorm as HF's LlamaRMSNorm / Qwen2RMSNorm / Qwen3RMSNorm compute it: per row of `width`,
+ * y = x·rstd·γ with rstd = 1/√(mean(x²) + eps) (no mean subtracted, no bias; the weight applied
+ * after the normalisation). Used with width = hidden for the layer norms and with
+ * rows = tokens × heads, width = head_dim for Qwen3's q/k norm.
+ */
+export function rmsNormForward(x: ArrayLike<number>, gamma: ArrayLike<number>, rows: number, width: number, eps: number): RmsNormForwardResult {
+  const y = new Float64Array(rows * width);
+  const rstd = new Float64Array(rows);
+  for (let n = 0; n < rows; n++) {
+    const o = n * width;
+    let sumSq = 0;
+    for (let e = 0; e < width; e++) sumSq += x[o + e] * x[o + e];
+    const inv = 1 / Math.sqrt(sumSq / width + eps);
+    for (let e = 0; e < width; e++) y[o + e] = x[o + e] * inv * gamma[e];
+    rstd[n] = inv;
+  }
+  return { y, rstd };
+}
+
+export interface RmsNormBackwardResult {
+  dx: Float64Array;
+  dgamma: Float64Array;
+}
+
+/**
+ * Gradients of Σ dy·y through RMSNorm: with x̂ = x·rstd and g = γ·dy,
+ *   dx = rstd·(g − x̂·mean(g·x̂)) per row,  dγ = Σ_n dy·x̂.
+ * (LayerNorm's formula without the mean terms: rstd depends on x only through mean(x²).)
+ */
+export function rmsNormBackward(dy: ArrayLike<number>, x: ArrayLike<number>, gamma: ArrayLike<number>, rows: number, width: number, eps: number): RmsNormBackwardResult {
+  const { rstd } = rmsNormForward(x, gamma, rows, width, eps);
+  const dx = new Float64Array(rows * width);
+  const dgamma = new Float64Array(width);
+  for (let n = 0; n < rows; n++) {
+    const o = n * width;
+    let sumGX = 0;
+    for (let e = 0; e < width; e++) {
+      const xhat = x[o + e] * rstd[n];
+      sumGX += gamma[e] * dy[o + e] * xhat;
+      dgamma[e] += dy[o + e] * xhat;
+    }
+    const mgx = sumGX / width;
+    for (let e = 0; e < width; e++) dx[o + e] = rstd[n] * (gamma[e] * dy[o + e] - x[o + e] * rstd[n] * mgx);
+  }
+  return { dx, dgamma };
+}
+
+/** σ(g) = 1/(1 + e^−g), written so that neither branch overflows for large |g|. */
+export function sigmoid(g: number): number {
+  if (g >= 0) return 1 / (1 + Math.exp(-g));
+  const e = Math.exp(g);
+  return e / (1 + e);
+}
+
+/** silu(g) = g·σ(g) (torch's F.silu, the Llama family's hidden_act "silu"). */
+export function silu(g: number): number {
+  return g * sigmoid(g);
+}
+
+/** d silu / dg = σ(g)·(1 + g·(1 − σ(g))). */
+export function siluDerivative(g: number): number {
+  const s = sigmoid(g);
+  return s * (1 + g * (1 - s));
+}
+
+/** SwiGLU's elementwise part: y = silu(gate)·up (the MLP is down(silu(gate(x))·up(x))). */
+export function swigluForward(gate: ArrayLike<number>, up: ArrayLike<number>): Float64Array {
+  const y = new Float64Array(gate.length);
+  for (let i = 0; i < gate.length; i++) y[i] = silu(gate[i]) * up[i];
+  return y;
+}
+
+/** Gradients of Σ dy·y: dgate = dy·up·silu'(gate), dup = dy·silu(gate). */
+export function swigluBackward(gate: ArrayLike<number>, up: ArrayLike<number>, dy: ArrayLike<number>): { dgate: Float64Array; dup: Float64Array } {
+  const dgate = new Float64Array(gate.length);
+  const dup = new Float64Array(gate.length);
+  for (let i = 0; i < gate.length; i++) {
+    dgate[i] = dy[i] * up[i] * siluDerivative(gate[i]);
+    dup[i] = dy[i] * silu(gate[i]);
+  }
+  return { dgate, dup };
 }
