@@ -1,13 +1,15 @@
 /**
  * The training engine's small layers, forward and backward: LayerNorm, GELU (HF's gelu_new),
- * elementwise add (residual) and the token + position embedding. Each `encode…` records its
- * dispatches into the caller's command encoder (one submit per training step) and submits
- * nothing. Shapes come from the caller (buffers are padded, so their sizes say nothing exact);
- * buffers are checked to be large enough and not aliased where WebGPU forbids it.
+ * elementwise add (residual) and the token (+ position) embedding; the Llama family's RMSNorm and
+ * SwiGLU are in rmsnorm.ts and swiglu.ts. Each `encode…` records its dispatches into the caller's
+ * command encoder (one submit per training step) and submits nothing. Shapes come from the caller
+ * (buffers are padded, so their sizes say nothing exact); buffers are checked to be large enough
+ * and not aliased where WebGPU forbids it.
  *
  * Layouts: activations row-major [rows, width] f32 (rows = batch·T); LayerNorm's per-row mean
  * and rstd f32[rows]; γ, β, dγ, dβ f32[width]; token and position ids u32[rows]; wte
- * f32[vocab, width], wpe f32[positions, width]. Float math references: test/reference/layers.ts.
+ * f32[vocab, width], wpe f32[positions, width] (optional: the Llama family has none). Float math
+ * references: test/reference/layers.ts.
  */
 import { layerTuning, type LayerTuning } from '../../gpu/tuning';
 import { createStorageBuffer } from '../../gpu/buffers';
@@ -29,26 +31,26 @@ const addWgsl = withGridPrelude(addKernel);
 const embeddingWgsl = withGridPrelude(embeddingKernel);
 
 // ---------------------------------------------------------------------------------------------
-// checks and dispatch shapes
+// checks and dispatch shapes (shared with rmsnorm.ts and swiglu.ts)
 
-function checkCount(label: string, what: string, n: number, min = 0): void {
+export function checkCount(label: string, what: string, n: number, min = 0): void {
   if (!Number.isInteger(n) || n < min || n > 0xffffffff) throw new Error(`${label}: ${what} = ${n} is not an integer ≥ ${min}`);
 }
 
 /** Throws unless `buffer` holds at least `words` 4-byte words. */
-function checkSize(label: string, name: string, buffer: GPUBuffer, words: number): void {
+export function checkSize(label: string, name: string, buffer: GPUBuffer, words: number): void {
   if (buffer.size < words * 4) throw new Error(`${label}: ${name} holds ${buffer.size} bytes, needs ${words * 4}`);
 }
 
 /** Throws if a written buffer is also bound elsewhere in the same dispatch (WebGPU forbids it). */
-function checkNotAliased(label: string, written: Record<string, GPUBuffer>, others: Record<string, GPUBuffer>): void {
+export function checkNotAliased(label: string, written: Record<string, GPUBuffer>, others: Record<string, GPUBuffer>): void {
   const all = Object.entries({ ...others, ...written });
   for (const [w, wb] of Object.entries(written)) {
     for (const [o, ob] of all) if (o !== w && ob === wb) throw new Error(`${label}: ${w} and ${o} are the same buffer`);
   }
 }
 
-function checkTuning(t: LayerTuning): void {
+export function checkTuning(t: LayerTuning): void {
   const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
   if (!pow2(t.workgroupSize) || !pow2(t.paramGradLanes) || !(t.paramGradColumns >= 1)) {
     throw new Error(`layer kernels: workgroup sizes must be powers of two (got ${t.workgroupSize}, ${t.paramGradColumns}×${t.paramGradLanes})`);
@@ -330,34 +332,62 @@ export function encodeAdd(device: GPUDevice, encoder: GPUCommandEncoder, bufs: {
 export interface EmbeddingShape {
   rows: number;
   width: number;
-  /** Rows of wte and wpe. */
+  /** Rows of wte, and of wpe (required with wpe; unused without it). */
   vocabSize: number;
-  nPositions: number;
+  nPositions?: number;
+}
+
+export interface EmbeddingForwardBuffers {
+  tokens: GPUBuffer;
+  wte: GPUBuffer;
+  /** Position ids u32[rows] and the learned position table: both (GPT-2) or neither (Llama). */
+  positions?: GPUBuffer;
+  wpe?: GPUBuffer;
+  x: GPUBuffer;
 }
 
 /**
- * x[n, e] = wte[tok[n], e] + wpe[pos[n], e]; tokens and positions u32[rows]. An id past its
- * table makes its row of x NaN.
+ * x[n, e] = wte[tok[n], e] + wpe[pos[n], e]; tokens and positions u32[rows]. Without `wpe` (and
+ * `positions`), x[n, e] = wte[tok[n], e] (the Llama family: rotary positions, no table). An id
+ * past its table makes its row of x NaN.
  */
 export function encodeEmbeddingForward(
   device: GPUDevice,
   encoder: GPUCommandEncoder,
-  b: { tokens: GPUBuffer; positions: GPUBuffer; wte: GPUBuffer; wpe: GPUBuffer; x: GPUBuffer },
+  b: EmbeddingForwardBuffers,
   shape: EmbeddingShape,
   tuning = layerTuning(device),
 ): void {
   const label = 'embedding_forward';
-  const { rows, width, vocabSize, nPositions } = shape;
+  const { rows, width, vocabSize } = shape;
   checkCount(label, 'rows', rows);
   checkCount(label, 'width', width, 1);
   checkCount(label, 'vocabSize', vocabSize, 1);
-  checkCount(label, 'nPositions', nPositions, 1);
   checkTuning(tuning);
+  if (!b.wpe !== !b.positions) {
+    throw new Error(`${label}: got ${b.wpe ? 'wpe without positions' : 'positions without wpe'}; pass both (learned positions) or neither (token embedding only)`);
+  }
   checkSize(label, 'tokens', b.tokens, rows);
-  checkSize(label, 'positions', b.positions, rows);
   checkSize(label, 'wte', b.wte, vocabSize * width);
-  checkSize(label, 'wpe', b.wpe, nPositions * width);
   checkSize(label, 'x', b.x, rows * width);
+  const workgroups = workgroupGrid(device, groups(rows * width, tuning.workgroupSize));
+  if (!b.wpe || !b.positions) {
+    checkNotAliased(label, { x: b.x }, { tokens: b.tokens, wte: b.wte });
+    launch(device, encoder, {
+      code: embeddingWgsl,
+      label: `${label} tokens`,
+      entryPoint: 'forwardTokens',
+      constants: { WG: tuning.workgroupSize },
+      buffers: [b.tokens, b.wte, b.x],
+      uniforms: [rows, width, vocabSize, 0],
+      workgroups,
+    });
+    return;
+  }
+  const nPositions = shape.nPositions ?? NaN;
+  checkCount(label, 'nPositions', nPositions, 1);
+  checkSize(label, 'positions', b.positions, rows);
+  checkSize(label, 'wpe', b.wpe, nPositions * width);
   checkNotAliased(label, { x: b.x }, { tokens: b.tokens, positions: b.positions, wte: b.wte, wpe: b.wpe });
   launch(device, encoder, {
     code: embeddingWgsl,
@@ -366,7 +396,7 @@ export function encodeEmbeddingForward(
     constants: { WG: tuning.workgroupSize },
     buffers: [b.tokens, b.positions, b.wte, b.wpe, b.x],
     uniforms: [rows, width, vocabSize, nPositions],
-    workgroups: workgroupGrid(device, groups(rows * width, tuning.workgroupSize)),
+    workgroups,
   });
 }
 
@@ -394,39 +424,47 @@ export function groupRowsById(ids: Uint32Array): RowGrouping {
 /** The embedding's backward for one batch of ids, whose grouping is uploaded once. */
 export interface EmbeddingBackward {
   readonly rows: number;
-  /** Unique token and position ids (one invocation per unique id and element). */
+  /** Unique token and position ids (one invocation per unique id and element); 0 positions when created without them. */
   readonly uniqueTokens: number;
   readonly uniquePositions: number;
   /**
    * dwte[v] += Σ_{n: tok[n]=v} dx[n], dwpe[p] += Σ_{n: pos[n]=p} dx[n] (always accumulating:
-   * clear dwpe, and dwte unless the tied LM head wrote it, before the first micro-batch).
+   * clear dwpe, and dwte unless the tied LM head wrote it, before the first micro-batch). Without
+   * `dwpe`, only dwte is written (a model without learned positions, or a frozen wpe); a `dwpe`
+   * needs the positions given to createEmbeddingBackward.
    */
-  encode(encoder: GPUCommandEncoder, b: { dx: GPUBuffer; dwte: GPUBuffer; dwpe: GPUBuffer }, width: number): void;
+  encode(encoder: GPUCommandEncoder, b: { dx: GPUBuffer; dwte: GPUBuffer; dwpe?: GPUBuffer }, width: number): void;
   destroy(): void;
 }
 
 /**
  * Groups the rows of one batch by token id and by position on the CPU (ids checked against the
- * tables' sizes) and uploads the groupings: the backward then needs no atomics.
+ * tables' sizes) and uploads the groupings: the backward then needs no atomics. With `positions`
+ * null or undefined (no learned position table), only the tokens are grouped and `encode` takes
+ * no dwpe.
  */
 export function createEmbeddingBackward(
   device: GPUDevice,
   tokens: Uint32Array,
-  positions: Uint32Array,
-  tables: { vocabSize: number; nPositions: number },
+  positions: Uint32Array | null | undefined,
+  tables: { vocabSize: number; nPositions?: number },
   tuning = layerTuning(device),
 ): EmbeddingBackward {
   const label = 'embedding_backward';
   const rows = tokens.length;
-  if (positions.length !== rows) throw new Error(`${label}: ${rows} tokens but ${positions.length} positions`);
+  if (positions && positions.length !== rows) throw new Error(`${label}: ${rows} tokens but ${positions.length} positions`);
   checkTuning(tuning);
   const check = (ids: Uint32Array, limit: number, what: string) => {
     for (let n = 0; n < ids.length; n++) if (ids[n] >= limit) throw new Error(`${label}: ${what} ${ids[n]} at row ${n} is outside 0..${limit - 1}`);
   };
   check(tokens, tables.vocabSize, 'token id');
-  check(positions, tables.nPositions, 'position');
+  const nPositions = tables.nPositions ?? 0;
+  if (positions) {
+    checkCount(label, 'nPositions', tables.nPositions ?? NaN, 1);
+    check(positions, nPositions, 'position');
+  }
   const byToken = groupRowsById(tokens);
-  const byPosition = groupRowsById(positions);
+  const byPosition = groupRowsById(positions ?? new Uint32Array(0));
   const sectionLength = (g: RowGrouping) => g.ids.length + g.offsets.length + g.rows.length;
   const packed = new Uint32Array(sectionLength(byToken) + sectionLength(byPosition));
   let at = 0;
@@ -446,15 +484,17 @@ export function createEmbeddingBackward(
     uniquePositions: byPosition.ids.length,
     encode(encoder, b, width) {
       if (destroyed) throw new Error(`${label}: used after destroy()`);
+      if (b.dwpe && !positions) throw new Error(`${label}: a dwpe was given but the backward was created without positions; pass the positions to createEmbeddingBackward`);
       checkCount(label, 'width', width, 1);
       checkSize(label, 'dx', b.dx, rows * width);
       checkSize(label, 'dwte', b.dwte, tables.vocabSize * width);
-      checkSize(label, 'dwpe', b.dwpe, tables.nPositions * width);
-      checkNotAliased(label, { dwte: b.dwte, dwpe: b.dwpe }, { dx: b.dx });
-      [
-        { g: byToken, base: bases[0], grad: b.dwte, what: 'wte' },
-        { g: byPosition, base: bases[1], grad: b.dwpe, what: 'wpe' },
-      ].forEach(({ g, base, grad, what }) =>
+      if (b.dwpe) {
+        checkSize(label, 'dwpe', b.dwpe, nPositions * width);
+        checkNotAliased(label, { dwte: b.dwte, dwpe: b.dwpe }, { dx: b.dx });
+      } else checkNotAliased(label, { dwte: b.dwte }, { dx: b.dx });
+      const passes = [{ g: byToken, base: bases[0], grad: b.dwte, what: 'wte' }];
+      if (b.dwpe) passes.push({ g: byPosition, base: bases[1], grad: b.dwpe, what: 'wpe' });
+      passes.forEach(({ g, base, grad, what }) =>
         launch(device, encoder, {
           code: embeddingWgsl,
           label: `${label} ${what}`,
