@@ -111,8 +111,8 @@ export interface LayerTuning {
   /** Invocations per workgroup of the per-row (LayerNorm) and elementwise kernels; a power of two. */
   workgroupSize: number;
   /**
-   * LayerNorm forward and dx with one invocation per row (no barriers; rows per workgroup =
-   * workgroupSize) instead of one workgroup per row.
+   * LayerNorm and RMSNorm forward and dx with one invocation per row (no barriers; rows per
+   * workgroup = workgroupSize) instead of one workgroup per row (RMSNorm: lanes per row).
    */
   layerNormRowPerInvocation: boolean;
   /** layernorm_param_grad's workgroup: `paramGradColumns` columns × `paramGradLanes` row lanes (a power of two). */
@@ -122,17 +122,29 @@ export interface LayerTuning {
   minParamGradWorkgroups: number;
   /** Fewest rows each lane sums in one row split (below it, splitting costs more than it gains). */
   minRowsPerLane: number;
+  /**
+   * RMSNorm forward and dx when not one row per invocation (kernels/train/rmsnorm.ts): lanes per
+   * row = the smallest power of two ≥ width / rmsNormElementsPerLane, at most workgroupSize, and
+   * workgroupSize / lanes rows per workgroup, so that short rows (Qwen3's q/k norm over a
+   * head_dim of 64..256) do not leave most of a workgroup idle.
+   */
+  rmsNormElementsPerLane: number;
 }
 
 /**
  * CPU adapters (SwiftShader…): 64-wide workgroups; no row splits (a few cores are full anyway);
- * LayerNorm one row per invocation (on the training bench's 256×128 rows ~15× faster than a
- * workgroup per row, whose ~16 barriers per row each cost SwiftShader a switch per invocation).
+ * LayerNorm and RMSNorm one row per invocation (LayerNorm on the training bench's 256×128 rows
+ * ~15× faster than a workgroup per row, whose ~16 barriers per row each cost SwiftShader a
+ * switch per invocation).
  */
-export const CPU_LAYER_TUNING: LayerTuning = { workgroupSize: 64, layerNormRowPerInvocation: true, paramGradColumns: 16, paramGradLanes: 4, minParamGradWorkgroups: 1, minRowsPerLane: 16 };
+export const CPU_LAYER_TUNING: LayerTuning = { workgroupSize: 64, layerNormRowPerInvocation: true, paramGradColumns: 16, paramGradLanes: 4, minParamGradWorkgroups: 1, minRowsPerLane: 16, rmsNormElementsPerLane: 4 };
 
-/** GPUs: 256-wide workgroups, a workgroup per LayerNorm row, 32 columns (128 bytes per row read) × 8 lanes, ≥ 512 workgroups. */
-export const GPU_LAYER_TUNING: LayerTuning = { workgroupSize: 256, layerNormRowPerInvocation: false, paramGradColumns: 32, paramGradLanes: 8, minParamGradWorkgroups: 512, minRowsPerLane: 16 };
+/**
+ * GPUs: 256-wide workgroups, a workgroup per LayerNorm row, 32 columns (128 bytes per row read) ×
+ * 8 lanes, ≥ 512 workgroups; RMSNorm 4 elements per lane (a 64-wide head: 16 lanes, 16 rows per
+ * workgroup; a 4096-wide row: 256 lanes, a workgroup per row).
+ */
+export const GPU_LAYER_TUNING: LayerTuning = { workgroupSize: 256, layerNormRowPerInvocation: false, paramGradColumns: 32, paramGradLanes: 8, minParamGradWorkgroups: 512, minRowsPerLane: 16, rmsNormElementsPerLane: 4 };
 
 const layerTuningCache = new WeakMap<GPUDevice, LayerTuning>();
 
