@@ -50,8 +50,11 @@ describe('model folders', () => {
     writeFileSync(join(dir, 'config.json'), '{ "model_type": "gpt2", ');
     await expect(read()).rejects.toThrow('config.json in');
 
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'mamba' }));
+    await expect(read()).rejects.toThrow("is a 'mamba' model: the lab trains GPT-2, Llama, Qwen2, Qwen3 family students only");
+    // A family the lab knows: its config is checked field by field.
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama' }));
-    await expect(read()).rejects.toThrow("is a 'llama' model: the lab trains GPT-2 family students only");
+    await expect(read()).rejects.toThrow('config.json: field "num_hidden_layers" must be an integer');
 
     rmSync(join(dir, 'config.json'));
     await expect(read()).rejects.toThrow('has no config.json');

@@ -34,6 +34,7 @@ export async function loadModel(source: ModelSource, role: ModelRole): Promise<L
       label: folder.label,
       modelType: String(folder.rawConfig.model_type ?? 'unknown'),
       parameters: folder.family && folder.config ? folder.family.countParameters(folder.config) : null,
+      architecture: folder.family && folder.config ? folder.family.architecture(folder.config) : null,
       vocabSize: vocab,
       trainable: folder.weights !== null,
     },
@@ -67,7 +68,7 @@ export async function sampleText(
   const tok = folder.tokenizer;
   const promptIds = tok.encode(params.prompt);
   checkModelFits(config, params.n, Math.min(config.nPositions, promptIds.length + params.maxTokens), device.limits, folder.label);
-  model.sampling ??= await openSamplingSession(device, config, folder.onnx, `${folder.label}/onnx/model.onnx`);
+  model.sampling ??= await openSamplingSession(device, config, folder.onnx, folder.onnxLabel);
   const completions = await sampleCompletions(
     decoderRunner(config, model.sampling),
     { prompts: [promptIds], n: params.n, maxTokens: params.maxTokens, sampling: params.sampling, seed: params.seed, eosTokenId: tok.eosTokenId ?? config.eosTokenId ?? null },
@@ -102,8 +103,8 @@ export async function scoreText(
   const completionIds = tok.encode(completion, { addSpecialTokens: false });
   if (completionIds.length === 0) throw new Error('the completion is empty: there is nothing to score');
   for (const m of [student, teacher]) if (m.folder.config) checkModelFits(m.folder.config, 1, promptIds.length + completionIds.length, device.limits, m.folder.label);
-  student.scoring ??= await openScoringSession(device, student.folder.onnx, `${student.folder.label}/onnx/model.onnx`);
-  teacher.scoring ??= await openScoringSession(device, teacher.folder.onnx, `${teacher.folder.label}/onnx/model.onnx`);
+  student.scoring ??= await openScoringSession(device, student.folder.onnx, student.folder.onnxLabel);
+  teacher.scoring ??= await openScoringSession(device, teacher.folder.onnx, teacher.folder.onnxLabel);
   const [scored] = await scoreCompletions(device, student.scoring, teacher.scoring, [{ promptIds, completionIds }], { topK: options.topK, temperature: options.temperature ?? 1 }, tok.eosTokenId ?? 0);
   const tokens: ScoredTokenSummary[] = scored.map((x) => ({
     id: x.id,

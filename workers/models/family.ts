@@ -1,6 +1,6 @@
 /**
- * The model-family seam: everything the lab needs to know about one architecture (GPT-2 today;
- * Llama-family decoders next), behind one interface. A family lives in its own folder
+ * The model-family seam: everything the lab needs to know about one architecture (GPT-2; the
+ * Llama family: Llama, Qwen2, Qwen3), behind one interface. A family lives in its own folder
  * (workers/models/<family>/) and is registered by its config.json `model_type` in registry.ts;
  * the trainer, LoRA, the optimizer, checkpoints, the sampler, the scorer and the run loop are
  * family-agnostic and take the family from the registry.
@@ -17,8 +17,9 @@
 import type { ParamRole } from '../kernels/train/optimizer';
 import type { DecoderShape } from '../ort/decoder-io';
 import type { ort } from '../ort/runtime';
+import type { ModelArchitecture } from '../contract/models';
 
-export type { ParamRole, DecoderShape };
+export type { ParamRole, DecoderShape, ModelArchitecture };
 
 /** One parameter tensor of a model. */
 export interface ParamSpec {
@@ -101,7 +102,7 @@ export interface TrainingGraph {
 export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
   /** config.json's `model_type`. */
   readonly modelType: string;
-  /** For people: "GPT-2". */
+  /** For people: "GPT-2", "Llama", "Qwen2". */
   readonly name: string;
   /** Validates a parsed config.json; errors name the file and the field. */
   configFromJson(raw: unknown, file?: string): C;
@@ -109,6 +110,8 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
   describeSize(config: C): string;
   /** The config.json the lab writes: loadable by transformers and transformers.js. */
   configToJson(config: C): Record<string, unknown>;
+  /** The architecture for people (the Models panel): layers, widths, heads, positions, head. */
+  architecture(config: C): ModelArchitecture;
   /** Every trainable tensor, in one fixed order (the decoder's weight inputs, model.safetensors). */
   paramSpecs(config: C): ParamSpec[];
   /** Parameters counted for FLOPs and for people (a tied head counted once). */

@@ -7,6 +7,11 @@
  * a registered model family (workers/models/registry.ts) with model.safetensors, the float32
  * weights (what trains). Writing gives the trained student back as such a folder, its ONNX with
  * the weights as initializers.
+ *
+ * What runs: for a folder of a registered family with model.safetensors, the family's own decoder
+ * built from those weights (the lab's graph, tested against PyTorch; a Llama-family export's
+ * in-graph Sin/Cos is off by ~1e-3 on WebGPU), so such a folder needs no onnx/model.onnx; for any
+ * other model, the folder's onnx/model.onnx.
  */
 import { ModelFolderError, readJson, type ModelSource } from './source';
 import { loadTokenizer, type LabTokenizer } from './tokenizer';
@@ -30,8 +35,10 @@ export interface ModelFolder {
   tokenizer: LabTokenizer;
   /** tokenizer.json and tokenizer_config.json as they were, to write them back unchanged. */
   tokenizerFiles: Map<string, Uint8Array>;
-  /** onnx/model.onnx, the graph that runs (sampling, scoring). */
+  /** The graph that runs (sampling, scoring): the family's decoder built from the weights, else onnx/model.onnx. */
   onnx: Uint8Array;
+  /** Where `onnx` came from, for messages: "<folder>/onnx/model.onnx" or "<folder> (Llama decoder built from model.safetensors)". */
+  onnxLabel: string;
   /** Weights from model.safetensors (registered families only), or null. */
   weights: Map<string, Float32Array> | null;
 }
@@ -58,10 +65,6 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
   for (const path of ['tokenizer.json', 'tokenizer_config.json']) {
     if (await source.has(path)) tokenizerFiles.set(path, await source.read(path));
   }
-  if (!(await source.has(ONNX_PATH))) {
-    throw new ModelFolderError(`${source.label} has no ${ONNX_PATH}: the lab runs models from their ONNX export (the transformers.js layout).`, source.label, ONNX_PATH);
-  }
-  const onnx = await source.read(ONNX_PATH);
   let weights: Map<string, Float32Array> | null = null;
   if (family && config && (await source.has(WEIGHTS_PATH))) {
     try {
@@ -69,6 +72,24 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
     } catch (e) {
       throw new ModelFolderError((e as Error).message, source.label, WEIGHTS_PATH);
     }
+  }
+  let onnx: Uint8Array;
+  let onnxLabel: string;
+  if (family && config && weights) {
+    onnx = family.buildDecoder(config, { kind: 'initializers', params: weights });
+    onnxLabel = `${source.label} (${family.name} decoder built from ${WEIGHTS_PATH})`;
+  } else {
+    if (!(await source.has(ONNX_PATH))) {
+      throw new ModelFolderError(
+        family
+          ? `${source.label} has neither ${WEIGHTS_PATH} nor ${ONNX_PATH}: the lab runs a ${family.name} model from its weights (or from an ONNX export in the transformers.js layout).`
+          : `${source.label} is ${typeof rawConfig.model_type === 'string' ? `a '${rawConfig.model_type}' model` : 'a model whose config.json names no model_type'}, none of the families the lab knows (${familyNames()}), and has no ${ONNX_PATH}: the lab can run it only from an ONNX export in the transformers.js layout.`,
+        source.label,
+        ONNX_PATH,
+      );
+    }
+    onnx = await source.read(ONNX_PATH);
+    onnxLabel = `${source.label}/${ONNX_PATH}`;
   }
   if (options.requireWeights && !weights) {
     throw new ModelFolderError(
@@ -80,7 +101,7 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
     );
   }
   const gpt2 = config?.modelType === 'gpt2' ? (config as Gpt2Config) : null;
-  return { label: source.label, rawConfig, family, config, gpt2, tokenizer, tokenizerFiles, onnx, weights };
+  return { label: source.label, rawConfig, family, config, gpt2, tokenizer, tokenizerFiles, onnx, onnxLabel, weights };
 }
 
 /** The files of a model folder of a registered family for `params`, keyed by relative path. */

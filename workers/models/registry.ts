@@ -4,8 +4,10 @@
  */
 import type { FamilyConfig, ModelFamily } from './family';
 import { gpt2Family } from './gpt2/family';
+import { llamaFamilies } from './llama/family';
 
-const FAMILIES: readonly ModelFamily[] = [gpt2Family];
+// The Llama family registers one object per model_type it reads (llama, qwen2, qwen3).
+const FAMILIES: readonly ModelFamily[] = [gpt2Family, ...llamaFamilies];
 
 const BY_TYPE = new Map(FAMILIES.map((f) => [f.modelType, f]));
 
@@ -26,7 +28,7 @@ export function familyFor(config: FamilyConfig): ModelFamily {
   return family;
 }
 
-/** "GPT-2": the families the lab can train and sample, for sentences. */
+/** "GPT-2, Llama, Qwen2, Qwen3": the families the lab knows, for sentences. */
 export function familyNames(): string {
   return FAMILIES.map((f) => f.name).join(', ');
 }

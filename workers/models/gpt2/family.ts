@@ -1,7 +1,7 @@
 /** The GPT-2 family behind the model-family seam (workers/models/family.ts). */
 import { ort } from '../../ort/runtime';
 import type { ModelFamily } from '../family';
-import { gpt2ConfigFromJson, gpt2ConfigToJson, type Gpt2Config } from './config';
+import { gpt2ConfigFromJson, gpt2ConfigToJson, headDim, type Gpt2Config } from './config';
 import { buildGpt2Decoder, gpt2DecoderShape } from './decoder';
 import { Gpt2Graph, prepareGpt2Training } from './graph';
 import { countGpt2Parameters, gpt2ParamSpecs } from './params';
@@ -24,6 +24,10 @@ export const gpt2Family: ModelFamily<Gpt2Config> = {
   configFromJson: gpt2ConfigFromJson,
   describeSize: (config) => `n_layer ${config.nLayer}`,
   configToJson: gpt2ConfigToJson,
+  architecture: (c) => ({
+    family: 'GPT-2', layers: c.nLayer, hidden: c.nEmbd, heads: c.nHead, kvHeads: c.nHead, headDim: headDim(c), intermediate: c.nInner,
+    positions: `learned (${c.nPositions.toLocaleString('en-US')} positions)`, tiedHead: true, extras: [], parameters: countGpt2Parameters(c),
+  }),
   paramSpecs: gpt2ParamSpecs,
   countParameters: countGpt2Parameters,
   readSafetensors: readGpt2Safetensors,
