@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/unit/**/*.test.ts'],
+    // The f16 tests need an adapter with shader-f16: their own pass (vitest.f16.config.ts, on lavapipe).
+    exclude: [...configDefaults.exclude, 'test/unit/**/*.f16.test.ts'],
     environment: 'node',
     // No global GPU setup: a test that needs the adapter acquires it on first use (test/unit/gpu.ts)
     // and fails with instructions when there is none, so pure-logic tests need no adapter at all.

@@ -5,6 +5,7 @@
  */
 import { acquireDevice } from '../../workers/gpu/device';
 import { NODE_GPU_ADVICE, nodeGpu } from '../../workers/node/gpu';
+import { LAVAPIPE_ADVICE } from '../../scripts/vulkan-drivers.mjs';
 
 let devicePromise: Promise<GPUDevice> | undefined;
 
@@ -25,4 +26,25 @@ async function acquire(): Promise<GPUDevice> {
 export function testDevice(): Promise<GPUDevice> {
   devicePromise ??= acquire();
   return devicePromise;
+}
+
+/**
+ * The device of the f16 tests (test/unit/*.f16.test.ts, run by vitest.f16.config.ts on Mesa's
+ * lavapipe): the same device, which must have `shader-f16`. Without it they fail, saying what to
+ * install; they are never skipped.
+ */
+export async function testF16Device(): Promise<GPUDevice> {
+  const driver = process.env.VK_ICD_FILENAMES ?? process.env.VK_DRIVER_FILES ?? 'the default Vulkan driver';
+  let device: GPUDevice;
+  try {
+    device = await testDevice();
+  } catch (e) {
+    throw new Error(`The f16 tests found no WebGPU adapter on ${driver}: ${LAVAPIPE_ADVICE}.\n${String(e)}`);
+  }
+  if (!device.features.has('shader-f16')) {
+    const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+    const adapter = info ? `${info.vendor} / ${info.architecture}` : 'this adapter';
+    throw new Error(`The f16 tests need a WebGPU adapter with shader-f16, and ${adapter} (Vulkan driver ${driver}) has none: ${LAVAPIPE_ADVICE}.`);
+  }
+  return device;
 }
