@@ -2,10 +2,11 @@
  * LoRA: rank-r adapters on the linear weights the model family marks as LoRA targets. The base
  * weights stay frozen; the model computes with W_eff = W + (α/r)·A·B, merged into its own buffer
  * after every change of A or B. The backward writes dW_eff into one scratch buffer, and A and B
- * get their gradients from it (dA = s·dW·Bᵀ, dB = s·Aᵀ·dW).
+ * get their gradients from it (dA = s·dW·Bᵀ, dB = s·Aᵀ·dW). The frozen W may be stored in f16
+ * (weight-store.ts decides); the merge reads it as such and writes an f32 W_eff.
  */
 import { createStorageBuffer } from '../gpu/buffers';
-import { encodeLoraGrad, encodeLoraMerge, loraScale } from '../kernels/train/optimizer';
+import { encodeLoraGrad, encodeLoraMerge, loraScale, type BaseDtype } from '../kernels/train/optimizer';
 import type { ParamSpec } from '../models/family';
 import { seededRandom } from '../random/seeded-normal';
 import { TrainerError } from './trainer-error';
@@ -15,6 +16,12 @@ export interface LoraOptions {
   rank: number;
   /** W_eff = W + (alpha/rank)·A·B. Default: alpha = rank (scale 1). */
   alpha?: number;
+  /**
+   * Store each adapted weight's frozen base in f16 (half the bytes) where the device has
+   * shader-f16; f32 otherwise. Default true; false keeps f32 everywhere. The run then trains on
+   * the f16-rounded base (workers/train/README.md).
+   */
+  f16Base?: boolean;
 }
 
 interface LoraAdapter {
@@ -70,16 +77,17 @@ export class LoraAdapters {
     return loraScale(this.options.alpha ?? this.options.rank, this.options.rank);
   }
 
-  /** Records W_eff = W + s·A·B for every adapter; `base` gives each frozen W. */
-  encodeMerge(encoder: GPUCommandEncoder, base: (name: string) => GPUBuffer): void {
+  /** Records W_eff = W + s·A·B for every adapter; `base` gives each frozen W and how it is stored. */
+  encodeMerge(encoder: GPUCommandEncoder, base: (name: string) => { buffer: GPUBuffer; dtype: BaseDtype }): void {
     const rank = this.options.rank;
     for (const a of this.adapters.values()) {
-      encodeLoraMerge(this.device, encoder, { inDim: a.inDim, outDim: a.outDim, rank, scale: this.scale, weight: base(a.weight), a: a.a.param, b: a.b.param, merged: a.merged });
+      const w = base(a.weight);
+      encodeLoraMerge(this.device, encoder, { inDim: a.inDim, outDim: a.outDim, rank, scale: this.scale, weight: w.buffer, weightDtype: w.dtype, a: a.a.param, b: a.b.param, merged: a.merged });
     }
   }
 
   /** Merges now (its own submit). */
-  merge(base: (name: string) => GPUBuffer): void {
+  merge(base: (name: string) => { buffer: GPUBuffer; dtype: BaseDtype }): void {
     const encoder = this.device.createCommandEncoder({ label: 'LoRA merge' });
     this.encodeMerge(encoder, base);
     this.device.queue.submit([encoder.finish()]);

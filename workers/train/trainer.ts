@@ -29,7 +29,7 @@ import { LossGradient, type Objective } from './loss-gradient';
 import type { LoraOptions } from './lora';
 import { OptimizerStep } from './optimizer-step';
 import { TrainerError } from './trainer-error';
-import { WeightStore, type TensorState } from './weight-store';
+import { WeightStore, type BaseStorage, type TensorState } from './weight-store';
 
 export type { LoraOptions, Objective };
 export { TrainerError };
@@ -39,7 +39,10 @@ export interface TrainerOptions {
   adamw?: Partial<AdamWHyperparameters>;
   /** Learning-rate schedule; default constant 1e-3, no warm-up. */
   schedule?: Partial<LrSchedule>;
-  /** Train rank-r adapters instead of every weight. */
+  /**
+   * Train rank-r adapters instead of every weight. Their frozen bases are stored in f16 where the
+   * device has shader-f16, unless `lora.f16Base` is false.
+   */
   lora?: LoraOptions;
   /** Seed of the LoRA A matrices' initialisation. */
   seed?: number;
@@ -139,6 +142,10 @@ export class Trainer<C extends FamilyConfig = FamilyConfig> {
     this.adamw = { ...DEFAULT_ADAMW, ...options.adamw };
     this.schedule = { lr: 1e-3, warmupSteps: 0, totalSteps: 1, schedule: 'constant', ...options.schedule };
     this.weights = new WeightStore(device, this.family.paramSpecs(config), params, { lora: options.lora, seed: options.seed ?? 0, weightDecay: this.adamw.weightDecay });
+    // The options a checkpoint records say how the base was stored, so a run resumed on another
+    // adapter keeps it: an f32 base stays f32 where shader-f16 exists, an f16-rounded one stays
+    // rounded (f32 buffers holding the same values) where it does not.
+    if (options.lora) this.options = { ...options, lora: { ...options.lora, f16Base: this.weights.f16Base } };
     this.optimizer = new OptimizerStep(device, this.weights.tensors, this.adamw);
     this.weights.merge();
     this.graph = this.family.createTrainingGraph(device, config, this.weights);
@@ -158,6 +165,16 @@ export class Trainer<C extends FamilyConfig = FamilyConfig> {
 
   get trainableParameters(): number {
     return this.weights.trainableParameters;
+  }
+
+  /** Whether LoRA's frozen bases are stored in f16 (LoRA, shader-f16, not turned off). */
+  get f16Base(): boolean {
+    return this.weights.f16Base;
+  }
+
+  /** Every base weight's buffer: f32 or f16, and its bytes. */
+  baseStorage(): BaseStorage[] {
+    return this.weights.baseStorage();
   }
 
   /** The weight the model computes with: W_eff for LoRA-adapted matrices, else the parameter. */

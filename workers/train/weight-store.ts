@@ -3,10 +3,18 @@
  * (the buffers the sampler's decoder reads in place), and the tensors the optimizer updates —
  * every parameter (full fine-tuning) or LoRA's factors (the parameters frozen). It is what the
  * family's training graph reads weights from and writes gradients to (GraphWeights).
+ *
+ * In LoRA runs on a device with shader-f16, the frozen base of every adapted weight is stored in
+ * f16 (half the bytes; rounded to nearest, ties to even, on upload): the graph never reads it,
+ * only the merge does, which writes the f32 W_eff the graph computes with. Every other base
+ * weight (embeddings, norms, biases, weights LoRA does not adapt) stays f32, since the graph
+ * reads it directly. Reading the base back (checkpoints) widens f16 to f32 exactly, so a
+ * checkpoint holds the rounded base the run trained on.
  */
-import { createStorageBuffer, readFloat32, writeBuffer } from '../gpu/buffers';
-import { weightDecayFor } from '../kernels/train/optimizer';
+import { createStorageBuffer, readBuffer, readFloat32, writeBuffer } from '../gpu/buffers';
+import { weightDecayFor, type BaseDtype } from '../kernels/train/optimizer';
 import { numel, type GraphWeights, type ModelParams, type ParamSpec } from '../models/family';
+import { fromHalfBits, HalfRangeError, toHalfBits } from './half';
 import { LoraAdapters, type LoraOptions } from './lora';
 import { TrainerError } from './trainer-error';
 import { createTrainTensor, destroyTrainTensor, type TrainTensor } from './train-tensor';
@@ -18,8 +26,19 @@ export interface TensorState {
   v: Float32Array;
 }
 
+/** One base weight's GPU buffer: how it is stored and its size (tests, memory accounting). */
+export interface BaseStorage {
+  name: string;
+  dtype: BaseDtype;
+  bytes: number;
+}
+
 export class WeightStore implements GraphWeights {
   private readonly base = new Map<string, GPUBuffer>();
+  /** Base weights stored in f16 (LoRA-adapted weights' frozen bases, with shader-f16). */
+  private readonly halfBase = new Set<string>();
+  /** Whether this store keeps LoRA's frozen bases in f16. */
+  readonly f16Base: boolean;
   /** The tensors the optimizer updates, in order. */
   readonly tensors: TrainTensor[] = [];
   private readonly byName = new Map<string, TrainTensor>();
@@ -31,11 +50,17 @@ export class WeightStore implements GraphWeights {
     params: ModelParams,
     options: { lora?: LoraOptions; seed: number; weightDecay: number },
   ) {
+    this.f16Base = Boolean(options.lora) && options.lora?.f16Base !== false && device.features.has('shader-f16');
     for (const spec of specs) {
       const data = params.get(spec.name);
       if (!data) throw new TrainerError(`the parameter ${spec.name} is missing`);
       if (data.length !== numel(spec.shape)) throw new TrainerError(`${spec.name} has ${data.length} values, expected ${numel(spec.shape)} for shape [${spec.shape.join(', ')}]`);
-      this.base.set(spec.name, createStorageBuffer(device, data, spec.name));
+      if (this.f16Base && spec.loraTarget) {
+        this.base.set(spec.name, createStorageBuffer(device, halfOrRefuse(data, spec.name), `${spec.name} (f16 base)`));
+        this.halfBase.add(spec.name);
+      } else {
+        this.base.set(spec.name, createStorageBuffer(device, data, spec.name));
+      }
     }
     if (options.lora) {
       this.lora = new LoraAdapters(device, specs, options.lora, options.seed);
@@ -82,14 +107,22 @@ export class WeightStore implements GraphWeights {
     this.lora?.encodeBackward(encoder, name, first);
   }
 
+  /** A frozen base weight and how it is stored, for the LoRA merge. */
+  private baseOf = (name: string): { buffer: GPUBuffer; dtype: BaseDtype } => ({ buffer: this.base.get(name)!, dtype: this.halfBase.has(name) ? 'f16' : 'f32' });
+
   /** Re-merges LoRA's effective weights (recorded into `encoder`); nothing without LoRA. */
   encodeMerge(encoder: GPUCommandEncoder): void {
-    this.lora?.encodeMerge(encoder, (name) => this.base.get(name)!);
+    this.lora?.encodeMerge(encoder, this.baseOf);
   }
 
   /** Re-merges now (its own submit). */
   merge(): void {
-    this.lora?.merge((name) => this.base.get(name)!);
+    this.lora?.merge(this.baseOf);
+  }
+
+  /** Every base weight's buffer: stored as f32 or f16, and its size in bytes (padded to 16). */
+  baseStorage(): BaseStorage[] {
+    return this.specs.map((s) => ({ name: s.name, dtype: this.halfBase.has(s.name) ? 'f16' : 'f32', bytes: this.base.get(s.name)!.size }));
   }
 
   /** Every effective weight, by name in the specs' order (the sampler's feeds). */
@@ -104,10 +137,14 @@ export class WeightStore implements GraphWeights {
     return out;
   }
 
-  /** The base (not LoRA-merged) parameters, copied to the CPU. */
+  /** The base (not LoRA-merged) parameters, copied to the CPU as float32 (an f16 base widened exactly). */
   async readBase(): Promise<Map<string, Float32Array>> {
     const base = new Map<string, Float32Array>();
-    for (const spec of this.specs) base.set(spec.name, await readFloat32(this.device, this.base.get(spec.name)!, numel(spec.shape)));
+    for (const spec of this.specs) {
+      const buffer = this.base.get(spec.name)!;
+      const n = numel(spec.shape);
+      base.set(spec.name, this.halfBase.has(spec.name) ? fromHalfBits(new Uint16Array(await readBuffer(this.device, buffer, n * 2))) : await readFloat32(this.device, buffer, n));
+    }
     return base;
   }
 
@@ -141,5 +178,15 @@ export class WeightStore implements GraphWeights {
     for (const b of this.base.values()) b.destroy();
     for (const t of this.tensors) destroyTrainTensor(t);
     this.lora?.destroy();
+  }
+}
+
+/** A weight's values as f16 bits, or a TrainerError saying which value cannot be and what to do. */
+function halfOrRefuse(data: Float32Array, name: string): Uint16Array {
+  try {
+    return toHalfBits(data, name);
+  } catch (e) {
+    if (e instanceof HalfRangeError) throw new TrainerError(`${e.message}; train with an f32 base instead (LoRA option f16Base: false)`);
+    throw e;
   }
 }

@@ -4,7 +4,11 @@
 // W_eff are consecutive across invocations, and a row of A is shared by neighbours (cache hits).
 // No workgroup memory: r ≤ 64 products per element are cheap beside the traffic of W and W_eff,
 // and CPU adapters (SwiftShader) compile workgroup arrays slowly and run barriers slowly.
-// Bindings: 0 W f32 (read), 1 A f32 (read), 2 B f32 (read), 3 W_eff f32 (read_write; not W),
+// The frozen base W is f32, or f16 in LoRA runs on adapters with shader-f16 (half the bytes):
+// the wrapper (optimizer.ts) compiles this file after `alias Base = f32;` or, with
+// `enable f16;`, `alias Base = f16;`. Each W element is widened to f32 exactly, so W_eff is what
+// the f32 path gives for the f16-rounded W.
+// Bindings: 0 W Base (read), 1 A f32 (read), 2 B f32 (read), 3 W_eff f32 (read_write; not W),
 //   4 Params (uniform).
 // Dispatch: (G) workgroups of WG, any G ≥ 1: invocations step through in·out elements by G·WG.
 
@@ -17,7 +21,7 @@ struct Params {
   scale: f32,
 }
 
-@group(0) @binding(0) var<storage, read> weight: array<f32>;
+@group(0) @binding(0) var<storage, read> weight: array<Base>;
 @group(0) @binding(1) var<storage, read> loraA: array<f32>;
 @group(0) @binding(2) var<storage, read> loraB: array<f32>;
 @group(0) @binding(3) var<storage, read_write> merged: array<f32>;
@@ -36,6 +40,6 @@ fn main(grid: Grid) {
     for (var k = 0u; k < r; k++) {
       acc += loraA[i * r + k] * loraB[k * outDim + o];
     }
-    merged[at] = weight[at] + params.scale * acc;
+    merged[at] = f32(weight[at]) + params.scale * acc;
   }
 }

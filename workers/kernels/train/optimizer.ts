@@ -35,7 +35,11 @@ import loraGradKernel from './lora_grad.wgsl?raw';
 const sumSquaresWgsl = withTrainPrelude(sumSquaresKernel);
 const clipScaleWgsl = withTrainPrelude(clipScaleKernel);
 const adamwWgsl = withGridPrelude(adamwKernel);
-const loraMergeWgsl = withGridPrelude(loraMergeKernel);
+/** lora_merge.wgsl for a frozen base W stored in f32, or in f16 (needs the device's shader-f16). */
+const loraMergeWgsl = {
+  f32: withGridPrelude(`alias Base = f32;\n${loraMergeKernel}`),
+  f16: `enable f16;\n${withGridPrelude(`alias Base = f16;\n${loraMergeKernel}`)}`,
+} as const;
 const loraGradWgsl = withGridPrelude(loraGradKernel);
 
 // ---------------------------------------------------------------------------------------------
@@ -405,28 +409,37 @@ function strideGroups(device: GPUDevice, n: number, tuning: OptimizerTuning): nu
   return Math.max(1, Math.min(groups(n, tuning.workgroupSize), cap));
 }
 
+/** How a frozen base weight is stored: f32, or f16 (LoRA runs on devices with shader-f16). */
+export type BaseDtype = 'f32' | 'f16';
+
 export interface LoraMergeArgs extends LoraShape {
-  /** Frozen base weight W [in, out]. */
+  /** Frozen base weight W [in, out], stored as `weightDtype`. */
   weight: GPUBuffer;
+  /** Default 'f32'; 'f16' needs a device created with the shader-f16 feature. */
+  weightDtype?: BaseDtype;
   a: GPUBuffer;
   b: GPUBuffer;
   /** W_eff [in, out]; a buffer of its own (not `weight`). */
   merged: GPUBuffer;
 }
 
-/** Records W_eff = W + s·A·B (lora_merge.wgsl). */
+/** Records W_eff = W + s·A·B (lora_merge.wgsl), W read as f32 or f16, W_eff written as f32. */
 export function encodeLoraMerge(device: GPUDevice, encoder: GPUCommandEncoder, args: LoraMergeArgs, tuning = optimizerTuning(device)): void {
   checkLoraShape('LoRA merge', args);
   const { inDim, outDim, rank } = args;
-  checkSize('LoRA merge W', args.weight, inDim * outDim * 4);
+  const dtype = args.weightDtype ?? 'f32';
+  if (dtype === 'f16' && !device.features.has('shader-f16')) {
+    throw new OptimizerInputError('bad-parameter', 'LoRA merge: an f16 base needs a device created with the shader-f16 feature, and this one has none');
+  }
+  checkSize('LoRA merge W', args.weight, inDim * outDim * (dtype === 'f16' ? 2 : 4));
   checkSize('LoRA merge W_eff', args.merged, inDim * outDim * 4);
   checkSize('LoRA merge A', args.a, inDim * rank * 4);
   checkSize('LoRA merge B', args.b, rank * outDim * 4);
   checkDistinct('LoRA merge', { W: args.weight, A: args.a, B: args.b, W_eff: args.merged });
   const wg = tuning.workgroupSize;
   launch(device, encoder, {
-    code: loraMergeWgsl,
-    label: 'lora_merge',
+    code: loraMergeWgsl[dtype],
+    label: dtype === 'f16' ? 'lora_merge (f16 base)' : 'lora_merge',
     constants: { WG: wg },
     buffers: [args.weight, args.a, args.b, args.merged],
     uniforms: [inDim, outDim, rank, { f32: args.scale }],
