@@ -46,6 +46,11 @@ export interface TrainerOptions {
   lora?: LoraOptions;
   /** Seed of the LoRA A matrices' initialisation. */
   seed?: number;
+  /**
+   * Decay every trainable tensor (norms, biases, embeddings, LoRA factors) by adamw.weightDecay,
+   * as torch.optim.AdamW given all the parameters does; default: linear weights only (weightDecayFor).
+   */
+  weightDecayEveryTensor?: boolean;
 }
 
 /** What one micro-batch contributed, read back after the step. */
@@ -141,7 +146,7 @@ export class Trainer<C extends FamilyConfig = FamilyConfig> {
     this.family = familyFor(config) as ModelFamily<C>;
     this.adamw = { ...DEFAULT_ADAMW, ...options.adamw };
     this.schedule = { lr: 1e-3, warmupSteps: 0, totalSteps: 1, schedule: 'constant', ...options.schedule };
-    this.weights = new WeightStore(device, this.family.paramSpecs(config), params, { lora: options.lora, seed: options.seed ?? 0, weightDecay: this.adamw.weightDecay });
+    this.weights = new WeightStore(device, this.family.paramSpecs(config), params, { lora: options.lora, seed: options.seed ?? 0, weightDecay: this.adamw.weightDecay, decayEveryTensor: options.weightDecayEveryTensor });
     // The options a checkpoint records say how the base was stored, so a run resumed on another
     // adapter keeps it: an f32 base stays f32 where shader-f16 exists, an f16-rounded one stays
     // rounded (f32 buffers holding the same values) where it does not.

@@ -48,7 +48,7 @@ export class WeightStore implements GraphWeights {
     private readonly device: GPUDevice,
     readonly specs: readonly ParamSpec[],
     params: ModelParams,
-    options: { lora?: LoraOptions; seed: number; weightDecay: number },
+    options: { lora?: LoraOptions; seed: number; weightDecay: number; decayEveryTensor?: boolean },
   ) {
     this.f16Base = Boolean(options.lora) && options.lora?.f16Base !== false && device.features.has('shader-f16');
     for (const spec of specs) {
@@ -68,6 +68,8 @@ export class WeightStore implements GraphWeights {
     } else {
       for (const spec of specs) this.add(createTrainTensor(device, spec.name, spec.shape, this.base.get(spec.name)!, weightDecayFor(spec.role, options.weightDecay)));
     }
+    // torch.optim.AdamW given every parameter decays all of them (what a comparison with it needs).
+    if (options.decayEveryTensor) for (const t of this.tensors) t.weightDecay = options.weightDecay;
   }
 
   private add(t: TrainTensor): void {
