@@ -10,6 +10,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { totalmem } from 'node:os';
 import type { Command } from './main';
 import { UsageError, wasGiven, type OptionSpec, type Parsed } from './args';
 import { cliDevice } from './device';
@@ -90,7 +91,10 @@ export const trainCommand: Command = {
     const steps = setup.totalSteps;
     const device = await cliDevice();
     const checkpoint = o.resume ? new Uint8Array(readFileSync(String(o.resume))) : undefined;
-    const run = await DistillRun.create(device, { student, teacher, task: task.task, options: distillOptions(setup, task.maxTokens), checkpoint, keptTask });
+    // On a CPU adapter (SwiftShader, lavapipe) the GPU's memory is the machine's: the memory
+    // check can hold the run to it. A GPU does not say how much it has.
+    const memoryBudgetBytes = device.adapterInfo?.isFallbackAdapter ? totalmem() : undefined;
+    const run = await DistillRun.create(device, { student, teacher, task: task.task, options: distillOptions(setup, task.maxTokens), checkpoint, keptTask, memoryBudgetBytes });
     try {
       mkdirSync(join(out, 'checkpoints'), { recursive: true });
       writeFileSync(join(out, 'config.json'), JSON.stringify({ student: resolve(studentDir), teacher: resolve(teacherDir), task: task.task.name, keptTask: keptTask?.task.name ?? null, preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');

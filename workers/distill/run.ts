@@ -23,6 +23,7 @@ import type { Gpt2Config } from '../models/gpt2/config';
 import type { ModelParams } from '../models/family';
 import type { ModelFolder } from '../models/folder';
 import { writeModelFolder } from '../models/folder';
+import { checkModelFits, checkTrainingFits } from '../models/memory';
 import { familyNames } from '../models/registry';
 import type { LabTokenizer } from '../models/tokenizer';
 import { assertSameTokenizer } from '../models/tokenizer';
@@ -107,6 +108,8 @@ export class DistillRun {
       checkpoint?: Uint8Array;
       /** A second task evaluated at every evaluation (never trained on): a skill to keep. */
       keptTask?: TaskInfo | null;
+      /** The memory the device has for the run, when the caller knows it (the memory check). */
+      memoryBudgetBytes?: number;
     },
   ): Promise<DistillRun> {
     const { student, teacher, task } = parts;
@@ -116,6 +119,7 @@ export class DistillRun {
     assertSameTokenizer(student.tokenizer, teacher.tokenizer);
     assertTaskFits(student.tokenizer, task, student.label);
     if (parts.keptTask) assertTaskFits(student.tokenizer, parts.keptTask.task, student.label);
+    assertRunFits(device, student, teacher, task, options, parts.memoryBudgetBytes);
     let trainer: Trainer;
     let state: RunState = { step: 0, promptCursor: 0, flops: { studentSampling: 0, teacherScoring: 0, training: 0 }, options };
     if (parts.checkpoint) {
@@ -308,6 +312,26 @@ export class DistillRun {
  */
 export function trainedStudentFolder(student: ModelFolder, weights: ModelParams, extraConfig: Record<string, unknown> = {}): Map<string, Uint8Array> {
   return writeModelFolder(student.config!, weights, student.tokenizerFiles, { ...student.rawConfig, ...extraConfig });
+}
+
+/**
+ * The memory check of a run, before anything is allocated: the student's trainer, sampler and
+ * KV cache for the larger of a step's B × G sequences and an evaluation's prompts, each of the
+ * longest prompt seen plus max tokens, and the teacher's scoring of as many. Throws
+ * ModelTooLargeError naming what does not fit and what to change.
+ */
+function assertRunFits(device: GPUDevice, student: ModelFolder, teacher: ModelFolder, task: LabTask, o: DistillOptions, budgetBytes?: number): void {
+  const config = student.config!;
+  // A task's prompts are alike in length: the first step's and (up to 64 of) the evaluation's.
+  const prompts = [...task.evalPrompts(Math.min(o.evalPrompts, 64)), ...Array.from({ length: Math.min(o.batchPrompts, 64) }, (_, i) => task.trainPrompt(o.seed, i))];
+  const longest = Math.max(...prompts.map((p) => student.tokenizer.encode(p).length));
+  const sequence = Math.min(config.nPositions, longest + o.maxTokens);
+  const stepBatch = o.batchPrompts * o.groupSize;
+  const batch = Math.max(stepBatch, o.evalPrompts);
+  const batchWhat = stepBatch >= o.evalPrompts ? `${stepBatch} sequences a step (${o.batchPrompts} prompts × ${o.groupSize} completions)` : `${o.evalPrompts} sequences an evaluation (its held-out prompts)`;
+  const shaderF16 = device.features.has('shader-f16');
+  checkTrainingFits(config, { batch, sequence, loraRank: o.loraRank, f16Base: o.loraRank > 0 && shaderF16 }, device.limits, { budgetBytes, shaderF16, what: student.label, batchWhat });
+  if (teacher.config) checkModelFits(teacher.config, batch, sequence, device.limits, teacher.label);
 }
 
 /** A task whose prompts the student's tokenizer cannot write (they encode to <unk>) cannot run. */

@@ -123,6 +123,12 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
   decoderShape(config: C): DecoderShape;
   /** The largest intermediates of one layer for a batch, by name (the memory check). */
   activationTensors(config: C, batch: number, sequence: number): { name: string; bytes: number }[];
+  /**
+   * Every activation the training graph keeps for one forward and backward of `batch` sequences,
+   * all layers together, by name (the training memory check); without it the check counts
+   * activationTensors × layers.
+   */
+  trainingActivations?(config: C, batch: number, sequence: number): { name: string; bytes: number }[];
   /** The decoder as ONNX bytes, in the transformers.js layout. */
   buildDecoder(config: C, weights: DecoderWeights): Uint8Array;
   /** The weights as feeds of a decoder built with `{ kind: 'inputs' }`, read in place from GPU buffers. */

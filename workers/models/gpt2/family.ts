@@ -37,6 +37,18 @@ export const gpt2Family: ModelFamily<Gpt2Config> = {
     { name: 'MLP activations (one layer)', bytes: batch * sequence * config.nInner * 4 },
     { name: 'attention scores (one layer)', bytes: batch * config.nHead * sequence * sequence * 4 },
   ],
+  // What graph.ts allocates for a micro-batch (N = batch·sequence rows), grouped by what it is.
+  trainingActivations: ({ nLayer: L, nEmbd: E, nInner: I, nHead: H }, batch, sequence) => {
+    const N = batch * sequence;
+    return [
+      { name: 'residual stream and LayerNorm outputs', bytes: (4 * L + 2) * N * E * 4 },
+      { name: 'attention q, k, v and context', bytes: 4 * L * N * E * 4 },
+      { name: 'attention probabilities', bytes: (L + 1) * batch * H * sequence * sequence * 4 },
+      { name: 'MLP activations (fc and GELU)', bytes: 2 * L * N * I * 4 },
+      { name: "the backward's gradient buffers", bytes: (6 * N * E + 2 * N * I) * 4 },
+      { name: 'LayerNorm statistics', bytes: (4 * L + 2) * N * 4 },
+    ];
+  },
   buildDecoder: (config, weights) => buildGpt2Decoder(config, weights),
   weightFeeds: gpt2WeightFeedsFromGpu,
   prepareTraining: prepareGpt2Training,
