@@ -1,13 +1,13 @@
-/** `opd-lab sample`: completions from a GPT-2 family model folder, with the sampler's log-probs. */
+/** `opd-lab sample`: completions from a model folder of a family the lab knows, with the sampler's log-probs. */
 import type { Command } from './main';
 import { cliDevice } from './device';
 import { dirSource } from '../workers/node/fs-source';
 import { loadModel, releaseModel, sampleText } from '../workers/engine/inference';
 
 export const sampleCommand: Command = {
-  summary: 'sample completions of a prompt from a model folder (GPT-2 family ONNX with KV cache)',
+  summary: 'sample completions of a prompt from a model folder (GPT-2, Llama, Qwen2 or Qwen3; KV cache on the GPU)',
   options: {
-    model: { kind: 'string', required: true, help: 'model folder (config.json, tokenizer.json, onnx/model.onnx)' },
+    model: { kind: 'string', required: true, help: 'model folder (config.json, tokenizer.json, model.safetensors)' },
     prompt: { kind: 'string', required: true, help: 'the prompt text' },
     n: { kind: 'int', default: 4, min: 1, max: 256, help: 'completions' },
     'max-tokens': { kind: 'int', default: 32, min: 1, max: 4096, help: 'new tokens per completion at most' },

@@ -1,10 +1,12 @@
 /**
  * Models: the built-in teacher and student (models/index.json, served by the lab itself), each
  * with its recipe and training log, loaded as the student or the teacher through the same
- * `model.load` by URL as any folder; and how to bring a folder of one's own.
+ * `model.load` by URL as any folder; the architecture of the student and teacher the lab holds
+ * (any family it knows: GPT-2, Llama, Qwen2, Qwen3); and how to bring a folder of one's own.
  */
 import { useEffect } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
+import type { ModelSummary } from '../../workers/protocol';
 import { loadModel } from '../lab/connect';
 import { LoadBuiltIns } from '../components/ModelLoader';
 import { builtInModelUrl, builtInUrl, describeTask, fetchBuiltIns, formatSeconds, useBuiltIns, type BuiltInModel } from '../lab/builtInModels';
@@ -125,7 +127,54 @@ function ModelCard({ model }: { model: BuiltInModel }) {
   );
 }
 
+/** The architecture of a loaded model, as its family describes it (worker-side: no math here). */
+function LoadedModelCard({ role, model }: { role: ModelRole; model: ModelSummary }) {
+  const a = model.architecture;
+  const n = (x: number) => x.toLocaleString('en-US');
+  const rows: [string, string][] = a
+    ? [
+        ['Architecture', `${a.family} (model_type ${model.modelType})`],
+        ['Layers', n(a.layers)],
+        ['Hidden size', n(a.hidden)],
+        ['Heads', a.kvHeads === a.heads ? `${a.heads}` : `${a.heads} query heads sharing ${a.kvHeads} key/value heads`],
+        ['Head dimension', n(a.headDim)],
+        ['MLP width', n(a.intermediate)],
+        ['Positions', a.positions],
+        ['Output head', a.tiedHead ? 'tied to the embedding' : 'its own (untied)'],
+        ...(a.extras.length ? [['Also', a.extras.join(', ')] as [string, string]] : []),
+        ['Parameters', n(a.parameters)],
+        ['Vocabulary', n(model.vocabSize)],
+      ]
+    : [
+        ['Architecture', `${model.modelType} (a family the lab does not know: it runs the folder’s onnx/model.onnx as a teacher)`],
+        ['Vocabulary', n(model.vocabSize)],
+      ];
+  return (
+    <section className="card model-card" data-testid={`loaded-${role}`}>
+      <h2>
+        The {role} <span className={`role-badge role-${role}`}>{role}</span>
+      </h2>
+      <p className="muted source">from {model.label}</p>
+      <table className="kv">
+        <tbody>
+          {rows.map(([k, v]) => (
+            <tr key={k}>
+              <th>{k}</th>
+              <td data-testid={`loaded-${role}-${k.toLowerCase().replace(/ /g, '-')}`}>{v}</td>
+            </tr>
+          ))}
+          <tr>
+            <th>Trainable</th>
+            <td>{model.trainable ? 'yes (model.safetensors)' : 'no'}</td>
+          </tr>
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
 export function ModelsPanel() {
+  const slots = useLab((s) => s.models);
   const { status, index, error } = useBuiltIns();
   useEffect(() => void fetchBuiltIns(), []);
   const models = index?.models ?? [];
@@ -156,6 +205,10 @@ export function ModelsPanel() {
           </p>
         )}
       </section>
+      {ROLES.map((role) => {
+        const model = slots[role].model;
+        return model ? <LoadedModelCard key={`loaded-${role}`} role={role} model={model} /> : null;
+      })}
       {models.map((m) => (
         <ModelCard key={m.name} model={m} />
       ))}
@@ -163,9 +216,10 @@ export function ModelsPanel() {
         <h2>Your own model folder</h2>
         <p className="prose">
           In the Inspect or Distill panel, put the folder’s URL in <i>Student model folder URL</i> or <i>Teacher model folder URL</i> and press Load, or
-          pick the folder on this computer with the folder picker beside it. The folder is a Hugging Face / transformers.js GPT-2 folder:{' '}
-          <code>config.json</code>, <code>tokenizer.json</code>, <code>tokenizer_config.json</code> and <code>onnx/model.onnx</code>; a student also needs{' '}
-          <code>model.safetensors</code> to be trained. A folder on another server must allow this page to read it (CORS, and{' '}
+          pick the folder on this computer with the folder picker beside it. The folder is a Hugging Face / transformers.js folder with{' '}
+          <code>config.json</code>, <code>tokenizer.json</code> and <code>tokenizer_config.json</code>. For a model of a family the lab knows (GPT-2,
+          Llama, Qwen2, Qwen3: SmolLM2, Llama 3.2, Qwen2.5, Qwen3), <code>model.safetensors</code> is enough: the lab builds the decoder from it; any
+          other decoder can serve as a teacher through its <code>onnx/model.onnx</code>. A folder on another server must allow this page to read it (CORS, and{' '}
           <code>Cross-Origin-Resource-Policy: cross-origin</code>, since the lab is cross-origin isolated). Student and teacher must share one tokenizer.
         </p>
       </section>

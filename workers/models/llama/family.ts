@@ -60,7 +60,6 @@ export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
     num_hidden_layers: c.nLayer,
     num_attention_heads: c.nHead,
     num_key_value_heads: c.nKvHead,
-    head_dim: c.headDim,
     hidden_act: 'silu',
     max_position_embeddings: c.nPositions,
     rms_norm_eps: c.rmsNormEps,
@@ -70,6 +69,8 @@ export function llamaConfigToJson(c: LlamaConfig): Record<string, unknown> {
     dtype: 'float32',
     use_cache: true,
   };
+  // transformers 5 writes head_dim for Llama and Qwen3; Qwen2 reads it when given, else hidden / heads.
+  if (c.modelType !== 'qwen2' || c.headDim !== c.hidden / c.nHead) json.head_dim = c.headDim;
   if (c.modelType === 'llama') {
     json.attention_bias = c.qkvBias;
     json.mlp_bias = c.mlpBias;
