@@ -3,7 +3,8 @@
  * Distill panel (workers/distill/loop.ts), with the same knobs (workers/contract/knobs.ts: every
  * knob's flag, default, range and help come from there). Writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl (one line per step and per
  * evaluation), RUN_DIR/checkpoints/step-N.safetensors and the final student as a Hugging Face
- * folder in RUN_DIR/student/. Progress goes to the terminal (stderr); nothing already written is
+ * folder in RUN_DIR/student/ (a LoRA run's merged weights), and with --lora R the LoRA adapter as
+ * PEFT saves it in RUN_DIR/adapter/ (adapter_config.json, adapter_model.safetensors). Progress goes to the terminal (stderr); nothing already written is
  * lost when a later step fails.
  *
  * `opd-lab eval`: held-out accuracy of a model folder on a built-in task.
@@ -123,11 +124,15 @@ export const trainCommand: Command = {
       const lastEval = end.lastEval;
       const files = await run.exportStudent();
       await writeFolder(join(out, 'student'), files);
-      const summary = { out, steps: run.step, objective: setup.objective, flops: run.flops, finalEval: lastEval ? { accuracy: lastEval.accuracy, reverseKL: lastEval.reverseKL, prompts: lastEval.prompts, kept: lastEval.kept ? { task: lastEval.kept.task, accuracy: lastEval.kept.accuracy } : null } : null };
+      // PEFT records its base as it was loaded: here, the student folder as the command named it.
+      const adapterFiles = await run.exportAdapter(studentDir);
+      const adapterDir = adapterFiles ? join(out, 'adapter') : null;
+      if (adapterFiles) await writeFolder(adapterDir!, adapterFiles);
+      const summary = { out, steps: run.step, objective: setup.objective, student: join(out, 'student'), adapter: adapterDir, flops: run.flops, finalEval: lastEval ? { accuracy: lastEval.accuracy, reverseKL: lastEval.reverseKL, prompts: lastEval.prompts, kept: lastEval.kept ? { task: lastEval.kept.task, accuracy: lastEval.kept.accuracy } : null } : null };
       if (o.json) console.log(JSON.stringify(summary, null, 2));
       else {
         const kept = lastEval?.kept ? `, kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : '';
-        console.log(`wrote ${out}: ${run.step} steps of ${run.options.objective}; held-out ${task.task.name} accuracy ${lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : 'not measured'}${kept}; the student is in ${join(out, 'student')}`);
+        console.log(`wrote ${out}: ${run.step} steps of ${run.options.objective}; held-out ${task.task.name} accuracy ${lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : 'not measured'}${kept}; the student is in ${join(out, 'student')}${adapterDir ? ` (LoRA merged), its PEFT adapter in ${adapterDir}` : ''}`);
       }
     } finally {
       await run.release();

@@ -22,7 +22,7 @@
 import type { Gpt2Config } from '../models/gpt2/config';
 import type { ModelParams } from '../models/family';
 import type { ModelFolder } from '../models/folder';
-import { writeModelFolder } from '../models/folder';
+import { trainedFolderFiles } from '../models/folder';
 import { checkModelFits, checkTrainingFits } from '../models/memory';
 import { familyNames } from '../models/registry';
 import type { LabTokenizer } from '../models/tokenizer';
@@ -35,6 +35,7 @@ import { forwardLogits, openScoringSession } from '../scoring/forward';
 import { Trainer, type StepReport, type TrainerOptions } from '../train/trainer';
 import type { TrainSequence } from '../train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
+import { peftAdapterFiles, trainerLoraAdapter } from '../train/peft-adapter';
 import type { LabTask } from '../tasks/task';
 import type { TaskInfo } from '../tasks/registry';
 import { evaluateGreedy, evaluateRunner, type GreedySample } from './evaluate';
@@ -299,6 +300,15 @@ export class DistillRun {
     return trainedStudentFolder(this.student, await this.trainer.readWeights(), extraConfig);
   }
 
+  /**
+   * A LoRA run's adapter as PEFT saves it (adapter_config.json, adapter_model.safetensors; files
+   * by relative path), or null when the run trains every weight. `baseModel` is what the adapter
+   * names as its base (base_model_name_or_path): by default the student folder's name.
+   */
+  exportAdapter(baseModel?: string): Promise<Map<string, Uint8Array> | null> {
+    return trainedAdapterFolder(this.student, this.trainer, baseModel);
+  }
+
   async release(): Promise<void> {
     await this.studentDecoder.session.release();
     await this.teacherScoring.release();
@@ -307,11 +317,27 @@ export class DistillRun {
 }
 
 /**
- * A trained student as a Hugging Face folder (files by relative path): the trained weights, with
- * the student folder's tokenizer and its own config.json fields (task hints, architectures…).
+ * A trained student as a Hugging Face folder (files by relative path): the trained weights (a
+ * LoRA run's merged, W + s·A·B), with the student folder's tokenizer, generation config and its
+ * own config.json fields (task hints…) under the family's (workers/models/folder.ts).
  */
 export function trainedStudentFolder(student: ModelFolder, weights: ModelParams, extraConfig: Record<string, unknown> = {}): Map<string, Uint8Array> {
-  return writeModelFolder(student.config!, weights, student.tokenizerFiles, { ...student.rawConfig, ...extraConfig });
+  return trainedFolderFiles(student, weights, extraConfig);
+}
+
+/**
+ * The LoRA adapter a trainer of `student` holds, as PEFT's two files (workers/train/peft-adapter.ts),
+ * or null without LoRA. PEFT records the base as it was loaded; the lab names the student folder.
+ */
+export async function trainedAdapterFolder(student: ModelFolder, trainer: Trainer, baseModel = folderName(student.label)): Promise<Map<string, Uint8Array> | null> {
+  const adapter = await trainerLoraAdapter(trainer);
+  return adapter && peftAdapterFiles(trainer.family.paramSpecs(trainer.config), adapter, baseModel);
+}
+
+/** A folder's name from its label: "runs/x/student/" and "https://host/models/llama/" → "student", "llama". */
+export function folderName(label: string): string {
+  const parts = label.split(/[\\/]/).filter((p) => p.length > 0);
+  return parts[parts.length - 1] ?? label;
 }
 
 /**

@@ -21,6 +21,7 @@ import { familyFor, familyNames, familyOf } from './registry';
 
 export const ONNX_PATH = 'onnx/model.onnx';
 export const WEIGHTS_PATH = 'model.safetensors';
+export const GENERATION_CONFIG_PATH = 'generation_config.json';
 
 export interface ModelFolder {
   label: string;
@@ -35,6 +36,8 @@ export interface ModelFolder {
   tokenizer: LabTokenizer;
   /** tokenizer.json and tokenizer_config.json as they were, to write them back unchanged. */
   tokenizerFiles: Map<string, Uint8Array>;
+  /** generation_config.json as written (bos, eos, pad…), to write it back with a trained copy; null without one. */
+  generationConfig: Record<string, unknown> | null;
   /** The graph that runs (sampling, scoring): the family's decoder built from the weights, else onnx/model.onnx. */
   onnx: Uint8Array;
   /** Where `onnx` came from, for messages: "<folder>/onnx/model.onnx" or "<folder> (Llama decoder built from model.safetensors)". */
@@ -65,6 +68,7 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
   for (const path of ['tokenizer.json', 'tokenizer_config.json']) {
     if (await source.has(path)) tokenizerFiles.set(path, await source.read(path));
   }
+  const generationConfig = (await source.has(GENERATION_CONFIG_PATH)) ? await readJson<Record<string, unknown>>(source, GENERATION_CONFIG_PATH) : null;
   let weights: Map<string, Float32Array> | null = null;
   if (family && config && (await source.has(WEIGHTS_PATH))) {
     try {
@@ -101,15 +105,21 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
     );
   }
   const gpt2 = config?.modelType === 'gpt2' ? (config as Gpt2Config) : null;
-  return { label: source.label, rawConfig, family, config, gpt2, tokenizer, tokenizerFiles, onnx, onnxLabel, weights };
+  return { label: source.label, rawConfig, family, config, gpt2, tokenizer, tokenizerFiles, generationConfig, onnx, onnxLabel, weights };
 }
 
-/** The files of a model folder of a registered family for `params`, keyed by relative path. */
+/**
+ * The files of a model folder of a registered family for `params`, keyed by relative path:
+ * config.json (the family's, then `extraConfig`'s fields), generation_config.json (the one given,
+ * else bos/eos from the config), the tokenizer files, model.safetensors (the family's names and
+ * layout) and onnx/model.onnx (the family's decoder, weights as initializers).
+ */
 export function writeModelFolder(
   config: FamilyConfig,
   params: ModelParams,
   tokenizerFiles: ReadonlyMap<string, Uint8Array>,
   extraConfig: Record<string, unknown> = {},
+  generationConfig: Record<string, unknown> | null = null,
 ): Map<string, Uint8Array> {
   if (!tokenizerFiles.has('tokenizer.json')) throw new Error('writeModelFolder: tokenizer.json is needed');
   const encode = (o: unknown) => new TextEncoder().encode(JSON.stringify(o, null, 2) + '\n');
@@ -117,7 +127,7 @@ export function writeModelFolder(
   const family = familyFor(config);
   files.set('config.json', encode({ ...family.configToJson(config), ...extraConfig }));
   // transformers (Python and JS) look for it next to config.json; without it they log a 404.
-  files.set('generation_config.json', encode({
+  files.set(GENERATION_CONFIG_PATH, encode(generationConfig ?? {
     ...(config.bosTokenId !== undefined ? { bos_token_id: config.bosTokenId } : {}),
     ...(config.eosTokenId !== undefined ? { eos_token_id: config.eosTokenId } : {}),
     _from_model_config: true,
@@ -126,4 +136,19 @@ export function writeModelFolder(
   files.set(WEIGHTS_PATH, family.writeSafetensors(config, params));
   files.set(ONNX_PATH, family.buildDecoder(config, { kind: 'initializers', params }));
   return files;
+}
+
+/**
+ * The files of a trained copy of `folder` (a registered family's) with weights `params`: its
+ * config.json fields (task hints, fields the lab does not read) under the family's own, which say
+ * what the weights written are (float32, the lab's architecture fields; a transformers 4
+ * `torch_dtype` is set to float32 too), then `extraConfig`; its tokenizer files and
+ * generation_config.json as they were.
+ */
+export function trainedFolderFiles(folder: ModelFolder, params: ModelParams, extraConfig: Record<string, unknown> = {}): Map<string, Uint8Array> {
+  const config = folder.config;
+  if (!config) throw new Error(`${folder.label} is not a folder of a model family the lab knows (${familyNames()}), so it has no trained copy to write`);
+  const own = familyFor(config).configToJson(config);
+  const dtype = 'torch_dtype' in folder.rawConfig ? { torch_dtype: 'float32' } : {};
+  return writeModelFolder(config, params, folder.tokenizerFiles, { ...folder.rawConfig, ...own, ...dtype, ...extraConfig }, folder.generationConfig);
 }
