@@ -3,7 +3,13 @@
  * number. Returns the token and the log-prob the trainer will recompute for it — log-softmax of
  * logits/temperature over the whole vocabulary (not the truncated distribution), so that the
  * importance ratio ρ = π_θ/π_old starts at exactly 1 for unchanged weights.
+ *
+ * Everything is float64, and e^x and ln x are fdlibm's (kernels/sampling/fdlibm.ts), not the
+ * engine's Math.exp / Math.log: those differ between engines in the last bit (Node 20's V8 runs
+ * fdlibm, Chromium 156's does not), and the GPU's token choice (kernels/sampling/choose_token.wgsl)
+ * repeats these very operations, so a seed gives the same tokens on both paths and everywhere.
  */
+import { exp, log } from '../kernels/sampling/fdlibm';
 
 export interface SamplingOptions {
   /** Softmax temperature; 0 means greedy (argmax). */
@@ -35,8 +41,8 @@ export function logSoftmax(logits: ArrayLike<number>, temperature = 1): Float64A
   if (max === -Infinity) throw new Error('every logit is -inf: no token can be sampled');
   if (max === Infinity) throw new Error('a logit is +inf: the model produced an invalid output');
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += Math.exp(out[i] - max);
-  const lse = max + Math.log(sum);
+  for (let i = 0; i < n; i++) sum += exp(out[i] - max);
+  const lse = max + log(sum);
   for (let i = 0; i < n; i++) out[i] -= lse;
   return out;
 }
@@ -63,7 +69,7 @@ export function chooseToken(logits: ArrayLike<number>, options: SamplingOptions,
     // Inverse CDF over the whole vocabulary, in id order.
     let acc = 0;
     for (let i = 0; i < n; i++) {
-      acc += Math.exp(logprobs[i]);
+      acc += exp(logprobs[i]);
       if (u < acc) return { token: i, logprob: logprobs[i] };
     }
     // Rounding left u above the last partial sum: the last token with any mass.
@@ -76,15 +82,15 @@ export function chooseToken(logits: ArrayLike<number>, options: SamplingOptions,
   if (limitP) {
     let acc = 0;
     let keep = 0;
-    while (keep < candidates.length && acc < options.topP) acc += Math.exp(logprobs[candidates[keep++]]);
+    while (keep < candidates.length && acc < options.topP) acc += exp(logprobs[candidates[keep++]]);
     candidates = candidates.slice(0, Math.max(1, keep));
   }
   let total = 0;
-  for (const i of candidates) total += Math.exp(logprobs[i]);
+  for (const i of candidates) total += exp(logprobs[i]);
   const target = u * total;
   let acc = 0;
   for (const i of candidates) {
-    acc += Math.exp(logprobs[i]);
+    acc += exp(logprobs[i]);
     if (target < acc) return { token: i, logprob: logprobs[i] };
   }
   const last = candidates[candidates.length - 1];
