@@ -23,6 +23,8 @@ export interface DecoderSession {
   session: ort.InferenceSession;
   /** True when the weights are graph inputs (fed per run), false when they are in the file. */
   weightsAreInputs: boolean;
+  /** The device the session runs on (our kernels may read its GPU outputs in place). */
+  device?: GPUDevice;
 }
 
 /** The KV cache's shape of this config's decoder. */
@@ -55,7 +57,7 @@ export async function createDecoderSession(
     await session.release();
     throw new ModelFileError(file, `is not a ${family.name} decoder for this config.json (${family.describeSize(config)}): it ${problems.join('; ')}`);
   }
-  return { session, weightsAreInputs: session.inputNames.includes(family.paramSpecs(config)[0].name) };
+  return { session, weightsAreInputs: session.inputNames.includes(family.paramSpecs(config)[0].name), device };
 }
 
 type Expected = { type: 'int64' | 'float32'; dims: (number | null)[] }; // null: any size (symbolic)

@@ -1,7 +1,8 @@
 /**
  * A DecoderRunner over an ORT session of a family's decoder: weights from the file, or the
- * trainer's live GPU buffers fed in place. Logits come back to the CPU for token choice; the KV
- * cache (present.*) stays on the GPU and is fed back as the next step's past.
+ * trainer's live GPU buffers fed in place. Every output stays on the GPU: the KV cache
+ * (present.*) is fed back as the next step's past, and the logits are read in place by the
+ * token-choice kernel (or downloaded, where the sampler chooses in JavaScript).
  */
 import type { ort } from '../ort/runtime';
 import { decoderOutputs } from '../ort/decoder-io';
@@ -9,9 +10,9 @@ import type { FamilyConfig } from '../models/family';
 import { createDecoderSession, decoderShapeOf, type DecoderSession } from '../models/decoder-session';
 import type { DecoderRunner } from './sampler';
 
-/** Session options for sampling: every present.* output stays on the GPU. */
+/** Session options for sampling: every output (logits and present.*) stays on the GPU. */
 export function samplingOutputs(config: FamilyConfig): string[] {
-  return decoderOutputs(decoderShapeOf(config)).filter((n) => n !== 'logits');
+  return decoderOutputs(decoderShapeOf(config));
 }
 
 export function decoderRunner(config: FamilyConfig, decoder: DecoderSession, weightFeeds: Record<string, ort.Tensor> = {}): DecoderRunner {
@@ -20,6 +21,7 @@ export function decoderRunner(config: FamilyConfig, decoder: DecoderSession, wei
   }
   return {
     config,
+    device: decoder.device,
     run: (feeds) => decoder.session.run({ ...weightFeeds, ...feeds }),
   };
 }
