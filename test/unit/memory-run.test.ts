@@ -10,13 +10,13 @@ import { configureOrt } from '../../workers/ort/runtime';
 import { estimateTrainingMemory, ModelTooLargeError } from '../../workers/models/memory';
 import { readModelFolder } from '../../workers/models/folder';
 import { dirSource } from '../../workers/node/fs-source';
-import type { Gpt2Config } from '../../workers/models/gpt2/config';
 import { DistillRun } from '../../workers/distill/run';
 import { builtInTask } from '../../workers/tasks/registry';
 import { Trainer } from '../../workers/train/trainer';
 import type { TrainSequence } from '../../workers/train/batch';
 
 const SHIPPED = join(import.meta.dirname, '..', '..', 'models');
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'hf');
 
 /** Counts the bytes of storage buffers created on `device` and not yet destroyed. */
 function trackStorage(device: GPUDevice) {
@@ -43,10 +43,14 @@ function trackStorage(device: GPUDevice) {
 }
 
 describe('the training memory check on the real trainer', () => {
-  it("the estimate is what the trainer holds after a step (built-in student, full and LoRA)", async () => {
+  it.each([
+    ['the built-in GPT-2 student', join(SHIPPED, 'addition-student')],
+    ['the Qwen3 fixture (GQA, q/k norm, untied head)', join(FIXTURES, 'qwen3')],
+    ['the Llama fixture (GQA, tied head)', join(FIXTURES, 'llama-tied')],
+  ])('the estimate is what the trainer holds after a step: %s, full and LoRA', async (_, path) => {
     const device = await testDevice();
-    const folder = await readModelFolder(await dirSource(join(SHIPPED, 'addition-student')), { requireWeights: true });
-    const config = folder.config as Gpt2Config;
+    const folder = await readModelFolder(await dirSource(path), { requireWeights: true });
+    const config = folder.config!;
     const batch = 6;
     const sequence = 19;
     const tokens = Array.from({ length: sequence }, (_, i) => 1 + (i % 12));
@@ -63,9 +67,10 @@ describe('the training memory check on the real trainer', () => {
         // The trainer holds no KV cache (the sampler's decoder does).
         const estimated = e.totalBytes - e.groups.find((g) => g.name === 'KV cache')!.bytes;
         const ratio = held / estimated;
-        console.log(`${loraRank ? `LoRA rank ${loraRank}` : 'full'}: the trainer holds ${held} bytes of storage after a step, the estimate says ${estimated} (ratio ${ratio.toFixed(3)})`);
+        console.log(`${config.modelType} ${loraRank ? `LoRA rank ${loraRank}` : 'full'}: the trainer holds ${held} bytes of storage after a step, the estimate says ${estimated} (ratio ${ratio.toFixed(3)})`);
         // Not counted: per-row loss statistics and inputs, the sum-of-squares partials, clip and
-        // norms buffers, attention's device-dependent scratch, 16-byte padding (small beside the rest).
+        // norms buffers, attention's device-dependent scratch, rotary tables, 16-byte padding
+        // (small beside the rest).
         expect(ratio).toBeGreaterThanOrEqual(1);
         expect(ratio).toBeLessThanOrEqual(1.15);
       } finally {

@@ -106,6 +106,24 @@ export function llamaArchitecture(c: LlamaConfig): ModelArchitecture {
   };
 }
 
+/**
+ * What the training graph (graph.ts) holds for a micro-batch of `batch` × `sequence` tokens, all
+ * layers together, by name: the training memory check counts these (workers/models/memory.ts).
+ */
+export function llamaTrainingActivations(c: LlamaConfig, batch: number, sequence: number): { name: string; bytes: number }[] {
+  const { nLayer: L, hidden: E, intermediate: I, nHead: H, nKvHead: Hkv, headDim: D, qkNorm } = c;
+  const N = batch * sequence;
+  const qk = qkNorm ? 1 : 0;
+  return [
+    { name: 'residual stream and RMSNorm outputs', bytes: (4 * L + 2) * N * E * 4 },
+    { name: 'attention q, k, v (KV heads repeated over query heads) and context', bytes: (4 * L * N * H * D + qk * L * N * (H + Hkv) * D + N * (H + 2 * Hkv) * D) * 4 },
+    { name: 'attention probabilities', bytes: (L + 1) * batch * H * sequence * sequence * 4 },
+    { name: 'SwiGLU activations (gate, up and their product)', bytes: 3 * L * N * I * 4 },
+    { name: "the backward's gradient buffers", bytes: (2 * N * E + (5 + qk) * N * H * D + (2 + qk) * N * Hkv * D + 3 * N * I) * 4 },
+    { name: 'RMSNorm statistics', bytes: ((2 * L + 1) * N + qk * L * N * (H + Hkv)) * 4 },
+  ];
+}
+
 function llamaFamily(modelType: LlamaModelType): ModelFamily<LlamaConfig> {
   return {
     modelType,
@@ -130,6 +148,7 @@ function llamaFamily(modelType: LlamaModelType): ModelFamily<LlamaConfig> {
       { name: 'attention scores (one layer)', bytes: batch * c.nHead * sequence * sequence * 4 },
       { name: 'keys repeated over query heads (one layer)', bytes: batch * c.nHead * sequence * c.headDim * 4 },
     ],
+    trainingActivations: llamaTrainingActivations,
     buildDecoder: (config, weights) => buildLlamaDecoder(config, weights),
     weightFeeds: llamaWeightFeedsFromGpu,
     prepareTraining: prepareLlamaTraining,
