@@ -77,7 +77,7 @@ export async function evaluateRunner(
 export async function evaluateFolder(device: GPUDevice, folder: ModelFolder, task: LabTask, count: number, maxTokens: number, batch = 64): Promise<FolderEvaluation> {
   const config = folder.config;
   if (!config) throw new Error(`${folder.label} is not a ${familyNames()} family model: the lab's sampler runs the decoders of the model families it knows`);
-  const decoder = await openSamplingSession(device, config, folder.onnx, `${folder.label}/onnx/model.onnx`);
+  const decoder = await openSamplingSession(device, config, folder.onnx, folder.onnxLabel);
   try {
     const eos = folder.tokenizer.eosTokenId ?? config.eosTokenId ?? null;
     return await evaluateRunner(decoderRunner(config, decoder), folder.tokenizer, eos, task, count, maxTokens, batch);

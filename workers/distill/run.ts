@@ -133,7 +133,7 @@ export class DistillRun {
       trainer = await Trainer.create(device, student.config, student.weights, trainerOptions(options));
     }
     const decoder = await openSamplingSession(device, student.config, student.family.buildDecoder(student.config, { kind: 'inputs' }), `${student.label} (live weights)`);
-    const scoring = await openScoringSession(device, teacher.onnx, `${teacher.label}/onnx/model.onnx`);
+    const scoring = await openScoringSession(device, teacher.onnx, teacher.onnxLabel);
     return new DistillRun(device, trainer, decoder, scoring, student, teacher, task, state, parts.keptTask ?? null);
   }
 
@@ -159,7 +159,7 @@ export class DistillRun {
     const t = this.teacher;
     const config = t.config;
     if (!config) throw new DistillError(`sft needs the teacher to sample, and ${t.label} is not a model of a family the sampler can run (${familyNames()})`);
-    return openSamplingSession(this.device, config, t.onnx, `${t.label}/onnx/model.onnx`).then((s) => (this.teacherRunner = decoderRunner(config, s)));
+    return openSamplingSession(this.device, config, t.onnx, t.onnxLabel).then((s) => (this.teacherRunner = decoderRunner(config, s)));
   }
 
   private text(c: Completion): string {
