@@ -6,16 +6,16 @@
 // same order as choose.ts (f64Eval, fdlibm.wgsl), so token and log-prob are the same bits.
 // Compiled after float64.wgsl and fdlibm.wgsl.
 //
-// One workgroup per row; five stages, each either parallel over the vocabulary or serial in
-// invocation 0 (the sums of choose.ts run in id or candidate order, one term after the other, and
-// float64 addition is not associative), with one f64Eval call between them all (see fdlibm.wgsl
-// for why one):
+// One workgroup per row; six stages, each either parallel or serial in invocation 0 (the sums of
+// choose.ts run in id or candidate order, one term after the other, and float64 addition is not
+// associative), with one f64Eval call between them all (see fdlibm.wgsl for why one):
 //   0 serial    max = (max logit) / T                      (division is monotonic: max of x/T)
 //   1 parallel  v_i = x_i / T, e_i = exp(v_i − max)        → work[i] = (e_i, v_i)
 //   2 serial    sum = Σ e_i in id order, lse = max + ln sum
-//   3 parallel  lp_i = v_i − lse, p_i = exp(lp_i)          → work[i] = (p_i, lp_i)
+//   3 parallel  lp_i = v_i − lse, and p_i = exp(lp_i) for the whole-vocabulary draw → work[i] = (p_i, lp_i)
 //     then greedy: argmax of lp (first id); top-k / top-p: sort (lp desc, id asc) by bitonic sort
-//   4 serial    the draw: acc += p in order until u < acc (u·total with top-k / top-p)
+//   4 parallel  top-k / top-p: p = exp(lp) of the kept candidates only (k of them with top-k)
+//   5 serial    the draw: acc += p in order until u < acc (u·total with top-k / top-p)
 //
 // Bindings: logits f32 [rows, width, vocab] (ORT's output buffer, read in place: the last position
 // of each row); work vec4<u32> [rows, vocab]; sorted vec4<u32> [rows, sortSize] (scratch of the
@@ -149,9 +149,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let u = draws[row];
   let topP = F64(params.pLo, params.pHi);
 
-  for (var stage = 0u; stage < 5u; stage++) {
-    let serial = stage == 0u || stage == 2u || stage == 4u;
-    let m = workgroupUniformLoad(&wgValue); // max in passes 1 and 2, lse in stage 3
+  for (var stage = 0u; stage < 6u; stage++) {
+    let serial = stage == 0u || stage == 2u || stage == 5u;
+    let m = workgroupUniformLoad(&wgValue); // max in stages 1 and 2, lse in stage 3
     acc = F64_ZERO;
     j = 0u;
     if (stage == 4u) {
@@ -204,9 +204,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             storageBarrier();
           }
         }
-        keep = min(atomicLoad(&wgFinite), params.keep);
         phase = select(1u, 0u, params.limitP != 0u);
+        workgroupBarrier(); // the count of finite candidates is complete
       }
+      keep = min(atomicLoad(&wgFinite), params.keep); // every invocation: stage 4's extent
     }
     // Each iteration: one float64 evaluation, then what it means in this stage.
     var i = select(lid, 0u, serial);
@@ -269,6 +270,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         } else {
           break;
         }
+      } else if (stage == 4u) {
+        if (params.mode != MODE_SORTED || i >= keep) { break; }
+        at = sorted[sortBase + i].z;
+        entry = EVAL_EXP;
+        a = work[workBase + at].zw;
       } else {
         if (i >= V) { break; }
         if (stage == 1u) {
@@ -277,13 +283,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           b = t;
           c = m;
         } else {
-          entry = EVAL_SHIFT_EXP;
+          // Only the whole-vocabulary draw needs every p; greedy and the sorted draw need lp.
+          entry = select(EVAL_SUB, EVAL_SHIFT_EXP, params.mode == MODE_FULL);
           a = work[workBase + i].zw;
           b = m;
         }
       }
 
-      let r = f64Eval(entry, a, b, c);
+      // The serial sums are the long dependent chains (up to two per logit): their additions skip
+      // the interpreter (one more inlined copy of the addition; greedy over 2 × 2048 logits on
+      // SwiftShader: 1.1 s a step against 1.3–2.0 s through f64Eval).
+      var r: F64Pair;
+      if (serial && entry == EVAL_ADD) {
+        r = F64Pair(f64Add(a, b), F64_ZERO);
+      } else {
+        r = f64Eval(entry, a, b, c);
+      }
 
       if (serial) {
         if (stage == 0u) {
@@ -307,8 +322,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           if (f64Lt(drawAt, acc)) { token = at; }
         }
         j += 1u;
+      } else if (stage == 4u) {
+        work[workBase + at] = vec4(r.value, work[workBase + at].zw);
+        i += WG;
       } else {
-        work[workBase + i] = vec4(r.value, r.aux);
+        if (stage == 3u && params.mode != MODE_FULL) {
+          work[workBase + i] = vec4(F64_ZERO, r.value); // lp only
+        } else {
+          work[workBase + i] = vec4(r.value, r.aux);
+        }
         i += WG;
       }
     }
