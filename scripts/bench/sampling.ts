@@ -13,7 +13,13 @@
  * Chromium on SwiftShader's WebGPU twice, once by the lab's sampler and once by transformers.js
  * (its generate, greedy, exactly `--tjs-tokens` new tokens, batch `--batch`): our tokens/s over
  * theirs, each the median of `rounds` runs after a warm-up run, the two interleaved.
- * `--parts kv,tjs` (default both) picks what to measure.
+ *
+ * choice: tokens/s of the same sampler choosing each token on the GPU (kernels/sampling: the
+ * logits stay on the GPU, ids come back every `--readback` steps) against choosing it in
+ * JavaScript (the logits read back every step), in the same run, interleaved, for greedy and for
+ * temperature 1 / top-k 50 / top-p 0.9, `--choice-tokens` new tokens (default 16), no EOS; both
+ * must give the same tokens. gpuChoiceSpeedup: GPU-choice tokens/s over JavaScript-choice tokens/s.
+ * `--parts kv,tjs,choice` (default all three) picks what to measure.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -30,6 +36,7 @@ import { countGpt2Parameters, randomGpt2Params } from '../../workers/models/gpt2
 import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import { decoderRunner, openSamplingSession } from '../../workers/sampling/runner';
 import { sampleCompletions } from '../../workers/sampling/sampler';
+import type { SamplingOptions } from '../../workers/sampling/choose';
 
 const GOALS = { kvSpeedup128: 4, vsTransformersJs: 1 };
 const LENGTHS = [32, 128];
@@ -112,11 +119,16 @@ export async function run(args: Record<string, string>): Promise<object> {
   const rounds = Number(args.rounds ?? 2);
   const batch = Number(args.batch ?? 2);
   const tjsTokens = Number(args['tjs-tokens'] ?? 128);
-  const parts = (args.parts ?? 'kv,tjs').split(',');
-  if (!(rounds >= 1) || !(batch >= 1) || !(tjsTokens >= 1)) throw new Error('--rounds, --batch and --tjs-tokens must be positive numbers');
-  if (parts.some((p) => p !== 'kv' && p !== 'tjs')) throw new Error(`--parts takes kv, tjs or kv,tjs; got ${args.parts}`);
+  const choiceTokens = Number(args['choice-tokens'] ?? 16);
+  const readback = Number(args.readback ?? 4);
+  const parts = (args.parts ?? 'kv,tjs,choice').split(',');
+  if (!(rounds >= 1) || !(batch >= 1) || !(tjsTokens >= 1) || !(choiceTokens >= 1) || !(readback >= 1)) {
+    throw new Error('--rounds, --batch, --tjs-tokens, --choice-tokens and --readback must be positive numbers');
+  }
+  if (parts.some((p) => p !== 'kv' && p !== 'tjs' && p !== 'choice')) throw new Error(`--parts takes a comma-separated list of kv, tjs and choice; got ${args.parts}`);
   const kv = parts.includes('kv') ? await kvCacheSpeedups(rounds, batch) : undefined;
   const tjs = parts.includes('tjs') ? await versusTransformersJs(rounds, batch, tjsTokens) : undefined;
+  const choice = parts.includes('choice') ? await gpuChoiceSpeedups(rounds, batch, choiceTokens, readback) : undefined;
   const goalsMet: Record<string, boolean> = {};
   if (kv) goalsMet.kvSpeedup128 = kv.kvSpeedup128 >= GOALS.kvSpeedup128;
   if (tjs) goalsMet.vsTransformersJs = tjs.vsTransformersJs >= GOALS.vsTransformersJs;
@@ -129,6 +141,8 @@ export async function run(args: Record<string, string>): Promise<object> {
     kvSpeedup128: kv?.kvSpeedup128 ?? null,
     transformersJs: tjs ?? null,
     vsTransformersJs: tjs?.vsTransformersJs ?? null,
+    tokenChoice: choice ?? null,
+    gpuChoiceSpeedup: choice?.gpuChoiceSpeedup ?? null,
     goals: GOALS,
     goalsMet,
   };
@@ -190,5 +204,66 @@ async function kvCacheSpeedups(rounds: number, batch: number) {
     results,
     kvSpeedup32: speedup(32),
     kvSpeedup128: speedup(128),
+  };
+}
+
+/**
+ * Node (Dawn): the sampler with token choice on the GPU against token choice in JavaScript, the
+ * same decoder, seed and settings, interleaved rounds after a warm-up round (which compiles the
+ * token-choice kernel, about 8 s on SwiftShader).
+ */
+async function gpuChoiceSpeedups(rounds: number, batch: number, newTokens: number, stepsPerReadback: number) {
+  const acquired = await acquireDevice(nodeGpu());
+  if (!acquired.ok) throw new Error(`${acquired.error.message}\n${NODE_GPU_ADVICE}`);
+  const { device, summary } = acquired;
+  configureOrt({ numThreads: 1 });
+  const params = randomGpt2Params(config, { seed: 1, scheme: 'hf' });
+  const decoder = await openSamplingSession(device, config, buildGpt2Decoder(config, { kind: 'initializers', params }));
+  const runner = decoderRunner(config, decoder);
+  const settings: { name: string; sampling: SamplingOptions }[] = [
+    { name: 'greedy', sampling: { temperature: 0, topK: 0, topP: 1 } },
+    { name: 'temperature 1, top-k 50, top-p 0.9', sampling: { temperature: 1, topK: 50, topP: 0.9 } },
+  ];
+  const generate = async (sampling: SamplingOptions, tokenChoice: 'gpu' | 'js') => {
+    const t0 = performance.now();
+    const out = await sampleCompletions(runner, { prompts: [PROMPT], n: batch, maxTokens: newTokens, seed: 3, eosTokenId: null, sampling, tokenChoice, stepsPerReadback });
+    const ms = performance.now() - t0;
+    const tokens = out.reduce((a, c) => a + c.tokens.length, 0);
+    if (tokens !== batch * newTokens) throw new Error(`expected ${batch * newTokens} tokens, got ${tokens}`);
+    return { ms, sequences: out.map((c) => c.tokens.join(',')).join('|') };
+  };
+  const results: Record<string, unknown>[] = [];
+  for (const { name, sampling } of settings) {
+    const times: Record<'gpu' | 'js', number[]> = { gpu: [], js: [] };
+    let same = true;
+    for (let r = 0; r <= rounds; r++) {
+      const gpu = await generate(sampling, 'gpu');
+      const js = await generate(sampling, 'js');
+      same &&= gpu.sequences === js.sequences;
+      if (r === 0) continue;
+      times.gpu.push(gpu.ms);
+      times.js.push(js.ms);
+      console.error(`sampling bench: token choice, ${name}, round ${r}: GPU ${gpu.ms.toFixed(0)} ms, JavaScript ${js.ms.toFixed(0)} ms`);
+    }
+    const gpuMs = median(times.gpu);
+    const jsMs = median(times.js);
+    results.push({
+      sampling: name,
+      newTokens,
+      batch,
+      tokensPerSecondGpuChoice: (batch * newTokens) / (gpuMs / 1000),
+      tokensPerSecondJsChoice: (batch * newTokens) / (jsMs / 1000),
+      gpuChoiceSpeedup: jsMs / gpuMs,
+      sameTokens: same,
+      runs: times,
+    });
+  }
+  await decoder.session.release();
+  return {
+    adapter: { vendor: summary.vendor, architecture: summary.architecture, isFallbackAdapter: summary.isFallbackAdapter },
+    stepsPerReadback,
+    counted: 'tokens/s = batch × new tokens / wall time of sampleCompletions (no EOS), tokenChoice gpu against js, median over interleaved rounds after a warm-up round',
+    results,
+    gpuChoiceSpeedup: Math.min(...results.map((r) => r.gpuChoiceSpeedup as number)),
   };
 }
