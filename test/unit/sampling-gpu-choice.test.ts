@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { testDevice } from './gpu';
 import { probeFloat64 } from '../../workers/kernels/sampling/float64';
 import { exp, log } from '../../workers/kernels/sampling/fdlibm';
-import { CHOICE_STATUS, GpuTokenChooser, type ChoiceRecord } from '../../workers/kernels/sampling/choose-token';
+import { CHOICE_STATUS, chooserFits, GpuTokenChooser, type ChoiceRecord } from '../../workers/kernels/sampling/choose-token';
 import { createStorageBuffer } from '../../workers/gpu/buffers';
 import { chooseToken, type SamplingOptions } from '../../workers/sampling/choose';
 import { Rng } from '../../workers/random/rng';
@@ -190,6 +190,15 @@ describe('the token-choice kernel against choose.ts', () => {
     expect(() => chooseToken(rows[0], options, 0.5)).toThrow('logit 2 is NaN');
     expect(() => chooseToken(rows[1], options, 0.5)).toThrow('every logit is -inf');
     expect(() => chooseToken(rows[2], options, 0.5)).toThrow('a logit is +inf');
+  });
+
+  it('refuses, before allocating, a batch whose scratch exceeds the adapter’s binding limit', async () => {
+    const device = await testDevice();
+    const vocab = Math.ceil(device.limits.maxStorageBufferBindingSize / 16) + 1;
+    const settings = { temperature: 1, topK: 0, topP: 1, eosTokenId: null };
+    expect(chooserFits(device, 1, vocab, settings)).toBe(false);
+    expect(chooserFits(device, 3, 50257, settings)).toBe(true);
+    expect(() => new GpuTokenChooser(device, 1, vocab, 1, settings)).toThrow(/scratch buffer for 1 rows × \d+ logits, above the adapter's \d+ MiB per binding: sample fewer completions at once, or choose in JavaScript/);
   });
 
   it('feeds the next step: int64 input ids, finished rows skipped and their last id kept', async () => {

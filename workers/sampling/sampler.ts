@@ -20,7 +20,7 @@ import { emptyPastFeeds, int64Tensor, positionIdsFromMask, presentAsPast, presen
 import { chooseToken, validateSampling, type SamplingOptions } from './choose';
 import { Rng } from '../random/rng';
 import { isCpuDevice } from '../gpu/tuning';
-import { CHOICE_STATUS, GpuTokenChooser, type ChoiceRecord } from '../kernels/sampling/choose-token';
+import { CHOICE_STATUS, chooserFits, GpuTokenChooser, type ChoiceRecord } from '../kernels/sampling/choose-token';
 
 export interface SampleRequest {
   /** Token ids of each prompt (special tokens included, exactly as fed to the model). */
@@ -188,7 +188,9 @@ export async function sampleCompletions(runner: DecoderRunner, request: SampleRe
         const onGpu = logitsTensor.location === 'gpu-buffer' && runner.device !== undefined;
         if (choice === 'gpu' && !onGpu) throw new SamplingError("token choice on the GPU needs the decoder's logits on the GPU: open the session with openSamplingSession on the WebGPU execution provider");
         if (choice === 'gpu' && !useCache) throw new SamplingError('token choice on the GPU feeds each chosen token to the next step through the KV cache: sample with useKvCache, or with tokenChoice js');
-        if (onGpu && useCache && (choice === 'gpu' || !isCpuDevice(runner.device!))) {
+        // auto also keeps JavaScript where the kernel's scratch would not fit one binding ('gpu' says why).
+        const fits = onGpu && chooserFits(runner.device!, B, V, { ...sampling, eosTokenId });
+        if (onGpu && useCache && (choice === 'gpu' || (!isCpuDevice(runner.device!) && fits))) {
           chooser = new GpuTokenChooser(runner.device!, B, V, stepsPerReadback, { ...sampling, eosTokenId });
           chooser.reset();
         }

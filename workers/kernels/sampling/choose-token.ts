@@ -57,6 +57,28 @@ function nextPowerOfTwo(n: number): number {
   return p;
 }
 
+/** Bytes of scratch and records the kernel needs for `rows` rows of `vocab` logits. */
+export function chooserBytes(rows: number, vocab: number, slots: number, settings: TokenChoiceSettings): { largest: number; total: number } {
+  const sorted = rows * sortSizeOf(vocab, settings) * 16;
+  const work = rows * vocab * 16;
+  return { largest: Math.max(work, sorted), total: work + sorted + rows * (8 + 4 + 8) + slots * rows * RECORD_BYTES };
+}
+
+/** Whether the kernel's largest buffer fits the adapter's storage-binding limit. */
+export function chooserFits(device: GPUDevice, rows: number, vocab: number, settings: TokenChoiceSettings): boolean {
+  return chooserBytes(rows, vocab, 1, settings).largest <= device.limits.maxStorageBufferBindingSize;
+}
+
+function modeOf(vocab: number, settings: TokenChoiceSettings): number {
+  if (settings.temperature === 0) return MODE.greedy;
+  const limitK = settings.topK > 0 && settings.topK < vocab;
+  return !limitK && !(settings.topP < 1) ? MODE.full : MODE.sorted;
+}
+
+function sortSizeOf(vocab: number, settings: TokenChoiceSettings): number {
+  return modeOf(vocab, settings) === MODE.sorted ? nextPowerOfTwo(vocab) : 1;
+}
+
 /**
  * The kernel and its buffers for a batch of `rows` rows over a vocabulary of `vocab`, recording
  * up to `slots` steps between two read-backs. Steps are submitted one at a time (`step`), in the
@@ -87,8 +109,15 @@ export class GpuTokenChooser {
     const greedy = settings.temperature === 0;
     const limitK = settings.topK > 0 && settings.topK < vocab;
     const limitP = settings.topP < 1;
-    const mode = greedy ? MODE.greedy : !limitK && !limitP ? MODE.full : MODE.sorted;
-    this.sortSize = mode === MODE.sorted ? nextPowerOfTwo(vocab) : 1;
+    const mode = modeOf(vocab, settings);
+    this.sortSize = sortSizeOf(vocab, settings);
+    const { largest } = chooserBytes(rows, vocab, slots, settings);
+    const limit = device.limits.maxStorageBufferBindingSize;
+    if (largest > limit) {
+      throw new Error(
+        `token choice on the GPU needs a ${(largest / 2 ** 20).toFixed(0)} MiB scratch buffer for ${rows} rows × ${vocab} logits, above the adapter's ${(limit / 2 ** 20).toFixed(0)} MiB per binding: sample fewer completions at once, or choose in JavaScript (tokenChoice 'js')`,
+      );
+    }
     const [tLo, tHi] = float64Words(greedy ? 1 : settings.temperature);
     const [pLo, pHi] = float64Words(settings.topP);
     const eos = settings.eosTokenId;
@@ -115,7 +144,8 @@ export class GpuTokenChooser {
   step(logits: GPUBuffer, width: number, slot: number, draws: Float64Array): void {
     if (draws.length !== this.rows) throw new Error(`token choice: ${draws.length} draws for ${this.rows} rows`);
     if (!(slot >= 0 && slot < this.slots)) throw new Error(`token choice: slot ${slot} outside 0..${this.slots - 1}`);
-    if (logits.size < this.rows * width * this.vocab * 4) throw new Error(`token choice: the logits buffer (${logits.size} bytes) is smaller than ${this.rows} × ${width} × ${this.vocab} float32`);
+    const logitBytes = this.rows * width * this.vocab * 4;
+    if (logits.size < logitBytes) throw new Error(`token choice: the logits buffer (${logits.size} bytes) is smaller than ${this.rows} × ${width} × ${this.vocab} float32`);
     writeBuffer(this.device, this.draws, draws);
     const uniforms = [...this.uniformWords];
     uniforms[1] = width;
@@ -125,7 +155,8 @@ export class GpuTokenChooser {
       code: withFloat64(chooseTokenWgsl),
       label: 'choose_token',
       constants: { WG: this.workgroupSize },
-      buffers: [logits, this.work, this.sorted, this.draws, this.done, this.records, this.nextIds],
+      // Only the step's logits (ORT's buffer may be larger: its pool rounds sizes up).
+      buffers: [{ buffer: logits, offset: 0, size: logitBytes }, this.work, this.sorted, this.draws, this.done, this.records, this.nextIds],
       uniforms,
       workgroups: [this.rows],
     });
