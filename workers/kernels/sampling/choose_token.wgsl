@@ -154,6 +154,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let m = workgroupUniformLoad(&wgValue); // max in stages 1 and 2, lse in stage 3
     acc = F64_ZERO;
     j = 0u;
+    // The id-order sums (stage 2, and the whole-vocabulary draw) load term j + 1 while adding term
+    // j, so a GPU's global-load latency overlaps the addition instead of adding to it.
+    var next = F64_ZERO;
+    if (lid == 0u && (stage == 2u || (stage == 5u && params.mode == MODE_FULL))) { next = work[workBase].xy; }
     if (stage == 4u) {
       // Between the last parallel stage and the draw: greedy's argmax, or the sorted candidates.
       if (params.mode == MODE_GREEDY) {
@@ -227,7 +231,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         } else if (stage == 2u) {
           if (j < V) {
             a = acc;
-            b = work[workBase + j].xy;
+            b = next;
+            next = work[workBase + min(j + 1u, V - 1u)].xy;
           } else if (j == V) {
             entry = EVAL_LOG_ADD;
             a = acc;
@@ -244,7 +249,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           }
           at = j;
           a = acc;
-          b = work[workBase + j].xy;
+          b = next;
+          next = work[workBase + min(j + 1u, V - 1u)].xy;
         } else if (params.mode == MODE_SORTED) {
           if (phase == 0u && (j >= keep || !f64Lt(acc, topP))) {
             keep = max(1u, j);
