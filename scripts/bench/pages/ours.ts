@@ -10,6 +10,8 @@ import { forwardLogits, openScoringSession } from '../../../workers/scoring/forw
 
 let runner: DecoderRunner | undefined;
 let scoring: ort.InferenceSession | undefined;
+/** Opens the scoring session on the first forward (generation alone does not need it). */
+let openScoring: (() => Promise<ort.InferenceSession>) | undefined;
 
 const api: CompareApi = {
   async load(folderUrl) {
@@ -18,9 +20,10 @@ const api: CompareApi = {
     if (!acquired.ok) throw new Error(acquired.error.message);
     configureOrt({ wasmPaths: new URL('./ort/', location.href).href, numThreads: 1 });
     const folder = await readModelFolder(urlSource(folderUrl));
-    if (!folder.gpt2) throw new Error(`${folderUrl} is not a GPT-2 family folder`);
-    runner = decoderRunner(folder.gpt2, await openSamplingSession(acquired.device, folder.gpt2, folder.onnx));
-    scoring = await openScoringSession(acquired.device, folder.onnx, `${folderUrl}onnx/model.onnx`);
+    if (!folder.config) throw new Error(`${folderUrl} is not a folder of a model family the lab knows`);
+    runner = decoderRunner(folder.config, await openSamplingSession(acquired.device, folder.config, folder.onnx, folder.onnxLabel));
+    scoring = undefined;
+    openScoring = () => openScoringSession(acquired.device, folder.onnx, folder.onnxLabel);
     return { ms: performance.now() - t0, adapter: await adapterName() };
   },
   async generate(promptIds, n, maxTokens) {
@@ -34,7 +37,8 @@ const api: CompareApi = {
     return { ms, tokens: out.reduce((a, c) => a + c.tokens.length, 0), sequences: out.map((c) => c.tokens) };
   },
   async forward(ids) {
-    if (!scoring) throw new Error('load a model first');
+    if (!openScoring) throw new Error('load a model first');
+    scoring ??= await openScoring();
     const out = await forwardLogits(scoring, [ids]);
     const data = (await out.logits.getData(true)) as Float32Array;
     return { vocab: out.vocab, logits: Array.from(data) };

@@ -35,7 +35,10 @@ const api: CompareApi = {
       input_ids: int64(rows),
       attention_mask: int64(rows.map((r) => r.map(() => 1))),
       max_new_tokens: maxTokens,
-      min_new_tokens: maxTokens,
+      // Exactly maxTokens argmax tokens, as the lab's page decodes (eosTokenId null): no
+      // end-of-sequence token stops it, and none is masked either (min_new_tokens would mask it,
+      // changing the argmax of a model whose best token is its end of sequence).
+      eos_token_id: [],
       do_sample: false,
     })) as Tensor;
     const ms = performance.now() - t0;
