@@ -10,7 +10,7 @@ import type { AdapterSummary, RuntimeSummary } from './contract/adapter';
 import type { LabError } from './contract/errors';
 import type { ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from './contract/models';
 import type { DivergenceSelfCheckReport, InteropReport } from './contract/reports';
-import type { EvalMetrics, StepMetrics, TrainSetup, TrainStateName } from './contract/run';
+import type { EvalMetrics, StepMetrics, TrainExportKind, TrainSetup, TrainStateName } from './contract/run';
 
 export type * from './contract/adapter';
 export type * from './contract/errors';
@@ -65,11 +65,12 @@ export type LabCommand =
   | { type: 'train.stop'; requestId: number }
   /**
    * The trained student as a Hugging Face folder ('student': config, tokenizer, model.safetensors,
-   * ONNX) or the latest checkpoint ('checkpoint': one safetensors file to resume from), of the run
-   * in progress (its current step) or, once it has ended, of its last checkpoint. Answered by
-   * `train.exported`.
+   * ONNX; a LoRA run's merged weights), the latest checkpoint ('checkpoint': one safetensors file
+   * to resume from) or a LoRA run's adapter ('adapter': adapter_config.json and
+   * adapter_model.safetensors as PEFT saves them), of the run in progress (its current step) or,
+   * once it has ended, of its last checkpoint. Answered by `train.exported`.
    */
-  | { type: 'train.export'; requestId: number; what: 'student' | 'checkpoint' };
+  | { type: 'train.export'; requestId: number; what: TrainExportKind };
 
 // ---------------------------------------------------------------- events (worker → UI)
 
@@ -112,7 +113,7 @@ export type LabEvent =
   /** The engine now holds a checkpoint of the run at `step` (trainer tensors and run state), `bytes` long. */
   | { type: 'train.checkpoint'; runId: number; step: number; bytes: number }
   /** The answer to train.export: files by their path inside the folder (one file for a checkpoint). */
-  | { type: 'train.exported'; requestId: number; what: 'student' | 'checkpoint'; step: number; files: { path: string; bytes: Uint8Array }[] }
+  | { type: 'train.exported'; requestId: number; what: TrainExportKind; step: number; files: { path: string; bytes: Uint8Array }[] }
   | { type: 'device.lost'; error: LabError }
   | { type: 'error'; requestId?: number; error: LabError };
 

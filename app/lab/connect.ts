@@ -4,7 +4,7 @@
  */
 import { LabClient, LabRequestError, type CommandWithoutId } from './client';
 import { pickedFolderEntries } from '../../workers/contract/files';
-import type { LabEvent, LabEventOf, TrainSetup } from '../../workers/protocol';
+import type { LabEvent, LabEventOf, TrainExportKind, TrainSetup } from '../../workers/protocol';
 import { useLab, type InspectState, type ModelRole, type ModelSlot } from '../state/labStore';
 import { addEval, addStep, beginRun, useDistillRun } from '../state/distillRun';
 import { zipSync } from 'fflate';
@@ -163,7 +163,7 @@ export async function sampleFromStudent(prompt: string, settings: SampleSettings
  */
 function routeTrainingEvent(event: Extract<LabEvent, { type: 'train.metrics' | 'train.eval' | 'train.checkpoint' | 'train.state' }>): void {
   if (event.type === 'train.state' && event.requestId === event.runId && event.state === 'running') {
-    beginRun(event.runId, event.totalSteps, event.message);
+    beginRun(event.runId, event.totalSteps, event.message, startingLoraRank);
     return;
   }
   if (event.runId !== useDistillRun.getState().runId) return;
@@ -187,9 +187,13 @@ function routeTrainingEvent(event: Extract<LabEvent, { type: 'train.metrics' | '
   }
 }
 
+/** The LoRA rank of the run being started: the run it begins has a PEFT adapter to export when > 0. */
+let startingLoraRank = 0;
+
 /** Starts a run of the loaded student against the loaded teacher; the previous run's history stays until it runs. */
 export async function startTraining(setup: TrainSetup): Promise<void> {
   if (!client) return;
+  startingLoraRank = setup.loraRank;
   useDistillRun.setState({ starting: true, startStage: null, startError: null, controlError: null });
   try {
     await client.request({ type: 'train.start', setup }, ['train.state'], (e) => {
@@ -237,7 +241,7 @@ function exportName(step: number): string {
  * Asks the worker for the run's student folder or checkpoint (train.export), showing that an
  * export is under way; null (with the reason in the run store) when it cannot be had.
  */
-async function requestExport(what: 'student' | 'checkpoint'): Promise<LabEventOf<'train.exported'> | null> {
+async function requestExport(what: TrainExportKind): Promise<LabEventOf<'train.exported'> | null> {
   if (!client) return null;
   useDistillRun.setState({ exporting: what, exportError: null });
   try {
@@ -252,13 +256,14 @@ async function requestExport(what: 'student' | 'checkpoint'): Promise<LabEventOf
 }
 
 /**
- * Downloads the trained student (a zip of its Hugging Face folder) or the checkpoint file, of the
- * run in progress or of the latest run's last checkpoint.
+ * Downloads the trained student (a zip of its Hugging Face folder), the checkpoint file or a LoRA
+ * run's PEFT adapter (a zip of its folder), of the run in progress or of the latest run's last
+ * checkpoint.
  */
-export async function exportTraining(what: 'student' | 'checkpoint'): Promise<void> {
+export async function exportTraining(what: TrainExportKind): Promise<void> {
   const result = await requestExport(what);
   if (!result) return;
-  const name = exportName(result.step);
+  const name = what === 'adapter' ? `${exportName(result.step)}-lora-adapter` : exportName(result.step);
   let fileName: string;
   let bytes: Uint8Array;
   if (what === 'checkpoint') {

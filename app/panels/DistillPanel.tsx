@@ -153,9 +153,10 @@ function Controls() {
 }
 
 /**
- * Downloads of what the run made: the student as a Hugging Face folder (zip) and the checkpoint
- * (to resume with `opd-lab train --resume`). While a run goes, of its current step; after it
- * ended, of its last checkpoint.
+ * Downloads of what the run made: the student as a Hugging Face folder (zip; a LoRA run's merged
+ * weights), the checkpoint (to resume with `opd-lab train --resume`) and, for a LoRA run, its
+ * adapter as PEFT saves it (zip). While a run goes, of its current step; after it ended, of its
+ * last checkpoint.
  */
 function Export() {
   const run = useDistillRun();
@@ -172,6 +173,11 @@ function Export() {
         <button className="secondary" disabled={busy} onClick={() => void exportTraining('checkpoint')}>
           {run.exporting === 'checkpoint' ? 'Preparing the checkpoint…' : `Download the checkpoint (step ${step})`}
         </button>
+        {run.loraRank > 0 && (
+          <button className="secondary" disabled={busy} onClick={() => void exportTraining('adapter')}>
+            {run.exporting === 'adapter' ? 'Preparing the adapter…' : `Download the LoRA adapter (step ${step})`}
+          </button>
+        )}
         <button
           className="secondary"
           disabled={busy || active}
@@ -186,7 +192,9 @@ function Export() {
           Saved {run.exported.fileName} ({formatBytes(run.exported.bytes)}):{' '}
           {run.exported.what === 'student'
             ? 'a Hugging Face folder (config, tokenizer, model.safetensors, ONNX) that the lab, transformers.js and opd-lab load.'
-            : 'the weights, AdamW moments and run state; opd-lab train --resume continues from it.'}
+            : run.exported.what === 'adapter'
+              ? "the LoRA adapter as PEFT saves it (adapter_config.json, adapter_model.safetensors): PeftModel.from_pretrained loads it on the student the run started from."
+              : 'the weights, AdamW moments and run state; opd-lab train --resume continues from it.'}
         </p>
       )}
       {run.exportError && <p className="error" role="alert">{run.exportError.message}</p>}

@@ -8,7 +8,7 @@
  * next run starts.
  */
 import { create } from 'zustand';
-import type { EvalMetrics, LabError, StepMetrics, TrainStateName } from '../../workers/protocol';
+import type { EvalMetrics, LabError, StepMetrics, TrainExportKind, TrainStateName } from '../../workers/protocol';
 
 /** One step as the charts plot it (non-finite values become gaps). */
 export interface StepPoint {
@@ -62,9 +62,11 @@ export interface DistillRunState {
   checkpoint: { step: number; bytes: number } | null;
   /** Steps the numerics guard refused to apply. */
   problems: { step: number; problem: string }[];
+  /** The LoRA rank of the run shown (0: it trains every weight): whether it has a PEFT adapter to export. */
+  loraRank: number;
   /** An export being prepared, the file last downloaded, or why the export failed (outlive runs). */
-  exporting: 'student' | 'checkpoint' | null;
-  exported: { what: 'student' | 'checkpoint'; step: number; fileName: string; bytes: number } | null;
+  exporting: TrainExportKind | null;
+  exported: { what: TrainExportKind; step: number; fileName: string; bytes: number } | null;
   exportError: LabError | null;
 }
 
@@ -72,6 +74,7 @@ const initial: Omit<DistillRunState, 'starting' | 'startStage' | 'startError' | 
   runId: null,
   phase: 'idle',
   message: '',
+  loraRank: 0,
   step: 0,
   totalSteps: 0,
   pending: null,
@@ -103,10 +106,10 @@ function historyChanged(): void {
 }
 
 /** A new run began (the worker answered train.start): the previous run's history goes. */
-export function beginRun(runId: number, totalSteps: number, message: string): void {
+export function beginRun(runId: number, totalSteps: number, message: string, loraRank = 0): void {
   runHistory.steps = [];
   runHistory.evals = [];
-  useDistillRun.setState({ ...initial, runId, phase: 'running', totalSteps, message, starting: false, startStage: null, startError: null, exported: null, exportError: null });
+  useDistillRun.setState({ ...initial, runId, phase: 'running', totalSteps, message, loraRank, starting: false, startStage: null, startError: null, exported: null, exportError: null });
   historyChanged();
 }
 

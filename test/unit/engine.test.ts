@@ -15,6 +15,7 @@ import { DistillRun } from '../../workers/distill/run';
 import { readModelFolder } from '../../workers/models/folder';
 import { filesSource } from '../../workers/models/source';
 import { readSafetensors } from '../../workers/models/safetensors';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../../workers/train/peft-adapter';
 import { writeRandomAdditionFolder, writeRandomGpt2Folder } from './fixtures';
 
 const events: LabEvent[] = [];
@@ -219,6 +220,23 @@ describe('distillation runs over the protocol (Node)', () => {
     expect(Buffer.from(wte.buffer, wte.byteOffset, wte.byteLength).equals(Buffer.from(trained.bytes))).toBe(true);
     const original = (await readModelFolder(await dirSource(student.dir), { requireWeights: true })).weights!.get('transformer.wte.weight')!;
     expect(original.some((x, i) => x !== wte[i])).toBe(true);
+    // A run that trains every weight has no LoRA adapter to export.
+    const noAdapter = last(await send({ type: 'train.export', what: 'adapter' }));
+    expect(noAdapter.type === 'error' && noAdapter.error).toEqual({ code: 'bad-request', message: 'This run trains every weight (LoRA rank 0), so it has no LoRA adapter: download the student instead, or start a run with a LoRA rank.' });
+  });
+
+  it("a LoRA run's PEFT adapter is exported from its last checkpoint", { timeout: 400_000 }, async () => {
+    const runId = await post({ type: 'train.start', setup: small({ loraRank: 2, totalSteps: 1, evalEvery: 0, checkpointEvery: 1 }) });
+    expect((await ended(runId)).state).toBe('finished');
+    const exported = last(await send({ type: 'train.export', what: 'adapter' }));
+    if (exported.type !== 'train.exported') throw new Error(`expected train.exported, got ${JSON.stringify(exported)}`);
+    expect(exported).toMatchObject({ what: 'adapter', step: 1 });
+    const files = new Map(exported.files.map((f) => [f.path, f.bytes]));
+    expect([...files.keys()].sort()).toEqual([ADAPTER_CONFIG, ADAPTER_WEIGHTS]);
+    const config = JSON.parse(new TextDecoder().decode(files.get(ADAPTER_CONFIG)));
+    expect(config).toMatchObject({ peft_type: 'LORA', r: 2, lora_alpha: 2, target_modules: ['c_attn', 'c_proj', 'c_fc'], fan_in_fan_out: true });
+    const names = [...readSafetensors(files.get(ADAPTER_WEIGHTS)!).tensors.keys()];
+    expect(names).toContain('base_model.model.transformer.h.0.attn.c_attn.lora_A.weight');
   });
 
   it('stops between steps when asked, keeping a checkpoint of where it stopped', { timeout: 400_000 }, async () => {

@@ -57,5 +57,11 @@ export interface EvalMetrics {
   kept?: { task: string; accuracy: number; correct: number; prompts: number; examples: { prompt: string; completion: string; correct: boolean; reason?: string }[] };
 }
 
+/**
+ * What a run exports: the trained student as a Hugging Face folder (a LoRA run's merged weights),
+ * the checkpoint (one safetensors file to resume from), or a LoRA run's adapter as PEFT saves it.
+ */
+export type TrainExportKind = 'student' | 'checkpoint' | 'adapter';
+
 /** Where a run stands: `running` and `paused` hold the GPU; the other three are ends. */
 export type TrainStateName = 'running' | 'paused' | 'stopped' | 'finished' | 'failed';

@@ -7,8 +7,8 @@
  * latest checkpoint is held after the run is gone: nothing already trained is lost when a run is
  * stopped or fails.
  */
-import type { EvalMetrics, LabError, LabEvent, TrainSetup, TrainStateName } from '../protocol';
-import { DistillError, DistillRun, trainedStudentFolder } from '../distill/run';
+import type { EvalMetrics, LabError, LabEvent, TrainExportKind, TrainSetup, TrainStateName } from '../protocol';
+import { DistillError, DistillRun, trainedAdapterFolder, trainedStudentFolder } from '../distill/run';
 import { asSentence, distillOptions, setupProblem } from '../distill/setup';
 import { MAX_UNAPPLIED_IN_A_ROW, resolveTasks, runLoop } from '../distill/loop';
 import type { TaskInfo } from '../tasks/registry';
@@ -131,17 +131,21 @@ export class Training {
   }
 
   /**
-   * The trained student as a model folder, or the checkpoint file: of the run in progress at its
-   * current step (between steps), else of the latest run's last checkpoint.
+   * The trained student as a model folder, the checkpoint file, or a LoRA run's PEFT adapter: of
+   * the run in progress at its current step (between steps), else of the latest run's last
+   * checkpoint.
    */
-  async export(device: GPUDevice, what: 'student' | 'checkpoint'): Promise<{ step: number; files: { path: string; bytes: Uint8Array }[] } | LabError> {
+  async export(device: GPUDevice, what: TrainExportKind): Promise<{ step: number; files: { path: string; bytes: Uint8Array }[] } | LabError> {
     const a = this.active;
     const asList = (files: Map<string, Uint8Array>) => [...files].map(([path, bytes]) => ({ path, bytes }));
+    const noAdapter: LabError = { code: 'bad-request', message: 'This run trains every weight (LoRA rank 0), so it has no LoRA adapter: download the student instead, or start a run with a LoRA rank.' };
     if (a) {
-      return this.host.exclusive(async () => ({
-        step: a.run.step,
-        files: what === 'checkpoint' ? [{ path: `checkpoint-step-${a.run.step}.safetensors`, bytes: await a.run.checkpoint() }] : asList(await a.run.exportStudent()),
-      }));
+      return this.host.exclusive(async () => {
+        if (what === 'checkpoint') return { step: a.run.step, files: [{ path: `checkpoint-step-${a.run.step}.safetensors`, bytes: await a.run.checkpoint() }] };
+        if (what === 'student') return { step: a.run.step, files: asList(await a.run.exportStudent()) };
+        const adapter = await a.run.exportAdapter();
+        return adapter ? { step: a.run.step, files: asList(adapter) } : noAdapter;
+      });
     }
     const kept = this.kept;
     if (!kept) return { code: 'no-run', message: 'There is nothing to export yet: no run has kept a checkpoint. Start a run first.' };
@@ -149,7 +153,9 @@ export class Training {
     return this.host.exclusive(async () => {
       const { trainer } = await restoreCheckpoint(device, kept.bytes);
       try {
-        return { step: kept.step, files: asList(trainedStudentFolder(kept.student, await trainer.readWeights())) };
+        if (what === 'student') return { step: kept.step, files: asList(trainedStudentFolder(kept.student, await trainer.readWeights())) };
+        const adapter = await trainedAdapterFolder(kept.student, trainer);
+        return adapter ? { step: kept.step, files: asList(adapter) } : noAdapter;
       } finally {
         trainer.destroy();
       }
