@@ -155,11 +155,26 @@ describe('opd-lab train and eval', () => {
       expect(e.prompts).toBe(8);
     }
     expect(existsSync(join(out, 'checkpoints', 'step-2.safetensors'))).toBe(true);
+    expect(existsSync(join(out, 'adapter'))).toBe(false); // no --lora: every weight trained, no PEFT adapter
 
     // The written student answers subtraction through `opd-lab eval`, its vocabulary kept ('-').
     const ev = cli('eval', '--model', join(out, 'student'), '--task', 'subtraction', '--prompts', '8');
     expect(ev.code).toBe(0);
     expect(ev.stdout).toMatch(/held-out accuracy \d+\.\d% \(\d\/8 subtraction prompts\)/);
+  });
+
+  it('with --lora R writes the merged student and the PEFT adapter (a Llama-family student, the fixture llama-tied)', { timeout: 2 * CLI_TIMEOUT }, () => {
+    const HF = join(import.meta.dirname, '..', 'fixtures', 'hf');
+    const out = join(mkdtempSync(join(tmpdir(), 'opd-run-')), 'run');
+    const student = join(HF, 'llama-tied');
+    const r = cli('train', '--student', student, '--teacher', join(HF, 'llama-teacher'), '--lora', '2', '--steps', '1', '--batch', '1', '--group', '2', '--eval-every', '0', '--eval-prompts', '1', '--checkpoint-every', '0', '--out', out, '--json');
+    expect(r.stderr).not.toMatch(/^opd-lab: /m);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ student: join(out, 'student'), adapter: join(out, 'adapter') });
+    const adapter = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8'));
+    expect(adapter).toMatchObject({ peft_type: 'LORA', r: 2, lora_alpha: 2, task_type: 'CAUSAL_LM', base_model_name_or_path: student, fan_in_fan_out: false });
+    expect(existsSync(join(out, 'adapter', 'adapter_model.safetensors'))).toBe(true);
+    for (const file of ['config.json', 'generation_config.json', 'model.safetensors', 'onnx/model.onnx', 'tokenizer.json', 'tokenizer_config.json']) expect(existsSync(join(out, 'student', file)), file).toBe(true);
   });
 
   it("drives the engine's run loop: 3 unapplied steps in a row fail the run (numerics), the checkpoint kept; no --keep-task keeps none", { timeout: 2 * CLI_TIMEOUT }, async () => {
