@@ -61,7 +61,7 @@ export function setupFromOptions(o: Parsed, preset: Preset | undefined): TrainSe
 export const trainCommand: Command = {
   summary: 'distil a student from a teacher (opd-sampled, opd-full, sft or rl) and write the run',
   options: {
-    student: { kind: 'string', help: 'trainable student folder (GPT-2 family with model.safetensors); required unless --preset' },
+    student: { kind: 'string', help: 'trainable student folder (GPT-2, Llama, Qwen2 or Qwen3, with model.safetensors); required unless --preset' },
     teacher: { kind: 'string', help: 'teacher folder (same tokenizer); required unless --preset' },
     preset: { kind: 'string', help: `a ready-made experiment on the built-in models (${Object.keys(PRESETS).join(', ')}): its folders and knobs, which the options given override` },
     models: { kind: 'string', default: 'models', help: 'where the built-in folders of --preset are' },
@@ -143,7 +143,7 @@ export const trainCommand: Command = {
 export const evalCommand: Command = {
   summary: "held-out accuracy of a model folder on a built-in task (greedy answers, the task's verifier)",
   options: {
-    model: { kind: 'string', required: true, help: 'model folder (GPT-2 family ONNX)' },
+    model: { kind: 'string', required: true, help: 'model folder (GPT-2, Llama, Qwen2 or Qwen3)' },
     task: { kind: 'string', default: 'addition', help: `built-in task (${TASK_NAMES.join(', ')})` },
     prompts: { kind: 'int', default: 500, min: 1, max: 100_000, help: 'held-out prompts' },
     json: { kind: 'flag', help: 'print JSON (with every answer)' },
