@@ -18,6 +18,11 @@
  *    addition in every batch (RECIPE.recovery.additionPerBatch), until its held-out subtraction
  *    accuracy passes RECIPE.recovery.target, is `recovery-student`: the new skill learned,
  *    addition partly forgotten (both accuracies logged at every evaluation).
+ * 4. The Llama-family student (`--only llama-student` builds it alone, leaving the others as they
+ *    are): a Llama (RECIPE.llamaStudent.config: RMSNorm, rotary positions, grouped-query attention,
+ *    SwiGLU, tied head) with the addition tokenizer, so the GPT-2 addition-teacher can teach it,
+ *    trained by cross-entropy on ground truth (training stream) and stopped as soon as its held-out
+ *    accuracy passes RECIPE.llamaStudent.stopAbove, as the GPT-2 student is.
  * Each folder gets the model files, `recipe.json` (this recipe, the measured accuracies and the
  * time taken) and `training-log.jsonl` (every step's loss and every evaluation).
  */
@@ -27,13 +32,16 @@ import { nodeGpu, NODE_GPU_ADVICE } from '../workers/node/gpu';
 import { acquireDevice } from '../workers/gpu/device';
 import { configureOrt } from '../workers/ort/runtime';
 import type { Gpt2Config } from '../workers/models/gpt2/config';
+import type { LlamaConfig } from '../workers/models/llama/config';
+import { numel, type FamilyConfig, type ModelParams } from '../workers/models/family';
+import { familyFor } from '../workers/models/registry';
+import { seededRandom } from '../workers/random/seeded-normal';
 import { countGpt2Parameters, randomGpt2Params, type Gpt2Params } from '../workers/models/gpt2/params';
 import type { LabTokenizer } from '../workers/models/tokenizer';
 import type { LabTask } from '../workers/tasks/task';
 import { ARITHMETIC_VOCAB, subtractionTask, subtractionTrainProblem } from '../workers/tasks/subtraction';
 import { readModelFolder, writeModelFolder } from '../workers/models/folder';
 import { tokenizerFromJson } from '../workers/models/tokenizer';
-import { buildGpt2Decoder } from '../workers/models/gpt2/decoder';
 import { decoderRunner, openSamplingSession } from '../workers/sampling/runner';
 import { sampleCompletions, type DecoderRunner } from '../workers/sampling/sampler';
 import { Trainer } from '../workers/train/trainer';
@@ -74,6 +82,17 @@ export const RECIPE = {
     batch: 32, additionPerBatch: 8, lr: 3e-3, warmupSteps: 20, maxSteps: 1500, schedule: 'constant' as const, weightDecay: 0.01,
     evalEvery: 50, evalPrompts: 256, target: 0.85,
   },
+  llamaStudent: {
+    config: {
+      modelType: 'llama', nLayer: 2, hidden: 48, nHead: 4, nKvHead: 2, headDim: 12, intermediate: 128, vocabSize: ADDITION_VOCAB.length, nPositions: 32,
+      rmsNormEps: 1e-5, tiedEmbeddings: true, qkvBias: false, outputBias: false, mlpBias: false, qkNorm: false, rope: { type: 'default', theta: 10000 },
+      bosTokenId: ADDITION_EOS_ID, eosTokenId: ADDITION_EOS_ID,
+    } satisfies LlamaConfig,
+    // Hugging Face's Llama initialisation: normal(0, initializer_range) weights, RMSNorm weights 1.
+    initializerRange: 0.02,
+    batch: 32, lr: 2e-3, warmupSteps: 20, maxSteps: 3000, schedule: 'constant' as const, weightDecay: 0.01,
+    evalEvery: 50, evalPrompts: 256, stopAbove: 0.45,
+  },
   finalEvalPrompts: 1000,
 };
 
@@ -104,18 +123,18 @@ function normalise(sequences: TrainSequence[]): TrainSequence[] {
   return sequences.map((s) => ({ ...s, weights: s.weights.map((w) => (w !== 0 ? 1 / scored : 0)) }));
 }
 
-async function liveRunner(device: GPUDevice, trainer: Trainer<Gpt2Config>): Promise<{ runner: DecoderRunner; release: () => Promise<void> }> {
-  const decoder = await openSamplingSession(device, trainer.config, buildGpt2Decoder(trainer.config, { kind: 'inputs' }), 'live weights');
+async function liveRunner(device: GPUDevice, trainer: Trainer<FamilyConfig>): Promise<{ runner: DecoderRunner; release: () => Promise<void> }> {
+  const decoder = await openSamplingSession(device, trainer.config, trainer.family.buildDecoder(trainer.config, { kind: 'inputs' }), 'live weights');
   return { runner: decoderRunner(trainer.config, decoder, trainer.weightFeeds()), release: () => decoder.session.release() };
 }
 
 interface Phase {
-  name: 'teacher' | 'student' | 'recovery';
-  /** Initial weights (default: random, seeded). */
-  init?: Gpt2Params;
+  name: 'teacher' | 'student' | 'recovery' | 'llama-student';
+  /** Initial weights (default: random GPT-2 weights, seeded). */
+  init?: ModelParams;
   /** Held-out evaluation (default: the addition task's accuracy). */
   evaluate?: (runner: DecoderRunner) => Promise<{ accuracy: number; line: LogLine }>;
-  config: Gpt2Config;
+  config: FamilyConfig;
   batch: number;
   lr: number;
   warmupSteps: number;
@@ -130,8 +149,8 @@ interface Phase {
   batchAt(step: number): Promise<TrainSequence[]>;
 }
 
-async function train(device: GPUDevice, phase: Phase, lines: LogLine[]): Promise<{ trainer: Trainer<Gpt2Config>; accuracy: number; steps: number }> {
-  const params = phase.init ?? randomGpt2Params(phase.config, { seed: RECIPE.seed + (phase.name === 'teacher' ? 0 : 1000), scheme: 'hf' });
+async function train(device: GPUDevice, phase: Phase, lines: LogLine[]): Promise<{ trainer: Trainer<FamilyConfig>; accuracy: number; steps: number }> {
+  const params = phase.init ?? randomGpt2Params(phase.config as Gpt2Config, { seed: RECIPE.seed + (phase.name === 'teacher' ? 0 : 1000), scheme: 'hf' });
   const trainer = await Trainer.create(device, phase.config, params, {
     adamw: { weightDecay: phase.weightDecay, maxGradNorm: 1 },
     schedule: { lr: phase.lr, warmupSteps: phase.warmupSteps, totalSteps: phase.maxSteps, schedule: phase.schedule, minLrRatio: 0.1 },
@@ -172,7 +191,7 @@ interface FolderSpec {
   vocabulary?: readonly string[];
 }
 
-async function exportWeights(dir: string, config: Gpt2Config, weights: Gpt2Params, spec: FolderSpec, recipe: object, lines: LogLine[]): Promise<void> {
+async function exportWeights(dir: string, config: FamilyConfig, weights: ModelParams, spec: FolderSpec, recipe: object, lines: LogLine[]): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const files = writeModelFolder(config, weights, additionTokenizerFiles({ vocabulary: spec.vocabulary }), { task: 'addition', task_format: TASK.format, task_digits: TASK.digits, lab_role: spec.role, ...spec.hints });
@@ -181,7 +200,7 @@ async function exportWeights(dir: string, config: Gpt2Config, weights: Gpt2Param
   await writeFolder(dir, files);
 }
 
-async function exportFolder(dir: string, trainer: Trainer<Gpt2Config>, role: 'teacher' | 'student', recipe: object, lines: LogLine[]): Promise<void> {
+async function exportFolder(dir: string, trainer: Trainer<FamilyConfig>, role: 'teacher' | 'student', recipe: object, lines: LogLine[]): Promise<void> {
   await exportWeights(dir, trainer.config, await trainer.readWeights(), { role }, recipe, lines);
 }
 
@@ -263,6 +282,53 @@ async function buildRecoveryPair(device: GPUDevice, out: string, teacherDir: str
   }
 }
 
+/**
+ * Random weights of any family, as Hugging Face initialises a Llama: linear weights and the
+ * embedding normal(0, std), norm weights 1, biases 0 (the family's parameter roles say which is which).
+ */
+function randomFamilyParams(config: FamilyConfig, seed: number, std: number): Map<string, Float32Array> {
+  const rng = seededRandom(seed);
+  const params = new Map<string, Float32Array>();
+  for (const spec of familyFor(config).paramSpecs(config)) {
+    const data = new Float32Array(numel(spec.shape));
+    if (spec.role === 'norm-weight') data.fill(1);
+    else if (spec.role === 'embedding' || spec.role === 'linear-weight') for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
+    params.set(spec.name, data);
+  }
+  return params;
+}
+
+/**
+ * Step 4, the Llama-family student: cross-entropy on ground truth from random weights, stopped as
+ * soon as it passes RECIPE.llamaStudent.stopAbove; its held-out accuracy from its own folder.
+ */
+async function buildLlamaStudent(device: GPUDevice, out: string, adapter: string): Promise<void> {
+  const L = RECIPE.llamaStudent;
+  const started = performance.now();
+  const lines: LogLine[] = [];
+  const run = await train(device, {
+    name: 'llama-student', ...L, stopAt: L.stopAbove,
+    init: randomFamilyParams(L.config, RECIPE.seed + 3000, L.initializerRange),
+    batchAt: async (step) => Array.from({ length: L.batch }, (_, i) => {
+      const p = trainProblem(RECIPE.seed + 3, step * L.batch + i, TASK);
+      return sequence(p.prompt, tokenizer.encode(p.completion), 1);
+    }),
+  }, lines);
+  const seconds = (performance.now() - started) / 1000;
+  const dir = join(out, 'addition-student-llama');
+  const description = 'a Llama-family student (RMSNorm, rotary positions, 4 query heads sharing 2 key/value heads, SwiGLU, tied head) with the addition tokenizer, trained briefly on ground truth; addition-teacher (GPT-2) can teach it';
+  await exportWeights(dir, L.config, await run.trainer.readWeights(), { role: 'student', hints: { lab_preset: 'llama-student' } }, {}, lines);
+  run.trainer.destroy();
+  const final = await evaluateFolder(device, await readModelFolder(await dirSource(dir)), task, RECIPE.finalEvalPrompts, completionTokens);
+  const recipe = {
+    role: 'student', description, preset: 'llama-student', task: TASK, seed: RECIPE.seed, adapter, parameters: familyFor(L.config).countParameters(L.config), steps: run.steps,
+    heldOutAccuracy: final.accuracy, heldOutPrompts: final.prompts, buildSeconds: { student: Math.round(seconds) },
+    recipe: L, examples: final.examples.slice(0, 12),
+  };
+  writeFileSync(join(dir, 'recipe.json'), JSON.stringify(recipe, null, 2) + '\n');
+  console.error(`build:models ${dir}: ${run.steps} steps in ${Math.round(seconds)} s, ${(final.accuracy * 100).toFixed(1)}% held-out (${final.prompts} prompts)`);
+}
+
 /** Step 2, the student on the teacher's samples; then both folders' final held-out accuracy. */
 async function buildStudent(device: GPUDevice, out: string, teacherDir: string, adapter: string, teacherSteps: number, teacherSeconds: number): Promise<void> {
   const T = RECIPE.teacher;
@@ -321,13 +387,22 @@ async function main(): Promise<void> {
   // --reuse-teacher DIR: skip step 1 and take the teacher this recipe built earlier (its recipe.json
   // says how); --reuse-student DIR as well: skip step 2 too (only the recovery pair is built).
   const out = resolve(outArg >= 0 ? args[outArg + 1] : 'models');
+  // --only llama-student: step 4 alone (the GPT-2 folders are left as they are).
+  const onlyArg = args.indexOf('--only');
+  const only = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
+  if (only !== undefined && only !== 'llama-student') throw new Error(`--only takes llama-student (the one step that runs alone); got ${JSON.stringify(only)}`);
   const acquired = await acquireDevice(nodeGpu());
   if (!acquired.ok) throw new Error(`${acquired.error.message}\n${NODE_GPU_ADVICE}`);
   const { device, summary } = acquired;
   configureOrt({ numThreads: 1 });
   const started = performance.now();
   const adapter = `${summary.vendor} / ${summary.architecture}${summary.isFallbackAdapter ? ' (fallback, CPU)' : ''}`;
-  console.error(`build:models on ${adapter}; writing ${out}/addition-teacher, addition-student, recovery-teacher and recovery-student`);
+  if (only === 'llama-student') {
+    console.error(`build:models on ${adapter}; writing ${out}/addition-student-llama only`);
+    await buildLlamaStudent(device, out, adapter);
+    process.exit(0);
+  }
+  console.error(`build:models on ${adapter}; writing ${out}/addition-teacher, addition-student, recovery-teacher, recovery-student and addition-student-llama`);
 
   // 1. The teacher, on ground truth (or, with --reuse-teacher DIR, a teacher this recipe built before).
   const teacherLines: LogLine[] = [];
@@ -369,6 +444,8 @@ async function main(): Promise<void> {
 
   // 3. The self-distillation pair.
   await buildRecoveryPair(device, out, teacherDir, adapter);
+  // 4. The Llama-family student.
+  await buildLlamaStudent(device, out, adapter);
   console.error(`build:models: all done in ${Math.round((performance.now() - started) / 1000)} s`);
   process.exit(0);
 }

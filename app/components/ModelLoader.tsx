@@ -6,8 +6,8 @@
 import { useEffect, useState } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
 import { loadModel } from '../lab/connect';
-import { builtInFor, builtInModelUrl, fetchBuiltIns, useBuiltIns } from '../lab/builtInModels';
-import { SELF_DISTILL } from '../../workers/contract/presets';
+import { builtInFor, builtInModelUrl, fetchBuiltIns, useBuiltIns, type BuiltInModel } from '../lab/builtInModels';
+import { LLAMA_STUDENT, SELF_DISTILL, type Preset } from '../../workers/contract/presets';
 
 const byUrl = (label: string | undefined) => (label && /^https?:\/\//.test(label) ? label : null);
 
@@ -119,33 +119,66 @@ export function ModelLoader({ role, disabled = false }: { role: ModelRole; disab
 }
 
 /**
- * The self-distillation preset: the recovery pair as student and teacher, and a setup that trains
- * on addition while keeping subtraction. Hidden when this build has no recovery pair.
+ * A preset's button: loads its built-in student and teacher and sets its knobs, with a sentence
+ * about the pair from their recipes. Hidden when this build lacks either folder.
  */
-export function SelfDistillPreset({ disabled = false }: { disabled?: boolean }) {
+function PresetButton({ preset, disabled, blurb }: { preset: Preset; disabled: boolean; blurb: (student: BuiltInModel, teacher: BuiltInModel) => React.ReactNode }) {
   const ready = useLab((s) => s.phase === 'ready');
   const loading = useLab((s) => s.models.student.loading || s.models.teacher.loading);
   const setSetup = useLab((s) => s.setSetup);
   const index = useBuiltIns((s) => s.index);
-  const student = index?.models.find((m) => m.name === SELF_DISTILL.student);
-  const teacher = index?.models.find((m) => m.name === SELF_DISTILL.teacher);
+  const student = index?.models.find((m) => m.name === preset.student);
+  const teacher = index?.models.find((m) => m.name === preset.teacher);
   if (!student || !teacher) return null;
-  const pct = (x: number | null) => (x === null ? '?' : `${(100 * x).toFixed(1)}%`);
   const apply = async () => {
-    setSetup(SELF_DISTILL.setup);
+    setSetup(preset.setup);
     await loadModel('student', { url: builtInModelUrl(student.name) });
     await loadModel('teacher', { url: builtInModelUrl(teacher.name) });
   };
   return (
-    <p className="builtins preset" data-testid="preset-self-distill">
+    <p className="builtins preset" data-testid={`preset-${preset.name}`}>
       <button className="secondary" disabled={!ready || loading || disabled} onClick={() => void apply()}>
-        {SELF_DISTILL.title}
+        {preset.title}
       </button>{' '}
-      <span className="muted">
-        <code>{student.name}</code> is <code>{teacher.name}</code> fine-tuned on subtraction: subtraction {pct(teacher.keptAccuracy)} → {pct(student.keptAccuracy)},
-        addition {pct(teacher.heldOutAccuracy)} → {pct(student.heldOutAccuracy)}. The preset distils it on addition with its own earlier checkpoint as the
-        teacher, and evaluates subtraction beside it (never trained on).
-      </span>
+      <span className="muted">{blurb(student, teacher)}</span>
     </p>
+  );
+}
+
+const pct = (x: number | null) => (x === null ? '?' : `${(100 * x).toFixed(1)}%`);
+
+/**
+ * The self-distillation preset: the recovery pair as student and teacher, and a setup that trains
+ * on addition while keeping subtraction. Hidden when this build has no recovery pair.
+ */
+export function SelfDistillPreset({ disabled = false }: { disabled?: boolean }) {
+  return (
+    <PresetButton
+      preset={SELF_DISTILL}
+      disabled={disabled}
+      blurb={(student, teacher) => (
+        <>
+          <code>{student.name}</code> is <code>{teacher.name}</code> fine-tuned on subtraction: subtraction {pct(teacher.keptAccuracy)} → {pct(student.keptAccuracy)},
+          addition {pct(teacher.heldOutAccuracy)} → {pct(student.heldOutAccuracy)}. The preset distils it on addition with its own earlier checkpoint as the
+          teacher, and evaluates subtraction beside it (never trained on).
+        </>
+      )}
+    />
+  );
+}
+
+/** The Llama-student preset: a Llama-family student taught by the GPT-2 teacher. Hidden when this build lacks either. */
+export function LlamaStudentPreset({ disabled = false }: { disabled?: boolean }) {
+  return (
+    <PresetButton
+      preset={LLAMA_STUDENT}
+      disabled={disabled}
+      blurb={(student, teacher) => (
+        <>
+          <code>{student.name}</code> ({student.modelType}, {pct(student.heldOutAccuracy)} held-out) learns from <code>{teacher.name}</code> ({teacher.modelType},{' '}
+          {pct(teacher.heldOutAccuracy)}): two families, one tokenizer.
+        </>
+      )}
+    />
   );
 }

@@ -28,8 +28,8 @@ export interface BuiltInModel {
   /** The task it must keep while distilled on `taskName` (config.json `task_kept`), and its held-out accuracy on it. */
   keptTask: string | null;
   keptAccuracy: number | null;
-  /** Seconds the recipe took: the teacher alone, and teacher and student together (or the recovery pair's step). */
-  buildSeconds: { teacher?: number; total?: number; recovery?: number } | null;
+  /** Seconds the recipe took: the teacher alone, and teacher and student together (or the recovery pair's step, or a student's own step). */
+  buildSeconds: { teacher?: number; student?: number; total?: number; recovery?: number } | null;
   steps: number | null;
   /** The adapter the recipe ran on. */
   adapter: string | null;

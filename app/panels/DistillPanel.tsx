@@ -6,7 +6,7 @@
 import { useLab } from '../state/labStore';
 import { useDistillRun } from '../state/distillRun';
 import { controlTraining, exportTraining, inspectTrainedStudent, startTraining } from '../lab/connect';
-import { LoadBuiltIns, ModelLoader, SelfDistillPreset } from '../components/ModelLoader';
+import { LlamaStudentPreset, LoadBuiltIns, ModelLoader, SelfDistillPreset } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
 import { DistillCharts } from './DistillCharts';
@@ -291,6 +291,7 @@ export function DistillPanel() {
         <h2>Distill: train the student on the teacher’s per-token feedback</h2>
         <LoadBuiltIns disabled={locked} />
         <SelfDistillPreset disabled={locked} />
+        <LlamaStudentPreset disabled={locked} />
         <div className="loaders">
           <ModelLoader role="student" disabled={locked} />
           <ModelLoader role="teacher" disabled={locked} />

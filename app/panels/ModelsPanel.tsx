@@ -18,6 +18,8 @@ function buildTime(m: BuiltInModel): string | null {
   const b = m.buildSeconds;
   if (!b) return null;
   if (typeof b.recovery === 'number') return `${formatSeconds(b.recovery)} (the fine-tune that made the pair)`;
+  // A model built by a step of its own (the Llama student: `--only llama-student`).
+  if (typeof b.total !== 'number' && m.role === 'student' && typeof b.student === 'number') return `${formatSeconds(b.student)} (its own step of the recipe)`;
   const whole = typeof b.total === 'number' ? `the whole recipe took ${formatSeconds(b.total)}` : null;
   let own: string | null = null;
   if (m.role === 'teacher' && typeof b.teacher === 'number') own = formatSeconds(b.teacher);
@@ -184,7 +186,8 @@ export function ModelsPanel() {
       <section className="card wide">
         <h2>Models</h2>
         <p className="prose">
-          The lab ships a teacher and a student for the addition task, and the pair of the self-distillation preset, as Hugging Face model folders
+          The lab ships a teacher and a student for the addition task, a Llama-family student for the same task, and the pair of the self-distillation
+          preset, as Hugging Face model folders
           served by the lab itself from{' '}
           <a href={builtInUrl('index.json')} target="_blank" rel="noreferrer">
             <code>models/</code>
@@ -229,7 +232,8 @@ export function ModelsPanel() {
           By the project’s own recipe, <code>npm run build:models</code> (<code>scripts/build-models.ts</code>), on this lab’s trainer: the teacher, a
           GPT-2 trained from random weights on the addition task’s ground-truth answers until its held-out accuracy reaches the target; the student, a
           smaller GPT-2 trained briefly on the teacher’s own samples and stopped early, so it still makes the mistakes distillation can fix; the
-          recovery pair, the teacher before and after a fine-tune on subtraction that cost it half of its addition. Each folder
+          recovery pair, the teacher before and after a fine-tune on subtraction that cost it half of its addition; the Llama student, a Llama-family
+          model with the addition tokenizer trained briefly on ground truth, so the GPT-2 teacher can teach it. Each folder
           holds its <code>recipe.json</code> (the recipe, the seed and the measured accuracy) and its <code>training-log.jsonl</code> (every step’s loss
           and every evaluation).
           {recipe && (

@@ -80,11 +80,11 @@ describe('the built-in models: served by the lab, listed in the Models panel, lo
     for (const m of onDisk) {
       const card = page.locator(`[data-testid=builtin-model][data-name="${m.name}"]`);
       expect(await card.getByRole('heading').textContent()).toBe(`${m.name} ${m.role}`);
-      expect(await card.getByTestId('builtin-parameters').textContent()).toBe(`gpt2, ${m.parameters!.toLocaleString('en-US')} parameters`);
+      expect(await card.getByTestId('builtin-parameters').textContent()).toBe(`${m.modelType}, ${m.parameters!.toLocaleString('en-US')} parameters`);
       expect(await card.getByTestId('builtin-accuracy').textContent()).toBe(
         `${(100 * m.heldOutAccuracy!).toFixed(1)}% of ${m.heldOutPrompts!.toLocaleString('en-US')} held-out prompts (greedy)`,
       );
-      expect(await card.getByTestId('builtin-build-time').textContent()).toMatch(/^\d+ (s|min \d+ s|h \d+ min) \((the whole recipe took |the fine-tune that made the pair\))/);
+      expect(await card.getByTestId('builtin-build-time').textContent()).toMatch(/^\d+ (s|min \d+ s|h \d+ min) \((the whole recipe took |the fine-tune that made the pair\)|its own step of the recipe\))/);
       if (m.keptTask) expect(await card.getByTestId('builtin-kept-accuracy').textContent()).toBe(`${(100 * m.keptAccuracy!).toFixed(1)}% held-out`);
       // The links open the folder's own recipe and log.
       for (const file of ['recipe.json', 'training-log.jsonl']) {
