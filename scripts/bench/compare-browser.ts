@@ -57,9 +57,14 @@ async function folderServer(): Promise<{ server: Server; url: string; roots: Map
   return { server, url: `http://127.0.0.1:${address.port}/`, roots };
 }
 
-export async function openComparePages(options: { browser?: Browser } = {}): Promise<ComparePages> {
-  await build({ configFile: CONFIG, logLevel: 'warn' });
-  const server: PreviewServer = await preview({ configFile: CONFIG, preview: { port: 0, host: '127.0.0.1', strictPort: false }, logLevel: 'warn' });
+/**
+ * `outDir`: where the pages are built (default the config's .cache/compare-pages); a benchmark
+ * that may run beside the e2e tests builds its own, since each build empties its folder.
+ */
+export async function openComparePages(options: { browser?: Browser; outDir?: string } = {}): Promise<ComparePages> {
+  const buildOptions = options.outDir ? { build: { outDir: resolve(options.outDir) } } : {};
+  await build({ configFile: CONFIG, logLevel: 'warn', ...buildOptions });
+  const server: PreviewServer = await preview({ configFile: CONFIG, preview: { port: 0, host: '127.0.0.1', strictPort: false }, logLevel: 'warn', ...buildOptions });
   const address = server.httpServer.address();
   if (!address || typeof address === 'string') throw new Error('preview server did not bind a TCP port');
   const base = `http://127.0.0.1:${address.port}/`;
