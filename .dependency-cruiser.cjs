@@ -19,6 +19,8 @@ const LAYERS = [
   // Built-in tasks: plain logic (prompts, held-out split, verifiers).
   { name: 'tasks', path: '^workers/tasks/' },
   { name: 'model families', path: '^workers/models/' },
+  // Chat templates: a model folder's template rendered with @huggingface/jinja (workers/chat/).
+  { name: 'chat templates', path: '^workers/chat/' },
   // Node-only glue (Dawn, folders on disk): a platform layer for model sources and the device.
   { name: 'node glue', path: '^workers/node/' },
   { name: 'sampler, scorer, trainer, self-checks', path: '^workers/(sampling|scoring|train|selfcheck)/' },

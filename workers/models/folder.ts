@@ -1,7 +1,7 @@
 /**
  * Model folders in the Hugging Face / transformers.js layout, in and out:
  *
- *   config.json, tokenizer.json, tokenizer_config.json, onnx/model.onnx, model.safetensors
+ *   config.json, tokenizer.json, tokenizer_config.json, [chat_template.jinja], onnx/model.onnx, model.safetensors
  *
  * Reading gives the parsed config, the tokenizer, the ONNX bytes (what runs) and, for folders of
  * a registered model family (workers/models/registry.ts) with model.safetensors, the float32
@@ -22,6 +22,8 @@ import { familyFor, familyNames, familyOf } from './registry';
 export const ONNX_PATH = 'onnx/model.onnx';
 export const WEIGHTS_PATH = 'model.safetensors';
 export const GENERATION_CONFIG_PATH = 'generation_config.json';
+/** transformers 5 saves a tokenizer's chat template here (not in tokenizer_config.json); it wins over tokenizer_config.json's. */
+export const CHAT_TEMPLATE_PATH = 'chat_template.jinja';
 
 export interface ModelFolder {
   label: string;
@@ -34,8 +36,10 @@ export interface ModelFolder {
   /** The same config when the family is GPT-2, for callers that handle GPT-2 only; else null. */
   gpt2: Gpt2Config | null;
   tokenizer: LabTokenizer;
-  /** tokenizer.json and tokenizer_config.json as they were, to write them back unchanged. */
+  /** tokenizer.json, tokenizer_config.json and chat_template.jinja (when there) as they were, to write them back unchanged. */
   tokenizerFiles: Map<string, Uint8Array>;
+  /** The chat template: chat_template.jinja, else tokenizer_config.json's chat_template (its "default" when a list); null without one. Rendered by workers/chat/. */
+  chatTemplate: string | null;
   /** generation_config.json as written (bos, eos, pad…), to write it back with a trained copy; null without one. */
   generationConfig: Record<string, unknown> | null;
   /** The graph that runs (sampling, scoring): the family's decoder built from the weights, else onnx/model.onnx. */
@@ -65,9 +69,11 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
   }
   const tokenizer = await loadTokenizer(source);
   const tokenizerFiles = new Map<string, Uint8Array>();
-  for (const path of ['tokenizer.json', 'tokenizer_config.json']) {
+  for (const path of ['tokenizer.json', 'tokenizer_config.json', CHAT_TEMPLATE_PATH]) {
     if (await source.has(path)) tokenizerFiles.set(path, await source.read(path));
   }
+  const jinja = tokenizerFiles.get(CHAT_TEMPLATE_PATH);
+  const chatTemplate = jinja ? new TextDecoder().decode(jinja) : tokenizer.chatTemplate;
   const generationConfig = (await source.has(GENERATION_CONFIG_PATH)) ? await readJson<Record<string, unknown>>(source, GENERATION_CONFIG_PATH) : null;
   let weights: Map<string, Float32Array> | null = null;
   if (family && config && (await source.has(WEIGHTS_PATH))) {
@@ -105,13 +111,14 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
     );
   }
   const gpt2 = config?.modelType === 'gpt2' ? (config as Gpt2Config) : null;
-  return { label: source.label, rawConfig, family, config, gpt2, tokenizer, tokenizerFiles, generationConfig, onnx, onnxLabel, weights };
+  return { label: source.label, rawConfig, family, config, gpt2, tokenizer, tokenizerFiles, chatTemplate, generationConfig, onnx, onnxLabel, weights };
 }
 
 /**
  * The files of a model folder of a registered family for `params`, keyed by relative path:
  * config.json (the family's, then `extraConfig`'s fields), generation_config.json (the one given,
- * else bos/eos from the config), the tokenizer files, model.safetensors (the family's names and
+ * else bos/eos from the config), the tokenizer files (chat_template.jinja among them when the
+ * source had one), model.safetensors (the family's names and
  * layout) and onnx/model.onnx (the family's decoder, weights as initializers).
  */
 export function writeModelFolder(

@@ -1,0 +1,15 @@
+/** The student's and the teacher's renderings of one conversation: the same string or not, and where they part. */
+
+export interface RenderingComparison {
+  same: boolean;
+  /** The index of the first character where the two differ (the shorter one's length when one is a prefix of the other); null when they are equal. */
+  firstDifference: number | null;
+}
+
+export function compareRenderings(student: string, teacher: string): RenderingComparison {
+  if (student === teacher) return { same: true, firstDifference: null };
+  let i = 0;
+  const n = Math.min(student.length, teacher.length);
+  while (i < n && student[i] === teacher[i]) i++;
+  return { same: false, firstDifference: i };
+}
