@@ -8,7 +8,7 @@
  */
 import type { AdapterSummary, RuntimeSummary } from './contract/adapter';
 import type { LabError } from './contract/errors';
-import type { ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from './contract/models';
+import type { ChatRenderingSummary, ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from './contract/models';
 import type { DivergenceSelfCheckReport, InteropReport } from './contract/reports';
 import type { EvalMetrics, StepMetrics, TrainExportKind, TrainSetup, TrainStateName } from './contract/run';
 
@@ -36,11 +36,15 @@ export type LabCommand =
    */
   | { type: 'model.load'; requestId: number; role: ModelRole; url: string }
   | { type: 'model.load'; requestId: number; role: ModelRole; files: { path: string; file: Blob }[]; label: string }
-  /** Samples completions of a prompt from the loaded student; tokens stream as `tokens` events. */
+  /**
+   * Samples completions of a prompt from the loaded student; tokens stream as `tokens` events.
+   * With `chat`, the prompt is a user message, rendered with the student's chat template.
+   */
   | {
       type: 'sample';
       requestId: number;
       prompt: string;
+      chat?: boolean;
       n: number;
       maxTokens: number;
       temperature: number;
@@ -48,8 +52,12 @@ export type LabCommand =
       topP: number;
       seed: number;
     }
-  /** Scores a completion token by token, student against teacher. */
-  | { type: 'score'; requestId: number; prompt: string; completion: string; topK: number }
+  /**
+   * Scores a completion token by token, student against teacher. With `chat`, the prompt is a
+   * user message rendered with each model's own chat template; the answer's `chat` shows both
+   * renderings and, when they differ, what the mismatch costs on this completion.
+   */
+  | { type: 'score'; requestId: number; prompt: string; completion: string; topK: number; chat?: boolean }
   /**
    * Starts a distillation run of the loaded student (role student) against the loaded teacher
    * (role teacher). Answered by `train.state` 'running' once the run is set up; from then on the
@@ -82,7 +90,8 @@ export type LabEvent =
   | { type: 'model.loaded'; requestId: number; model: ModelSummary; warnings: string[] }
   /** One sampled token of completion `completion` (prompt-major order), as it comes. */
   | { type: 'tokens'; requestId: number; completion: number; step: number; token: number; text: string; logprob: number; done: boolean }
-  | { type: 'sample.result'; requestId: number; promptIds: number[]; completions: SampledCompletion[] }
+  /** `renderedPrompt`: the prompt as the student read it (a chat prompt rendered with its template). */
+  | { type: 'sample.result'; requestId: number; promptIds: number[]; completions: SampledCompletion[]; renderedPrompt?: string }
   | {
       type: 'score.result';
       requestId: number;
@@ -90,6 +99,8 @@ export type LabEvent =
       tokens: ScoredTokenSummary[];
       meanReverseKL: number;
       meanSampledKL: number;
+      /** A chat prompt's renderings (the student's and the teacher's) and the cost of their mismatch. */
+      chat?: ChatRenderingSummary;
     }
   /** One training step's metrics (the run's step counter is `metrics.step`). */
   | { type: 'train.metrics'; runId: number; metrics: StepMetrics }

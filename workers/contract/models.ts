@@ -55,3 +55,36 @@ export interface ScoredTokenSummary {
   teacherTop: { id: number; text: string; logprob: number }[];
   problems: string[];
 }
+
+/**
+ * What a template mismatch costs, measured on one completion y (tokens y_1..y_n) of a chat prompt
+ * rendered with the student's template (x_S) and with the teacher's (x_T); p_S is the student,
+ * p_T the teacher, each a next-token distribution over the vocabulary; every number is a mean
+ * over the n completion tokens, in nats per token (workers/chat/README.md says why these).
+ */
+export interface TemplateMismatchCost {
+  tokens: number;
+  /** mean_t KL(p_T(·|x_S, y<t) ‖ p_T(·|x_T, y<t)): how far the teacher moves when fed the student's rendering instead of its own. */
+  teacherShiftKL: number;
+  /** mean_t KL(p_S(·|x_S, y<t) ‖ p_T(·|x_S, y<t)): the reverse KL a recipe gets that feeds the teacher the student's rendering. */
+  reverseKLStudentRendering: number;
+  /** mean_t KL(p_S(·|x_S, y<t) ‖ p_T(·|x_T, y<t)): the reverse KL with each model reading its own template. */
+  reverseKLTeacherRendering: number;
+  /** mean_t |log p_T(y_t|x_S, y<t) − log p_T(y_t|x_T, y<t)|: how much opd-sampled's per-token signal moves. */
+  meanAbsTeacherLogprobShift: number;
+}
+
+/** A chat prompt as each model reads it, and (when the two differ) what the difference costs. */
+export interface ChatRenderingSummary {
+  /** The conversation rendered with the student's template (what the student samples and is scored on). */
+  studentPrompt: string;
+  /** The same conversation rendered with the teacher's template. */
+  teacherPrompt: string;
+  studentPromptTokens: number;
+  teacherPromptTokens: number;
+  same: boolean;
+  /** The first character where they differ; null when the same. */
+  firstDifference: number | null;
+  /** Measured on the scored completion when the renderings differ; null when they are the same. */
+  cost: TemplateMismatchCost | null;
+}

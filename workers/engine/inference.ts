@@ -48,6 +48,8 @@ export async function releaseModel(model: LoadedModel | undefined): Promise<void
 
 export interface SampleParams {
   prompt: string;
+  /** Tokenize the prompt with the tokenizer's special tokens (default true); false for a prompt rendered by a chat template, which writes them itself. */
+  addSpecialTokens?: boolean;
   n: number;
   maxTokens: number;
   sampling: SamplingOptions;
@@ -66,7 +68,7 @@ export async function sampleText(
     throw new Error(`${folder.label} is not a ${familyNames()} family model (config.json model_type '${model.summary.modelType}'): sampling needs the decoder layout of a model family the lab knows`);
   }
   const tok = folder.tokenizer;
-  const promptIds = tok.encode(params.prompt);
+  const promptIds = tok.encode(params.prompt, { addSpecialTokens: params.addSpecialTokens ?? true });
   checkModelFits(config, params.n, Math.min(config.nPositions, promptIds.length + params.maxTokens), device.limits, folder.label);
   model.sampling ??= await openSamplingSession(device, config, folder.onnx, folder.onnxLabel);
   const completions = await sampleCompletions(

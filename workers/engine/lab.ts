@@ -12,6 +12,9 @@ import { compareTokenizers, TokenizerMismatchError } from '../models/tokenizer';
 import { ModelTooLargeError } from '../models/memory';
 import { SamplingError } from '../sampling/sampler';
 import { loadModel, releaseModel, sampleText, scoreText, type LoadedModel } from './inference';
+import { scoreChat, userMessage } from './chat';
+import { ChatTemplateError } from '../chat/render';
+import { renderFolderChat } from '../chat/template';
 import { acquireDevice, watchDeviceLoss } from '../gpu/device';
 import { configureOrt, ort, ORT_VERSION } from '../ort/runtime';
 import { runInteropCheck } from '../selfcheck/interop';
@@ -213,7 +216,7 @@ export class LabEngine {
   /** Errors of model work that a person can act on, as values; anything else is rethrown. */
   private requestError(e: unknown): LabError {
     if (e instanceof ModelFolderError) return { code: 'model-folder', message: e.message };
-    if (e instanceof TokenizerMismatchError || e instanceof SamplingError || e instanceof ModelTooLargeError) {
+    if (e instanceof TokenizerMismatchError || e instanceof SamplingError || e instanceof ModelTooLargeError || e instanceof ChatTemplateError) {
       return { code: 'bad-request', message: e.message };
     }
     return { code: 'internal', message: 'The model could not run; the details say why.', detail: describeException(e) };
@@ -253,14 +256,16 @@ export class LabEngine {
     const model = device && this.requireModel(c.requestId, 'student');
     if (!device || !model) return;
     try {
+      // A chat prompt is the person's text as a user message, in the student's own template.
+      const prompt = c.chat ? renderFolderChat(model.folder, userMessage(c.prompt)) : c.prompt;
       const result = await this.exclusive(() => sampleText(
         device,
         model,
-        { prompt: c.prompt, n: c.n, maxTokens: c.maxTokens, sampling: { temperature: c.temperature, topK: c.topK, topP: c.topP }, seed: c.seed },
+        { prompt, addSpecialTokens: !c.chat, n: c.n, maxTokens: c.maxTokens, sampling: { temperature: c.temperature, topK: c.topK, topP: c.topP }, seed: c.seed },
         (e, text) =>
           this.options.emit({ type: 'tokens', requestId: c.requestId, completion: e.promptIndex * c.n + e.sample, step: e.step, token: e.token, text, logprob: e.logprob, done: e.done }),
       ));
-      this.options.emit({ type: 'sample.result', requestId: c.requestId, ...result });
+      this.options.emit({ type: 'sample.result', requestId: c.requestId, ...result, ...(c.chat ? { renderedPrompt: prompt } : {}) });
     } catch (e) {
       this.fail(c.requestId, this.requestError(e));
     }
@@ -273,6 +278,11 @@ export class LabEngine {
     if (!device || !student || !teacher) return;
     try {
       // Tokenizer warnings were already given when the second model was loaded.
+      if (c.chat) {
+        const { promptIds, tokens, meanReverseKL, meanSampledKL, chat } = await this.exclusive(() => scoreChat(device, student, teacher, userMessage(c.prompt), c.completion, { topK: c.topK }));
+        this.options.emit({ type: 'score.result', requestId: c.requestId, promptIds, tokens, meanReverseKL, meanSampledKL, chat });
+        return;
+      }
       const { promptIds, tokens, meanReverseKL, meanSampledKL } = await this.exclusive(() => scoreText(device, student, teacher, c.prompt, c.completion, { topK: c.topK }));
       this.options.emit({ type: 'score.result', requestId: c.requestId, promptIds, tokens, meanReverseKL, meanSampledKL });
     } catch (e) {
