@@ -38,7 +38,7 @@ function kl(a: Float64Array, b: Float64Array): number {
 }
 
 const f64 = (folder: string) => ({ config: fixtureConfig(folder), params: new Map([...fixtureParams(folder)].map(([n, d]) => [n, Float64Array.from(d)])) });
-const logits = (m: ReturnType<typeof f64>, tokens: number[]) => llamaLogits(m.config, m.params, { tokens, weights: tokens.map(() => 0) }).map(logSoftmax);
+const logits = (m: ReturnType<typeof f64>, tokens: number[]) => llamaLogits(m.config, m.params, { tokens }).map(logSoftmax);
 
 describe('the cost of a chat-template mismatch', () => {
   const loaded: LoadedModel[] = [];
