@@ -4,18 +4,10 @@
  * Every reader answers with bytes or a clear error naming the file and the folder.
  */
 
-export class ModelFolderError extends Error {
-  constructor(
-    message: string,
-    /** The folder's label, as the person knows it. */
-    readonly folder: string,
-    /** The file inside the folder, when one is to blame. */
-    readonly file?: string,
-  ) {
-    super(message);
-    this.name = 'ModelFolderError';
-  }
-}
+import { ModelFetchError, ModelFolderError } from './errors';
+import { fetchFile, probeFile, type HttpOptions } from './hub/http';
+
+export { ModelFetchError, ModelFolderError, type FetchErrorKind } from './errors';
 
 export interface ModelSource {
   /** How the person knows this folder: a path, a URL, "picked folder 'name'". */
@@ -40,35 +32,25 @@ export async function readJson<T = unknown>(source: ModelSource, path: string): 
   }
 }
 
-/** A folder served over HTTP(S): `base` is the folder's URL (a trailing '/' is added). */
-export function urlSource(base: string, fetchFn: typeof fetch = fetch): ModelSource {
+/**
+ * A folder served over HTTP(S): `base` is the folder's URL (a trailing '/' is added). A missing
+ * file (404) is absent; an unreachable host, a refusal, a timeout or a dropped connection is a
+ * ModelFetchError saying so (never "the folder has no config.json").
+ */
+export function urlSource(base: string, fetchOrOptions: typeof fetch | HttpOptions = {}): ModelSource {
+  const options: HttpOptions = typeof fetchOrOptions === 'function' ? { fetch: fetchOrOptions } : fetchOrOptions;
   const root = base.endsWith('/') ? base : `${base}/`;
   const url = (path: string) => new URL(path, root).href;
+  const ctx = (path: string) => ({ folder: root, file: path });
   return {
     label: root,
     async has(path) {
-      try {
-        const r = await fetchFn(url(path), { method: 'HEAD' });
-        return r.ok;
-      } catch {
-        return false;
-      }
+      return probeFile(url(path), ctx(path), options);
     },
     async read(path) {
-      let response: Response;
-      try {
-        response = await fetchFn(url(path));
-      } catch (e) {
-        throw new ModelFolderError(`Could not fetch ${url(path)}: ${(e as Error).message}. Check the address and that the server allows this page to read it (CORS).`, root, path);
-      }
-      if (!response.ok) {
-        throw new ModelFolderError(
-          response.status === 404 ? `${path} is missing from ${root} (HTTP 404).` : `Fetching ${url(path)} failed with HTTP ${response.status}.`,
-          root,
-          path,
-        );
-      }
-      return new Uint8Array(await response.arrayBuffer());
+      const result = await fetchFile(url(path), ctx(path), options);
+      if (!result.found) throw new ModelFetchError('not-found', `${path} is missing from ${root} (HTTP ${result.status}).`, root, path, result.status);
+      return result.file.bytes;
     },
   };
 }

@@ -1,0 +1,140 @@
+/**
+ * A model folder on the Hugging Face Hub (or a mirror), read through the model cache: a file
+ * the cache holds for that id and revision is read from it with no request at all (not even a
+ * revalidation); any other is downloaded once (GET, redirects followed, size and ETag checked),
+ * stored with its size and ETag, and then read. A file the model does not have (HTTP 404) is
+ * recorded as missing, so the next load asks nothing either.
+ */
+import { ModelFetchError } from '../errors';
+import type { ModelSource } from '../source';
+import { memoryCache, type CacheKey, type ModelCache } from './cache';
+import { etagProblem, fetchFile, type HttpOptions } from './http';
+import { hubFileUrl, hubIdLabel, normalizeEndpoint, parseHubId, type HubId } from './id';
+
+/** One progress report: a file's bytes done out of its total, and the folder's so far. */
+export interface HubProgress {
+  /** The model as the person named it (ORG/NAME or ORG/NAME@REVISION). */
+  model: string;
+  file: string;
+  /** Bytes of this file done; equal to `total` when `done`. */
+  loaded: number;
+  /** The file's size: Content-Length while downloading, the recorded size from the cache; null when the server did not say. */
+  total: number | null;
+  /** True when the file came from the cache (one report, done at once). */
+  fromCache: boolean;
+  /** True on the file's last report. */
+  done: boolean;
+  /** Bytes done over every file of this model read so far (from the cache or the network). */
+  folderLoaded: number;
+  /** Bytes known over those files: the sizes of the finished ones and the totals of the one under way. */
+  folderTotal: number;
+}
+
+export interface HubSourceOptions extends HttpOptions {
+  /** The Hub or a mirror; https://huggingface.co when not given (the CLI passes HF_ENDPOINT). */
+  endpoint?: string;
+  /** Where files are kept between loads; a memory cache (nothing kept) when not given. */
+  cache?: ModelCache;
+  /** Called as bytes arrive (and once per file read from the cache). */
+  onProgress?: (progress: HubProgress) => void;
+  /** Also check a cached file's bytes against its recorded ETag (hashing them) on every load, not only its size. */
+  verifyCached?: boolean;
+}
+
+export interface HubModelSource extends ModelSource {
+  readonly id: HubId;
+  readonly endpoint: string;
+  readonly cache: ModelCache;
+}
+
+/** The model folder `id` (ORG/NAME[@REVISION], or a parsed HubId) on the Hub, through the cache. */
+export function hubSource(id: string | HubId, options: HubSourceOptions = {}): HubModelSource {
+  const hubId = typeof id === 'string' ? parseHubId(id) : id;
+  const endpoint = normalizeEndpoint(options.endpoint);
+  const cache = options.cache ?? memoryCache();
+  const label = hubIdLabel(hubId);
+  const key = (file: string): CacheKey => ({ repo: hubId.repo, revision: hubId.revision, file });
+  const ctx = (file: string) => ({ folder: label, file, hub: { repo: hubId.repo, revision: hubId.revision, endpoint } });
+  /** The file last downloaded, kept for the read() that follows has(). */
+  let fresh: { file: string; bytes: Uint8Array } | null = null;
+  const downloads = new Map<string, Promise<boolean>>();
+  const folderDone = new Map<string, number>();
+  const folderSums = () => [...folderDone.values()].reduce((a, b) => a + b, 0);
+
+  const report = (file: string, loaded: number, total: number | null, fromCache: boolean, done: boolean) => {
+    if (!options.onProgress) return;
+    const before = folderSums() - (folderDone.get(file) ?? 0);
+    options.onProgress({ model: label, file, loaded, total, fromCache, done, folderLoaded: before + loaded, folderTotal: before + (total ?? loaded) });
+  };
+
+  /** Downloads `file` into the cache: true when the model has it, false when it has not (recorded). */
+  function download(file: string): Promise<boolean> {
+    let pending = downloads.get(file);
+    if (!pending) {
+      pending = (async () => {
+        const result = await fetchFile(hubFileUrl(endpoint, hubId, file), ctx(file), options, (loaded, total) => report(file, loaded, total, false, false));
+        if (!result.found) {
+          if (file === 'config.json') {
+            throw new ModelFetchError('not-found', `${label} on ${endpoint} has no config.json (HTTP ${result.status}): check the id (ORG/NAME@REVISION); a model the lab loads has config.json beside its weights.`, label, file, result.status);
+          }
+          await cache.putMissing(key(file));
+          return false;
+        }
+        const { bytes, etag } = result.file;
+        await cache.put(key(file), bytes, etag);
+        folderDone.set(file, bytes.length);
+        report(file, bytes.length, bytes.length, false, true);
+        fresh = { file, bytes };
+        return true;
+      })().finally(() => downloads.delete(file));
+      downloads.set(file, pending);
+    }
+    return pending;
+  }
+
+  return {
+    label,
+    id: hubId,
+    endpoint,
+    cache,
+    async has(file) {
+      const entry = await cache.stat(key(file));
+      if (entry) return !entry.missing;
+      return download(file);
+    },
+    async read(file) {
+      const takeFresh = () => {
+        if (fresh?.file !== file) return null;
+        const { bytes } = fresh;
+        fresh = null;
+        return bytes;
+      };
+      const held = takeFresh();
+      if (held) return held;
+      let entry = await cache.stat(key(file));
+      if (!entry) {
+        await download(file);
+        const downloaded = takeFresh();
+        if (downloaded) return downloaded;
+        entry = await cache.stat(key(file));
+      }
+      if (!entry || entry.missing) throw new ModelFetchError('not-found', `${file} is missing from ${label} on ${endpoint}.`, label, file, 404);
+      const bytes = await cache.read(key(file));
+      if (!bytes || bytes.length !== entry.size) {
+        await cache.delete(key(file));
+        const got = bytes ? `${bytes.length} bytes` : 'gone';
+        throw new ModelFetchError('mismatch', `The cached ${file} of ${label} in ${cache.label} is ${got} but was stored as ${entry.size} bytes: it was damaged, so it has been removed; load the model again to download it anew.`, label, file);
+      }
+      if (options.verifyCached) {
+        const problem = await etagProblem(bytes, entry.etag);
+        if (problem) {
+          await cache.delete(key(file));
+          throw new ModelFetchError('mismatch', `The cached ${file} of ${label} in ${cache.label} does not match its ETag ${entry.etag} (${problem}): it was damaged, so it has been removed; load the model again to download it anew.`, label, file);
+        }
+      }
+      folderDone.set(file, bytes.length);
+      report(file, bytes.length, bytes.length, true, true);
+      return bytes;
+    },
+  };
+}
