@@ -23,7 +23,8 @@ const LAYERS = [
   { name: 'chat templates', path: '^workers/chat/' },
   // Node-only glue (Dawn, folders on disk): a platform layer for model sources and the device.
   { name: 'node glue', path: '^workers/node/' },
-  { name: 'sampler, scorer, trainer, self-checks', path: '^workers/(sampling|scoring|train|selfcheck)/' },
+  // Prompt sets without labels (parsing, the split, rendering for the student) sit beside them.
+  { name: 'sampler, scorer, trainer, self-checks, prompt sets', path: '^workers/(sampling|scoring|train|selfcheck|prompts)/' },
   { name: 'run loop', path: '^workers/distill/' },
   { name: 'engine', path: '^workers/(engine/|lab\\.worker\\.ts$)' },
   { name: 'protocol', path: '^workers/protocol\\.ts$' },

@@ -10,7 +10,7 @@
  * `opd-lab eval`: held-out accuracy of a model folder on a built-in task.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { totalmem } from 'node:os';
 import type { Command } from './main';
 import { UsageError, wasGiven, type OptionSpec, type Parsed } from './args';
@@ -24,7 +24,11 @@ import { builtInTask, TASK_NAMES } from '../workers/tasks/registry';
 import { resolveTasks, runLoop } from '../workers/distill/loop';
 import { distillOptions } from '../workers/distill/setup';
 import { DEFAULT_SETUP, KNOBS, rangeText, setupProblem, choiceWord, knobProblem, type Knob, type TrainSetup } from '../workers/contract/knobs';
+import type { EvalMetrics } from '../workers/contract/run';
 import { PRESETS, type Preset } from '../workers/contract/presets';
+import { promptSourceOfFile } from '../workers/contract/prompts';
+import { preparePromptSet, type PromptSetPrepared } from '../workers/prompts/set';
+import { promptStudentOf } from '../workers/prompts/render';
 
 function bar(done: number, total: number, width = 24): string {
   const filled = Math.round((done / Math.max(1, total)) * width);
@@ -65,6 +69,10 @@ export const trainCommand: Command = {
     teacher: { kind: 'string', help: 'teacher folder (same tokenizer); required unless --preset' },
     preset: { kind: 'string', help: `a ready-made experiment on the built-in models (${Object.keys(PRESETS).join(', ')}): its folders and knobs, which the options given override` },
     models: { kind: 'string', default: 'models', help: 'where the built-in folders of --preset are' },
+    prompts: {
+      kind: 'string',
+      help: 'train on your own prompts instead of --task: a .txt file (one prompt per line, blank lines skipped) or a .jsonl file (a "prompt" string or "messages" array per line); no verifier, so evaluations report the held-out reverse KL and sampled KL instead of accuracy (split with --held-out and --split-seed)',
+    },
     out: { kind: 'string', required: true, help: 'run folder to write (created; must be empty or absent unless --resume)' },
     ...KNOB_OPTIONS,
     resume: { kind: 'string', help: 'continue from this checkpoint file (written by an earlier run)' },
@@ -81,6 +89,7 @@ export const trainCommand: Command = {
       if (!preset) throw new UsageError(`train: unknown --preset '${String(o.preset)}' (presets: ${Object.keys(PRESETS).join(', ')})`);
     }
     const setup = setupFromOptions(o, preset);
+    if (o.prompts !== undefined && wasGiven(o, 'task')) throw new UsageError('train: --prompts and --task are two sources of prompts: give one of them');
     const problem = setupProblem(setup);
     if (problem) throw new UsageError(`train: ${problem}`);
     const studentDir = o.student !== undefined ? String(o.student) : preset ? join(String(o.models), preset.student) : undefined;
@@ -88,7 +97,13 @@ export const trainCommand: Command = {
     if (!studentDir || !teacherDir) throw new UsageError('train: --student and --teacher are required (or a --preset that names them)');
     const student = await readModelFolder(await dirSource(studentDir), { requireWeights: true });
     const teacher = await readModelFolder(await dirSource(teacherDir));
-    const { task, keptTask } = resolveTasks(setup, student.rawConfig);
+    let promptSet: PromptSetPrepared | undefined;
+    const promptFile = o.prompts !== undefined ? resolve(String(o.prompts)) : undefined;
+    if (promptFile) {
+      if (!existsSync(promptFile)) throw new UsageError(`train: --prompts ${String(o.prompts)}: no such file`);
+      promptSet = preparePromptSet(promptSourceOfFile(basename(promptFile), readFileSync(promptFile, 'utf8')), setup, promptStudentOf(student));
+    }
+    const { task, keptTask } = resolveTasks(setup, student.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(student) });
     const steps = setup.totalSteps;
     const device = await cliDevice();
     const checkpoint = o.resume ? new Uint8Array(readFileSync(String(o.resume))) : undefined;
@@ -98,7 +113,8 @@ export const trainCommand: Command = {
     const run = await DistillRun.create(device, { student, teacher, task: task.task, options: distillOptions(setup, task.maxTokens), checkpoint, keptTask, memoryBudgetBytes });
     try {
       mkdirSync(join(out, 'checkpoints'), { recursive: true });
-      writeFileSync(join(out, 'config.json'), JSON.stringify({ student: resolve(studentDir), teacher: resolve(teacherDir), task: task.task.name, keptTask: keptTask?.task.name ?? null, preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
+      writeFileSync(join(out, 'config.json'), JSON.stringify({ student: resolve(studentDir), teacher: resolve(teacherDir), task: promptSet ? null : task.task.name, keptTask: keptTask?.task.name ?? null,
+        prompts: promptSet ? { file: promptFile, prompts: promptSet.summary.prompts, train: promptSet.train.length, heldOut: promptSet.heldOut.length, heldOutFraction: setup.heldOutFraction, splitSeed: setup.splitSeed } : null, preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
       const metricsFile = join(out, 'metrics.jsonl');
       const record = (line: object) => appendFileSync(metricsFile, JSON.stringify(line) + '\n');
       const tty = process.stderr.isTTY;
@@ -111,7 +127,7 @@ export const trainCommand: Command = {
           record({ type: 'checkpoint', step, file });
         },
         stepDone: (m, lastEval) => {
-          const line = `${bar(m.step, steps)} step ${m.step}/${steps}  loss ${fmt(m.loss, 4)}  reverse KL ${fmt(m.reverseKL)}  reward ${fmt(m.reward, 2)}${lastEval ? `  held-out ${(lastEval.accuracy * 100).toFixed(1)}%` : ''}${lastEval?.kept ? `  kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : ''}${m.problem ? `  (${m.problem})` : ''}`;
+          const line = `${bar(m.step, steps)} step ${m.step}/${steps}  loss ${fmt(m.loss, 4)}  reverse KL ${fmt(m.reverseKL)}  ${m.reward !== undefined ? `reward ${fmt(m.reward, 2)}` : `sampled KL ${fmt(m.sampledKL)}`}${heldOut(lastEval)}${lastEval?.kept ? `  kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : ''}${m.problem ? `  (${m.problem})` : ''}`;
           process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
         },
       });
@@ -128,17 +144,28 @@ export const trainCommand: Command = {
       const adapterFiles = await run.exportAdapter(studentDir);
       const adapterDir = adapterFiles ? join(out, 'adapter') : null;
       if (adapterFiles) await writeFolder(adapterDir!, adapterFiles);
-      const summary = { out, steps: run.step, objective: setup.objective, student: join(out, 'student'), adapter: adapterDir, flops: run.flops, finalEval: lastEval ? { accuracy: lastEval.accuracy, reverseKL: lastEval.reverseKL, prompts: lastEval.prompts, kept: lastEval.kept ? { task: lastEval.kept.task, accuracy: lastEval.kept.accuracy } : null } : null };
+      const summary = { out, steps: run.step, objective: setup.objective, student: join(out, 'student'), adapter: adapterDir, flops: run.flops, finalEval: lastEval ? { accuracy: lastEval.accuracy ?? null, reverseKL: lastEval.reverseKL, sampledKL: lastEval.sampledKL ?? null, prompts: lastEval.prompts, kept: lastEval.kept ? { task: lastEval.kept.task, accuracy: lastEval.kept.accuracy } : null } : null };
       if (o.json) console.log(JSON.stringify(summary, null, 2));
       else {
         const kept = lastEval?.kept ? `, kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : '';
-        console.log(`wrote ${out}: ${run.step} steps of ${run.options.objective}; held-out ${task.task.name} accuracy ${lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : 'not measured'}${kept}; the student is in ${join(out, 'student')}${adapterDir ? ` (LoRA merged), its PEFT adapter in ${adapterDir}` : ''}`);
+        const measured = !lastEval
+          ? `held-out ${task.task.name} not measured`
+          : lastEval.accuracy !== undefined
+            ? `held-out ${task.task.name} accuracy ${(lastEval.accuracy * 100).toFixed(1)}%`
+            : `held-out reverse KL ${fmt(lastEval.reverseKL, 4)} and sampled KL ${fmt(lastEval.sampledKL ?? NaN, 4)} nats per token on ${lastEval.prompts} prompts of ${task.task.name}`;
+        console.log(`wrote ${out}: ${run.step} steps of ${run.options.objective}; ${measured}${kept}; the student is in ${join(out, 'student')}${adapterDir ? ` (LoRA merged), its PEFT adapter in ${adapterDir}` : ''}`);
       }
     } finally {
       await run.release();
     }
   },
 };
+
+/** The progress line's held-out figure: accuracy with a verifier, else the reverse KL. */
+function heldOut(e: EvalMetrics | undefined): string {
+  if (!e) return '';
+  return e.accuracy !== undefined ? `  held-out ${(e.accuracy * 100).toFixed(1)}%` : `  held-out reverse KL ${fmt(e.reverseKL)}`;
+}
 
 export const evalCommand: Command = {
   summary: "held-out accuracy of a model folder on a built-in task (greedy answers, the task's verifier)",

@@ -61,9 +61,21 @@ const tooltipValue = (v: unknown) => (typeof v === 'number' ? formatMetric(v) : 
 /** Dots while there are few points, so a short run's points are visible one by one. */
 const dots = (n: number) => (n <= 40 ? { r: 2.5 } : false);
 
+const flopsAxis = (
+  <XAxis
+    dataKey="flops"
+    type="number"
+    domain={[0, 'dataMax']}
+    tickFormatter={(v: number) => formatSi(v)}
+    label={{ value: 'FLOPs (student sampling + teacher scoring + training)', position: 'insideBottom', offset: -8 }}
+  />
+);
+
 export function DistillCharts() {
   const { steps, evals } = useThrottledHistory(THROTTLE_MS);
   const keptTask = useDistillRun((s) => s.latestEval?.kept?.task ?? null);
+  // A run on prompts without a verifier (a prompt set) has no accuracy: its held-out curve is the reverse KL.
+  const unverified = useDistillRun((s) => s.latestEval !== undefined && s.latestEval !== null && s.latestEval.accuracy === undefined);
   const n = steps.length;
   return (
     <div className="charts">
@@ -78,25 +90,33 @@ export function DistillCharts() {
           <Line dataKey="sampledKL" name="sampled KL k" stroke={COLORS.sampledKL} strokeWidth={2} dot={dots(n)} isAnimationActive={false} />
         </LineChart>
       </ChartFrame>
-      <ChartFrame title="Held-out accuracy against compute" testId="chart-accuracy" empty={evals.length === 0}>
-        <LineChart data={evals} style={chartStyle} responsive margin={margin}>
-          <CartesianGrid strokeDasharray="3 3" />
-          <XAxis
-            dataKey="flops"
-            type="number"
-            domain={[0, 'dataMax']}
-            tickFormatter={(v: number) => formatSi(v)}
-            label={{ value: 'FLOPs (student sampling + teacher scoring + training)', position: 'insideBottom', offset: -8 }}
-          />
-          <YAxis width={56} domain={[0, 100]} unit="%" />
-          <Tooltip formatter={(v) => (typeof v === 'number' ? `${v.toFixed(1)}%` : String(v))} labelFormatter={(f) => `${formatSi(Number(f))}FLOP`} />
-          <Legend verticalAlign="top" height={24} />
-          <Line dataKey="accuracy" name="held-out accuracy" stroke={COLORS.accuracy} strokeWidth={2} dot={dots(evals.length)} isAnimationActive={false} />
-          {keptTask && (
-            <Line dataKey="keptAccuracy" name={`kept: ${keptTask}`} stroke={COLORS.kept} strokeWidth={2} strokeDasharray="5 3" dot={dots(evals.length)} isAnimationActive={false} />
-          )}
-        </LineChart>
-      </ChartFrame>
+      {unverified ? (
+        <ChartFrame title="Held-out reverse KL against compute (per token, nats)" testId="chart-heldout-kl" empty={evals.length === 0}>
+          <LineChart data={evals} style={chartStyle} responsive margin={margin}>
+            <CartesianGrid strokeDasharray="3 3" />
+            {flopsAxis}
+            <YAxis width={56} tickFormatter={(v: number) => formatMetric(v, 3)} domain={['auto', 'auto']} />
+            <Tooltip formatter={tooltipValue} labelFormatter={(f) => `${formatSi(Number(f))}FLOP`} />
+            <Legend verticalAlign="top" height={24} />
+            <Line dataKey="reverseKL" name="held-out reverse KL" stroke={COLORS.reverseKL} strokeWidth={2} dot={dots(evals.length)} isAnimationActive={false} />
+            <Line dataKey="sampledKL" name="held-out sampled KL" stroke={COLORS.sampledKL} strokeWidth={2} dot={dots(evals.length)} isAnimationActive={false} />
+          </LineChart>
+        </ChartFrame>
+      ) : (
+        <ChartFrame title="Held-out accuracy against compute" testId="chart-accuracy" empty={evals.length === 0}>
+          <LineChart data={evals} style={chartStyle} responsive margin={margin}>
+            <CartesianGrid strokeDasharray="3 3" />
+            {flopsAxis}
+            <YAxis width={56} domain={[0, 100]} unit="%" />
+            <Tooltip formatter={(v) => (typeof v === 'number' ? `${v.toFixed(1)}%` : String(v))} labelFormatter={(f) => `${formatSi(Number(f))}FLOP`} />
+            <Legend verticalAlign="top" height={24} />
+            <Line dataKey="accuracy" name="held-out accuracy" stroke={COLORS.accuracy} strokeWidth={2} dot={dots(evals.length)} isAnimationActive={false} />
+            {keptTask && (
+              <Line dataKey="keptAccuracy" name={`kept: ${keptTask}`} stroke={COLORS.kept} strokeWidth={2} strokeDasharray="5 3" dot={dots(evals.length)} isAnimationActive={false} />
+            )}
+          </LineChart>
+        </ChartFrame>
+      )}
       <ChartFrame title="Loss" testId="chart-loss" empty={n === 0}>
         <LineChart data={steps} style={chartStyle} responsive margin={margin}>
           <CartesianGrid strokeDasharray="3 3" />

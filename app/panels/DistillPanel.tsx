@@ -215,7 +215,7 @@ function LatestStep() {
     ['student entropy (per token)', formatMetric(m.studentEntropy)],
     ['mean ρ', formatMetric(m.meanRatio)],
     ['ρ spread (std)', formatMetric(m.ratioStd)],
-    ['reward (answers verified)', formatMetric(m.reward)],
+    ...(m.reward !== undefined ? [['reward (answers verified)', formatMetric(m.reward)] as [string, string]] : []),
     ['learning rate', formatMetric(m.lr)],
     ['tokens sampled', m.tokensSampled.toLocaleString('en-US')],
     ['FLOPs: student sampling', `${formatSi(m.flops.studentSampling)}FLOP`],
@@ -258,10 +258,17 @@ function LatestEval() {
   if (!e) return <p className="muted">No evaluation yet: the first comes before the first step.</p>;
   return (
     <>
-      <p data-testid="eval-summary">
-        Held-out accuracy <b>{(100 * e.accuracy).toFixed(1)}%</b> ({e.correct}/{e.prompts}) at step {e.step}; reverse KL of the greedy answers{' '}
-        {formatMetric(e.reverseKL)} nats per token.
-      </p>
+      {e.accuracy !== undefined ? (
+        <p data-testid="eval-summary">
+          Held-out accuracy <b>{(100 * e.accuracy).toFixed(1)}%</b> ({e.correct}/{e.prompts}) at step {e.step}; reverse KL of the greedy answers{' '}
+          {formatMetric(e.reverseKL)} nats per token.
+        </p>
+      ) : (
+        <p data-testid="eval-summary">
+          Held-out reverse KL <b data-testid="eval-reverse-kl">{formatMetric(e.reverseKL)}</b> nats per token at step {e.step} (the teacher’s exact reverse KL over the student’s greedy
+          answers to {e.prompts} held-out prompts; sampled KL {e.sampledKL !== undefined ? formatMetric(e.sampledKL) : 'not measured'}). These prompts have no verifier, so there is no accuracy.
+        </p>
+      )}
       {e.kept && (
         <p data-testid="eval-kept">
           Kept task, {e.kept.task}: <b>{(100 * e.kept.accuracy).toFixed(1)}%</b> ({e.kept.correct}/{e.kept.prompts}) held-out, never trained on in this run.
@@ -269,10 +276,12 @@ function LatestEval() {
       )}
       <ol className="eval-examples" data-testid="eval-examples">
         {e.examples.map((x, i) => (
-          <li key={i} data-testid="eval-example" className={x.correct ? 'right' : 'wrong'}>
-            <span className="verdict" aria-label={x.correct ? 'right' : 'wrong'}>
-              {x.correct ? '✓' : '✗'}
-            </span>
+          <li key={i} data-testid="eval-example" className={x.correct === undefined ? 'unverified' : x.correct ? 'right' : 'wrong'}>
+            {x.correct !== undefined && (
+              <span className="verdict" aria-label={x.correct ? 'right' : 'wrong'}>
+                {x.correct ? '✓' : '✗'}
+              </span>
+            )}
             <code>{x.prompt}</code>
             <code className="completion" title="the student’s answer as it wrote it (␣ is a space)">{x.completion.replace(/ /g, '␣') || '∅'}</code>
             {x.reason && <span className="muted reason">{x.reason}</span>}

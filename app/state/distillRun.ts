@@ -25,9 +25,11 @@ export interface StepPoint {
 export interface EvalPoint {
   step: number;
   flops: number;
-  /** Percent. */
-  accuracy: number;
+  /** Percent; null on prompts without a verifier (a prompt set). */
+  accuracy: number | null;
   reverseKL: number | null;
+  /** Held-out sampled KL of the same answers (per token). */
+  sampledKL: number | null;
   /** Percent on the kept task (runs that keep one), else absent. */
   keptAccuracy?: number;
 }
@@ -132,7 +134,10 @@ export function addStep(m: StepMetrics): void {
 }
 
 export function addEval(e: EvalMetrics): void {
-  runHistory.evals.push({ step: e.step, flops: e.flopsTotal, accuracy: 100 * e.accuracy, reverseKL: finite(e.reverseKL), ...(e.kept ? { keptAccuracy: 100 * e.kept.accuracy } : {}) });
+  runHistory.evals.push({
+    step: e.step, flops: e.flopsTotal, accuracy: e.accuracy === undefined ? null : 100 * e.accuracy, reverseKL: finite(e.reverseKL), sampledKL: e.sampledKL === undefined ? null : finite(e.sampledKL),
+    ...(e.kept ? { keptAccuracy: 100 * e.kept.accuracy } : {}),
+  });
   useDistillRun.setState({ latestEval: e });
   historyChanged();
 }

@@ -97,15 +97,15 @@ export async function run(args: Record<string, string>): Promise<object> {
     let reachedAt: { step: number; flops: number } | undefined;
     try {
       const first = await r.evaluate();
-      curve.push({ step: 0, flops: 0, accuracy: first.accuracy });
+      curve.push({ step: 0, flops: 0, accuracy: first.accuracy! });
       let spent = 0;
       while (spent < budget && r.step < 20 * maxSteps && !reachedAt) {
         const m = await r.trainStep();
         spent = m.flops.total;
         if (m.step % evalEvery === 0 || spent >= budget) {
           const e = await r.evaluate();
-          curve.push({ step: m.step, flops: m.flops.total, accuracy: e.accuracy });
-          if (e.accuracy >= target) reachedAt = { step: m.step, flops: m.flops.total };
+          curve.push({ step: m.step, flops: m.flops.total, accuracy: e.accuracy! });
+          if (e.accuracy! >= target) reachedAt = { step: m.step, flops: m.flops.total };
         }
       }
     } finally {

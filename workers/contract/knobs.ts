@@ -69,6 +69,14 @@ export const KNOBS = [
     help: 'A second task evaluated beside the first at every evaluation and never trained on: a skill the student must not lose.',
   }),
   number({
+    name: 'heldOutFraction', label: 'held-out fraction', noun: 'the held-out fraction', flag: 'held-out', default: 0.2, integer: false, min: 0, max: 1, minOpen: true, maxOpen: true,
+    help: 'Prompt sets: the share of the prompts held out to measure on (never trained on); at least one prompt each side.',
+  }),
+  number({
+    name: 'splitSeed', label: 'split seed', noun: 'the split seed', flag: 'split-seed', default: 0, integer: true, min: 0, max: 2 ** 31 - 1,
+    help: 'Prompt sets: the seed of the split into training and held-out prompts (the run’s seed orders the training prompts).',
+  }),
+  number({
     name: 'totalSteps', label: 'steps', noun: 'the number of steps', flag: 'steps', default: 100, integer: true, min: 1, max: MILLION, requiredOnCli: true,
     help: 'Optimizer steps of the run.',
   }),
@@ -108,7 +116,7 @@ export const KNOBS = [
   }),
   number({
     name: 'maxTokens', label: 'max tokens', noun: 'max tokens', flag: 'max-tokens', default: 0, integer: true, min: 0, max: 4096,
-    help: 'New tokens per answer; 0: what the task’s answers need.',
+    help: 'New tokens per answer; 0: what the task’s answers need (on a prompt set: what the student’s context leaves after the longest prompt, at most 64).',
   }),
   number({
     name: 'evalEvery', label: 'eval every', noun: 'eval every', flag: 'eval-every', default: 10, integer: true, min: 0, max: MILLION,

@@ -33,23 +33,37 @@ export interface StepMetrics {
   loss: number;
   gradNorm: number;
   lr: number;
-  /** Mean verifier reward of the step's completions (every objective; the rl objective trains on it). */
-  reward: number;
+  /**
+   * Mean verifier reward of the step's completions (every objective; the rl objective trains on
+   * it); absent on prompts without a verifier (a prompt set).
+   */
+  reward?: number;
   tokensSampled: number;
   flops: FlopCount & { total: number };
   wallMs: number;
 }
 
+/** One answer of an evaluation: prompt, the student's answer and, with a verifier, right or wrong (and why not). */
+export interface EvalExample {
+  prompt: string;
+  completion: string;
+  correct?: boolean;
+  reason?: string;
+}
+
 export interface EvalMetrics {
   step: number;
-  accuracy: number;
-  correct: number;
+  /** Held-out accuracy and answers right, where the prompts have a verifier (a built-in task); absent on a prompt set. */
+  accuracy?: number;
+  correct?: number;
   prompts: number;
   /** Mean exact reverse KL per token of the student's greedy answers, scored by the teacher. */
   reverseKL: number;
+  /** Mean sampled KL per token of the same answers: log π_student(y_t) − log π_teacher(y_t) of each token written. */
+  sampledKL?: number;
   flopsTotal: number;
-  /** A few examples for people: prompt, the student's answer, right or wrong (and the verifier's reason when wrong). */
-  examples: { prompt: string; completion: string; correct: boolean; reason?: string }[];
+  /** A few examples for people: prompt, the student's answer, right or wrong where there is a verifier (and its reason when wrong). */
+  examples: EvalExample[];
   /**
    * The kept task (a run created with `keptTask`, e.g. the self-distillation preset): the
    * student's greedy held-out accuracy on the skill it must not lose while it is distilled.

@@ -38,26 +38,44 @@ export async function evaluateGreedy(
   maxTokens: number,
   batch = 64,
 ): Promise<{ evaluation: FolderEvaluation; samples: GreedySample[] }> {
+  const verify = task.verify;
+  if (!verify) throw new Error(`${task.name} has no verifier: its held-out answers have no accuracy (use greedyAnswers)`);
   const prompts = task.evalPrompts(count);
   const examples: FolderEvaluation['examples'] = [];
   const samples: GreedySample[] = [];
   let correct = 0;
   for (let start = 0; start < prompts.length; start += batch) {
     const chunk = prompts.slice(start, start + batch);
+    for (const s of await greedyAnswers(runner, tokenizer, eosTokenId, chunk, maxTokens, batch)) {
+      const completion = tokenizer.decode(s.completion.tokens, { skipSpecialTokens: true });
+      const verdict = verify(s.prompt, completion);
+      if (verdict.correct) correct++;
+      examples.push({ prompt: s.prompt, completion, correct: verdict.correct, ...(verdict.reason ? { reason: verdict.reason } : {}) });
+      samples.push(s);
+    }
+  }
+  return { evaluation: { task: task.name, prompts: prompts.length, correct, accuracy: correct / Math.max(1, prompts.length), examples }, samples };
+}
+
+/** Greedy answers of `runner`'s model to `prompts`, `batch` at a time, in order (prompts without a verifier too). */
+export async function greedyAnswers(
+  runner: DecoderRunner,
+  tokenizer: LabTokenizer,
+  eosTokenId: number | null,
+  prompts: string[],
+  maxTokens: number,
+  batch = 64,
+): Promise<GreedySample[]> {
+  const samples: GreedySample[] = [];
+  for (let start = 0; start < prompts.length; start += batch) {
+    const chunk = prompts.slice(start, start + batch);
     const ids = chunk.map((p) => tokenizer.encode(p));
     const completions = await sampleCompletions(runner, {
       prompts: ids, n: 1, maxTokens, seed: 0, eosTokenId, sampling: { temperature: 0, topK: 0, topP: 1 },
     });
-    for (const c of completions) {
-      const prompt = chunk[c.promptIndex];
-      const completion = tokenizer.decode(c.tokens, { skipSpecialTokens: true });
-      const verdict = task.verify(prompt, completion);
-      if (verdict.correct) correct++;
-      examples.push({ prompt, completion, correct: verdict.correct, ...(verdict.reason ? { reason: verdict.reason } : {}) });
-      samples.push({ prompt, promptIds: ids[c.promptIndex], completion: c });
-    }
+    for (const c of completions) samples.push({ prompt: chunk[c.promptIndex], promptIds: ids[c.promptIndex], completion: c });
   }
-  return { evaluation: { task: task.name, prompts: prompts.length, correct, accuracy: correct / Math.max(1, prompts.length), examples }, samples };
+  return samples;
 }
 
 /** Greedy answers of `runner`'s model to the task's first `count` eval prompts, verified. */

@@ -18,6 +18,8 @@ import type { EvalMetrics, StepMetrics } from '../contract/run';
 import type { TrainSetup } from '../contract/knobs';
 import { builtInTask, type TaskInfo } from '../tasks/registry';
 import { DistillError } from './options';
+import { promptSetMaxTokens, promptSetTask, type PromptSetPrepared } from '../prompts/set';
+import type { PromptStudent } from '../prompts/render';
 import type { DistillRun } from './run';
 
 /** Steps in a row that the numerics guard refused to apply before the run is called failed. */
@@ -53,10 +55,21 @@ export type LoopEnd =
   /** `failedAt`: the step that failed; `numerics`: why the guard stopped the run, else `exception`: what was thrown. */
   | (EndCommon & { state: 'failed'; failedAt: number; numerics?: string; exception?: unknown });
 
-/** The task a setup trains on and the task it keeps (null for none), configured from the student's config.json hints. */
-export function resolveTasks(setup: Pick<TrainSetup, 'task' | 'keepTask'>, hints: Record<string, unknown>): { task: TaskInfo; keptTask: TaskInfo | null } {
+/**
+ * The task a setup trains on and the task it keeps (null for none), configured from the student's
+ * config.json hints. With a prompt set (read, split and checked for the student:
+ * workers/prompts/set.ts) the run trains on it instead of the setup's task: a task with no
+ * verifier, its answers as long as `promptSetMaxTokens` allows.
+ */
+export function resolveTasks(
+  setup: Pick<TrainSetup, 'task' | 'keepTask'>,
+  hints: Record<string, unknown>,
+  promptSet?: { set: PromptSetPrepared; student: PromptStudent },
+): { task: TaskInfo; keptTask: TaskInfo | null } {
   try {
-    const task = builtInTask(setup.task, hints);
+    const task = promptSet
+      ? { task: promptSetTask(promptSet.set), maxTokens: promptSetMaxTokens(promptSet.set, promptSet.student) }
+      : builtInTask(setup.task, hints);
     const keptTask = setup.keepTask === '' ? null : builtInTask(setup.keepTask, hints);
     if (keptTask && keptTask.task.name === task.task.name) throw new Error(`the task to keep must differ from the task trained on (both are ${task.task.name})`);
     return { task, keptTask };

@@ -34,6 +34,8 @@ export interface ObjectiveDefinition {
   sampler: 'student' | 'teacher';
   /** Whether the teacher's forward over the samples is the method's compute (counted) or only the metrics'. */
   teacherForwardCounts: boolean;
+  /** Whether it trains on the verifier's reward (prompts without a verifier cannot run it). */
+  needsVerifier: boolean;
   /** The trainer's micro-batch and objective for this step. */
   train(step: ObjectiveStep): { sequences: TrainSequence[]; objective: Objective };
 }
@@ -42,6 +44,7 @@ export const OBJECTIVE_DEFINITIONS: Record<ObjectiveName, ObjectiveDefinition> =
   'opd-sampled': {
     sampler: 'student',
     teacherForwardCounts: true,
+    needsVerifier: false,
     train: ({ options: o, sequences, sampledKL }) => ({
       sequences: sequences.map((s, b) => ({ ...s, advantages: discounted(sampledKL[b], s.weights, o.discount).map((x) => -o.klCoef * x) })),
       objective: { kind: 'pg', temperature: o.temperature, clipEpsilon: o.clipEpsilon },
@@ -50,6 +53,7 @@ export const OBJECTIVE_DEFINITIONS: Record<ObjectiveName, ObjectiveDefinition> =
   'opd-full': {
     sampler: 'student',
     teacherForwardCounts: true,
+    needsVerifier: false,
     train: ({ options: o, sequences, teacher }) => ({
       sequences,
       objective: { kind: 'kl', temperature: o.temperature, teacherLogits: teacher.logits, teacherVocab: teacher.vocab },
@@ -58,12 +62,14 @@ export const OBJECTIVE_DEFINITIONS: Record<ObjectiveName, ObjectiveDefinition> =
   sft: {
     sampler: 'teacher',
     teacherForwardCounts: false,
+    needsVerifier: false,
     // Off-policy: the sampler's log-probs are the teacher's; cross-entropy needs none.
     train: ({ sequences }) => ({ sequences: sequences.map((s) => ({ tokens: s.tokens, weights: s.weights })), objective: { kind: 'ce', temperature: 1 } }),
   },
   rl: {
     sampler: 'student',
     teacherForwardCounts: false,
+    needsVerifier: true,
     train: ({ options: o, sequences, rewards, promptIndex }) => {
       const groupMean = new Map<number, number>();
       promptIndex.forEach((p, i) => groupMean.set(p, (groupMean.get(p) ?? 0) + rewards[i] / o.groupSize));

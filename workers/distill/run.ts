@@ -38,7 +38,7 @@ import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import { peftAdapterFiles, trainerLoraAdapter } from '../train/peft-adapter';
 import type { LabTask } from '../tasks/task';
 import type { TaskInfo } from '../tasks/registry';
-import { evaluateGreedy, evaluateRunner, type GreedySample } from './evaluate';
+import { evaluateGreedy, evaluateRunner, greedyAnswers, type FolderEvaluation, type GreedySample } from './evaluate';
 import { OBJECTIVE_DEFINITIONS } from './objectives';
 import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions } from './options';
 import type { EvalMetrics, FlopCount, StepMetrics } from '../contract/run';
@@ -118,6 +118,11 @@ export class DistillRun {
     validateOptions(options);
     if (!student.family || !student.config || !student.weights) throw new DistillError(`${student.label} is not a trainable folder of a model family the lab knows (${familyNames()}: config.json with its model_type, and model.safetensors, are needed)`);
     assertSameTokenizer(student.tokenizer, teacher.tokenizer);
+    if (OBJECTIVE_DEFINITIONS[options.objective].needsVerifier && !task.verify) {
+      throw new DistillError(
+        `${options.objective} trains on a verifier's reward, and ${task.name} has no verifier (its prompts have no answers to check): choose opd-sampled, opd-full or sft, or a built-in task`,
+      );
+    }
     assertTaskFits(student.tokenizer, task, student.label);
     if (parts.keptTask) assertTaskFits(student.tokenizer, parts.keptTask.task, student.label);
     assertRunFits(device, student, teacher, task, options, parts.memoryBudgetBytes);
@@ -197,7 +202,9 @@ export class DistillRun {
       samples = await this.sample(this.studentRunner, prompts, o.groupSize, seed, o.temperature);
       flops.studentSampling += 2 * this.pStudent * tokensOf(samples);
     }
-    const rewards: number[] = samples.map((s) => (this.task.verify(s.prompt, this.text(s.completion)).correct ? 1 : 0));
+    const verify = this.task.verify;
+    // Without a verifier (a prompt set) there is no reward; objectives that need one were refused at create.
+    const rewards: number[] = verify ? samples.map((s) => (verify(s.prompt, this.text(s.completion)).correct ? 1 : 0)) : [];
     const { sequences, completionTokens } = this.sequences(samples);
     const realTokens = sequences.reduce((a, s) => a + s.tokens.length, 0);
     // The teacher's forward over every sample (all objectives: its KL is every run's yardstick).
@@ -245,7 +252,7 @@ export class DistillRun {
       sampledKL, reverseKL, studentEntropy: entropy,
       meanRatio: report.meanRatio, ratioStd: report.ratioStd,
       loss: report.loss, gradNorm: report.gradNorm, lr: report.lr,
-      reward: rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length),
+      ...(verify ? { reward: rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length) } : {}),
       tokensSampled: completionTokens,
       flops: { ...flops, total: flops.studentSampling + flops.teacherScoring + flops.training },
       wallMs: performance.now() - t0,
@@ -253,39 +260,53 @@ export class DistillRun {
   }
 
   /**
-   * Held-out accuracy of greedy answers (evaluateGreedy, the path every evaluation takes; all the
-   * prompts in one batch), and their mean reverse KL to the teacher; the kept task's accuracy.
+   * Greedy answers to the held-out prompts (all in one batch) and their mean exact reverse KL and
+   * sampled KL (log π_student − log π_teacher of each token written) against the teacher; with a
+   * verifier (a built-in task) their accuracy (evaluateGreedy, the path every evaluation takes),
+   * without one (a prompt set) none; the kept task's accuracy.
    */
   async evaluate(count = this.state.options.evalPrompts): Promise<EvalMetrics> {
-    const greedy = await evaluateGreedy(this.studentRunner, this.tokenizer, this.eos, this.task, count, this.state.options.maxTokens, count);
-    const { sequences } = this.sequences(greedy.samples);
+    const maxTokens = this.state.options.maxTokens;
+    let verified: FolderEvaluation | null = null;
+    let samples: GreedySample[];
+    if (this.task.verify) {
+      const greedy = await evaluateGreedy(this.studentRunner, this.tokenizer, this.eos, this.task, count, maxTokens, count);
+      verified = greedy.evaluation;
+      samples = greedy.samples;
+    } else {
+      const prompts = this.task.evalPrompts(count);
+      samples = await greedyAnswers(this.studentRunner, this.tokenizer, this.eos, prompts, maxTokens, Math.max(1, prompts.length));
+    }
+    const { sequences } = this.sequences(samples);
     const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens));
     let kl = 0;
+    let sampled = 0;
     let n = 0;
     try {
       const div = await this.trainer.divergencesAgainst(sequences, teacher.logits.gpuBuffer as GPUBuffer, { temperature: 1, teacherVocab: teacher.vocab });
       for (const r of div.rows) {
         kl += r.reverseKL;
+        sampled += r.studentLogprob - r.teacherLogprob;
         n++;
       }
     } finally {
       teacher.logits.dispose();
     }
-    const e = greedy.evaluation;
     const f = this.state.flops;
     let kept: EvalMetrics['kept'];
     if (this.keptTask) {
       const k = await evaluateRunner(this.studentRunner, this.tokenizer, this.eos, this.keptTask.task, count, this.keptTask.maxTokens);
       kept = { task: k.task, accuracy: k.accuracy, correct: k.correct, prompts: k.prompts, examples: k.examples.slice(0, 8) };
     }
+    const examples = verified ? verified.examples.slice(0, 8) : samples.slice(0, 8).map((s) => ({ prompt: s.prompt, completion: this.text(s.completion) }));
     return {
       step: this.state.step,
-      accuracy: e.accuracy,
-      correct: e.correct,
-      prompts: e.prompts,
+      ...(verified ? { accuracy: verified.accuracy, correct: verified.correct } : {}),
+      prompts: samples.length,
       reverseKL: kl / Math.max(1, n),
+      sampledKL: sampled / Math.max(1, n),
       flopsTotal: f.studentSampling + f.teacherScoring + f.training,
-      examples: e.examples.slice(0, 8),
+      examples,
       ...(kept ? { kept } : {}),
     };
   }

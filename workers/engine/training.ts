@@ -265,7 +265,7 @@ export class Training {
       this.emitState(a, 'stopped', `Stopped after step ${step} of ${setup.totalSteps}; the history and the checkpoint of step ${step} are kept.`, answered);
     } else {
       const ev = a.lastEval;
-      const accuracy = ev ? ` Held-out accuracy ${percent(ev.accuracy)} (${ev.correct}/${ev.prompts}).` : '';
+      const accuracy = !ev ? '' : ev.accuracy !== undefined ? ` Held-out accuracy ${percent(ev.accuracy)} (${ev.correct}/${ev.prompts}).` : ` Held-out reverse KL ${ev.reverseKL.toFixed(3)} nats per token (${ev.prompts} prompts).`;
       this.emitState(a, 'finished', `Finished ${step} steps of ${setup.objective}.${accuracy}`, answered);
     }
   }

@@ -1,7 +1,8 @@
 /**
  * What a distillation run needs from a task: training prompts (an endless seeded stream), a
  * fixed held-out set, and a verifier of the final answer (the RL baseline's reward and the
- * accuracy every run is judged by).
+ * accuracy every run is judged by). A prompt set without labels (workers/prompts/) is a task
+ * with no verifier: its runs are judged by the held-out reverse KL alone.
  */
 export interface LabTask {
   /** Short name, e.g. "addition". */
@@ -10,6 +11,6 @@ export interface LabTask {
   trainPrompt(seed: number, index: number): string;
   /** The held-out prompts (fixed, disjoint from every training stream). */
   evalPrompts(count: number): string[];
-  /** Whether `completion` (decoded text, special tokens dropped) answers `prompt` correctly. */
-  verify(prompt: string, completion: string): { correct: boolean; reason?: string };
+  /** Whether `completion` (decoded text, special tokens dropped) answers `prompt` correctly; absent for prompts without labels. */
+  verify?(prompt: string, completion: string): { correct: boolean; reason?: string };
 }

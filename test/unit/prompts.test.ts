@@ -1,0 +1,132 @@
+/**
+ * Prompt sets without labels (workers/prompts/): parsing pasted text, .txt and .jsonl, the
+ * sentence for each kind of bad input, the seeded split, rendering and the length check against
+ * the student's context, and the training stream of a prompt set. Plain logic, no GPU.
+ */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parsePromptJsonl, parsePromptLines, PromptSetError } from '../../workers/prompts/parse';
+import { splitPrompts } from '../../workers/prompts/split';
+import { checkPromptLengths, renderPromptItems, type PromptStudent } from '../../workers/prompts/render';
+import { preparePromptSet, promptSetMaxTokens, promptSetTask } from '../../workers/prompts/set';
+import { promptSourceOfFile } from '../../workers/contract/prompts';
+import { additionTokenizerFiles } from '../../workers/tasks/addition';
+import { tokenizerFromJson } from '../../workers/models/tokenizer';
+
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'prompts-addition.txt');
+
+function additionStudent(context = 32, chatTemplate?: string): PromptStudent {
+  const files = additionTokenizerFiles();
+  const json = JSON.parse(new TextDecoder().decode(files.get('tokenizer.json')!));
+  const config = JSON.parse(new TextDecoder().decode(files.get('tokenizer_config.json')!));
+  if (chatTemplate) config.chat_template = chatTemplate;
+  return { label: 'addition-student', tokenizer: tokenizerFromJson(json, config, 'addition-student'), context };
+}
+
+const problem = (f: () => unknown): string => {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(PromptSetError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a PromptSetError');
+};
+
+describe('parsing prompt sets', () => {
+  it('reads one prompt per line, skipping blank lines and dropping \\r, keeping the rest of the line as written', () => {
+    expect(parsePromptLines('a b \r\n\n   \nc\n', 'pasted prompts')).toEqual([{ text: 'a b ' }, { text: 'c' }]);
+  });
+
+  it('refuses text with no usable line', () => {
+    expect(problem(() => parsePromptLines('\n  \n\r\n', 'prompts.txt'))).toBe('prompts.txt has no usable line: write one prompt per line.');
+  });
+
+  it('reads .jsonl lines with a prompt string or a messages array', () => {
+    const text = '{"prompt": "Q: 1+2= A: "}\n\n{"messages": [{"role": "user", "content": "hi"}], "extra": 1}\n';
+    expect(parsePromptJsonl(text, 'set.jsonl')).toEqual([{ text: 'Q: 1+2= A: ' }, { messages: [{ role: 'user', content: 'hi' }] }]);
+  });
+
+  it('names the line of each bad .jsonl line, and what is wrong with it', () => {
+    const p = (text: string) => problem(() => parsePromptJsonl(text, 'set.jsonl'));
+    expect(p('{"prompt": "a"}\n{"prompt": "b",\n')).toBe('Line 2 of set.jsonl is not JSON: each line of a .jsonl file must be one JSON object such as {"prompt": "…"}.');
+    expect(p('{"prompt": "a"}\n\n{"text": "b"}')).toBe('Line 3 of set.jsonl has neither a "prompt" nor a "messages" field: each line needs one of them.');
+    expect(p('{"prompt": 7}')).toBe('The "prompt" field on line 1 of set.jsonl is a number; it must be a string.');
+    expect(p('{"messages": "hi"}')).toBe('The "messages" field on line 1 of set.jsonl is a string; it must be a non-empty array of {"role", "content"} objects.');
+    expect(p('{"prompt": "a"}\n{"messages": [{"role": "user"}]}')).toBe('Message 1 on line 2 of set.jsonl is not an object with a "role" string and a "content" string.');
+    expect(p('["a"]')).toBe('Line 1 of set.jsonl is an array, not a JSON object with a "prompt" or "messages" field.');
+    expect(p('\n\n')).toBe('set.jsonl has no usable line: write one JSON object per line, with a "prompt" or "messages" field.');
+  });
+
+  it('takes the format from the file name', () => {
+    expect(promptSourceOfFile('A.JSONL', 'x').kind).toBe('jsonl');
+    expect(promptSourceOfFile('a.txt', 'x').kind).toBe('lines');
+  });
+});
+
+describe('the seeded split', () => {
+  it('is deterministic, disjoint and complete, holds out round(fraction × n), and depends on the seed', () => {
+    const a = splitPrompts(20, 0.25, 3);
+    expect(splitPrompts(20, 0.25, 3)).toEqual(a);
+    expect(a.heldOut.length).toBe(5);
+    expect([...a.train, ...a.heldOut].sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(a.train).toEqual([...a.train].sort((x, y) => x - y));
+    expect(splitPrompts(20, 0.25, 4).heldOut).not.toEqual(a.heldOut);
+  });
+
+  it('keeps at least one prompt on each side, and refuses a set too small to split', () => {
+    expect(splitPrompts(10, 0.01, 0).heldOut.length).toBe(1);
+    expect(splitPrompts(10, 0.99, 0).train.length).toBe(1);
+    expect(splitPrompts(2, 0.5, 0)).toMatchObject({ train: [expect.any(Number)], heldOut: [expect.any(Number)] });
+    expect(problem(() => splitPrompts(1, 0.2, 0, 'pasted prompts'))).toBe('pasted prompts has 1 prompt: a run needs at least 2, one to train on and one held out to measure on; add prompts.');
+    expect(problem(() => splitPrompts(5, 1, 0))).toBe('The held-out fraction must lie in (0, 1); got 1.');
+  });
+});
+
+describe('rendering and the context check', () => {
+  it('names the first prompt longer than the student’s context, by its index', () => {
+    const student = additionStudent(16);
+    checkPromptLengths(['Q:   1+  2= A: '], 'p.txt', student); // 15 tokens: one left for an answer
+    expect(problem(() => checkPromptLengths(['Q: 1+2= A: ', 'Q: 1+2= A: 11111'], 'p.txt', student))).toBe(
+      'Prompt 2 of p.txt is 16 tokens long, and the student addition-student reads at most 16 tokens, answer included: shorten the prompt or remove it.',
+    );
+    expect(problem(() => checkPromptLengths(['Q:   1+  2= A: 9'], 'p.txt', student))).toMatch(/^Prompt 1 of p\.txt is 16 tokens long/);
+  });
+
+  it('refuses a chat prompt with a sentence (never a silent fallback)', () => {
+    const items = [{ text: 'a' }, { messages: [{ role: 'user', content: 'hi' }] }];
+    expect(problem(() => renderPromptItems(items, 'set.jsonl', additionStudent()))).toBe(
+      'Prompt 2 of set.jsonl is a chat prompt (a "messages" field), and the student addition-student has no chat template to render it with: write the prompts as text (a "prompt" field, or one per line), or use a student whose tokenizer_config.json has a chat_template.',
+    );
+  });
+
+  it('prepares the committed fixture: 20 prompts, 15 to train on and 5 held out, and a seeded training stream over them', () => {
+    const text = readFileSync(FIXTURE, 'utf8');
+    const student = additionStudent();
+    const set = preparePromptSet(promptSourceOfFile('prompts-addition.txt', text), { heldOutFraction: 0.25, splitSeed: 0 }, student);
+    expect(set.summary).toMatchObject({ label: 'prompts-addition.txt', prompts: 20, train: 15, heldOut: 5 });
+    expect(new Set([...set.train, ...set.heldOut]).size).toBe(new Set(text.split('\n').filter((l) => l.trim())).size);
+    // Prompts of 15 tokens in a context of 32: 17 new tokens at most.
+    expect(promptSetMaxTokens(set, student)).toBe(17);
+    const task = promptSetTask(set);
+    expect(task.verify).toBeUndefined();
+    expect(task.evalPrompts(64)).toEqual(set.heldOut);
+    expect(task.evalPrompts(2)).toEqual(set.heldOut.slice(0, 2));
+    const epoch = (seed: number, e: number) => Array.from({ length: 15 }, (_, i) => task.trainPrompt(seed, e * 15 + i));
+    // Each epoch is a permutation of the training prompts; epochs and seeds differ; a seed repeats.
+    expect([...epoch(1, 0)].sort()).toEqual([...set.train].sort());
+    expect([...epoch(1, 1)].sort()).toEqual([...set.train].sort());
+    expect(epoch(1, 1)).not.toEqual(epoch(1, 0));
+    expect(epoch(2, 0)).not.toEqual(epoch(1, 0));
+    expect(epoch(1, 0)).toEqual(epoch(1, 0));
+    for (const p of epoch(1, 0)) expect(set.heldOut).not.toContain(p);
+  });
+
+  it('refuses an over-long prompt of a file by its index, before splitting', () => {
+    const text = 'Q: 1+2= A: \n' + 'Q: '.padEnd(40, '1') + '\n';
+    expect(problem(() => preparePromptSet({ kind: 'lines', label: 'long.txt', text }, { heldOutFraction: 0.5, splitSeed: 0 }, additionStudent()))).toBe(
+      'Prompt 2 of long.txt is 40 tokens long, and the student addition-student reads at most 32 tokens, answer included: shorten the prompt or remove it.',
+    );
+  });
+});
