@@ -8,20 +8,22 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parsePromptJsonl, parsePromptLines, PromptSetError } from '../../workers/prompts/parse';
 import { splitPrompts } from '../../workers/prompts/split';
-import { checkPromptLengths, renderPromptItems, type PromptStudent } from '../../workers/prompts/render';
+import { checkPromptLengths, promptStudentOf, renderPromptItems, type PromptStudent } from '../../workers/prompts/render';
 import { preparePromptSet, promptSetMaxTokens, promptSetTask } from '../../workers/prompts/set';
 import { promptSourceOfFile } from '../../workers/contract/prompts';
 import { additionTokenizerFiles } from '../../workers/tasks/addition';
 import { tokenizerFromJson } from '../../workers/models/tokenizer';
+import { readModelFolder } from '../../workers/models/folder';
+import { dirSource } from '../../workers/node/fs-source';
+import { renderFolderChat } from '../../workers/chat/template';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'prompts-addition.txt');
 
-function additionStudent(context = 32, chatTemplate?: string): PromptStudent {
+function additionStudent(context = 32): PromptStudent {
   const files = additionTokenizerFiles();
   const json = JSON.parse(new TextDecoder().decode(files.get('tokenizer.json')!));
   const config = JSON.parse(new TextDecoder().decode(files.get('tokenizer_config.json')!));
-  if (chatTemplate) config.chat_template = chatTemplate;
-  return { label: 'addition-student', tokenizer: tokenizerFromJson(json, config, 'addition-student'), context };
+  return { label: 'addition-student', tokenizer: tokenizerFromJson(json, config, 'addition-student'), context, chat: null };
 }
 
 const problem = (f: () => unknown): string => {
@@ -97,8 +99,22 @@ describe('rendering and the context check', () => {
   it('refuses a chat prompt with a sentence (never a silent fallback)', () => {
     const items = [{ text: 'a' }, { messages: [{ role: 'user', content: 'hi' }] }];
     expect(problem(() => renderPromptItems(items, 'set.jsonl', additionStudent()))).toBe(
-      'Prompt 2 of set.jsonl is a chat prompt (a "messages" field), and the student addition-student has no chat template to render it with: write the prompts as text (a "prompt" field, or one per line), or use a student whose tokenizer_config.json has a chat_template.',
+      'Prompt 1 of set.jsonl is text and prompt 2 is a chat prompt (a "messages" field): a set is all text or all chat, since a chat prompt is rendered with the student\'s template; write them the same way.',
     );
+    expect(problem(() => renderPromptItems([items[1]], 'set.jsonl', additionStudent()))).toBe(
+      'Prompt 1 of set.jsonl is a chat prompt (a "messages" field), and the student addition-student has no chat template to render it with: write the prompts as text (a "prompt" field, or one per line), or use a student whose folder has a chat template.',
+    );
+  });
+
+  it('renders chat prompts with the student’s own template and generation prompt (workers/chat/), encoded with no special tokens added', async () => {
+    const folder = await readModelFolder(await dirSource(join(import.meta.dirname, '..', 'fixtures', 'hf', 'qwen3')));
+    const student = promptStudentOf(folder);
+    const messages = [{ role: 'user', content: 'What is 12+34?' }];
+    const jsonl = JSON.stringify({ messages }) + '\n' + JSON.stringify({ messages: [{ role: 'system', content: 'Be brief.' }, ...messages] }) + '\n';
+    const set = preparePromptSet({ kind: 'jsonl', label: 'chat.jsonl', text: jsonl }, { heldOutFraction: 0.5, splitSeed: 0 }, student);
+    expect(set.rendered).toBe(true);
+    expect([...set.train, ...set.heldOut]).toContain(renderFolderChat(folder, messages, { addGenerationPrompt: true }));
+    expect(promptSetTask(set).rendered).toBe(true);
   });
 
   it('prepares the committed fixture: 20 prompts, 15 to train on and 5 held out, and a seeded training stream over them', () => {

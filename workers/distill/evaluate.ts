@@ -65,11 +65,13 @@ export async function greedyAnswers(
   prompts: string[],
   maxTokens: number,
   batch = 64,
+  /** The prompts already hold their special tokens (rendered chat prompts): add none when encoding. */
+  rendered = false,
 ): Promise<GreedySample[]> {
   const samples: GreedySample[] = [];
   for (let start = 0; start < prompts.length; start += batch) {
     const chunk = prompts.slice(start, start + batch);
-    const ids = chunk.map((p) => tokenizer.encode(p));
+    const ids = chunk.map((p) => tokenizer.encode(p, { addSpecialTokens: !rendered }));
     const completions = await sampleCompletions(runner, {
       prompts: ids, n: 1, maxTokens, seed: 0, eosTokenId, sampling: { temperature: 0, topK: 0, topP: 1 },
     });

@@ -151,7 +151,7 @@ export class DistillRun {
   }
 
   private async sample(runner: DecoderRunner, prompts: string[], n: number, seed: number, temperature: number): Promise<Sampled[]> {
-    const promptIds = prompts.map((p) => this.tokenizer.encode(p));
+    const promptIds = prompts.map((p) => this.tokenizer.encode(p, { addSpecialTokens: !this.task.rendered }));
     const completions = await sampleCompletions(runner, {
       prompts: promptIds, n, maxTokens: this.state.options.maxTokens, seed, eosTokenId: this.eos,
       sampling: { temperature, topK: 0, topP: 1 },
@@ -275,7 +275,7 @@ export class DistillRun {
       samples = greedy.samples;
     } else {
       const prompts = this.task.evalPrompts(count);
-      samples = await greedyAnswers(this.studentRunner, this.tokenizer, this.eos, prompts, maxTokens, Math.max(1, prompts.length));
+      samples = await greedyAnswers(this.studentRunner, this.tokenizer, this.eos, prompts, maxTokens, Math.max(1, prompts.length), this.task.rendered);
     }
     const { sequences } = this.sequences(samples);
     const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens));
@@ -371,7 +371,7 @@ function assertRunFits(device: GPUDevice, student: ModelFolder, teacher: ModelFo
   const config = student.config!;
   // A task's prompts are alike in length: the first step's and (up to 64 of) the evaluation's.
   const prompts = [...task.evalPrompts(Math.min(o.evalPrompts, 64)), ...Array.from({ length: Math.min(o.batchPrompts, 64) }, (_, i) => task.trainPrompt(o.seed, i))];
-  const longest = Math.max(...prompts.map((p) => student.tokenizer.encode(p).length));
+  const longest = Math.max(...prompts.map((p) => student.tokenizer.encode(p, { addSpecialTokens: !task.rendered }).length));
   const sequence = Math.min(config.nPositions, longest + o.maxTokens);
   const stepBatch = o.batchPrompts * o.groupSize;
   const batch = Math.max(stepBatch, o.evalPrompts);
@@ -387,7 +387,7 @@ function assertTaskFits(tokenizer: LabTokenizer, task: LabTask, label: string): 
   const unkId = unk === null ? -1 : tokenizer.vocab.indexOf(unk);
   if (unkId < 0) return;
   for (const prompt of [...task.evalPrompts(4), task.trainPrompt(0, 0)]) {
-    if (tokenizer.encode(prompt).includes(unkId)) {
+    if (tokenizer.encode(prompt, { addSpecialTokens: !task.rendered }).includes(unkId)) {
       throw new DistillError(
         `the ${task.name} task cannot run on ${label}: its tokenizer has no token for some characters of "${prompt}" (they become ${unk}); choose a task the model was built for, or a model whose vocabulary has them`,
       );

@@ -7,6 +7,9 @@
  */
 import type { PromptItem } from '../contract/prompts';
 import type { LabTokenizer } from '../models/tokenizer';
+import type { ModelFolder } from '../models/folder';
+import { ChatTemplateError } from '../chat/render';
+import { renderFolderChat } from '../chat/template';
 import { PromptSetError } from './parse';
 
 /** What rendering and the length check need of the student. */
@@ -16,27 +19,51 @@ export interface PromptStudent {
   tokenizer: LabTokenizer;
   /** The longest sequence the student takes (its config's positions), in tokens. */
   context: number;
+  /** Its chat template and special tokens (workers/chat/), for `messages` prompts; null: it has none. */
+  chat: Pick<ModelFolder, 'label' | 'chatTemplate' | 'tokenizerFiles'> | null;
 }
 
-/** The text of every item, in order; a `messages` item through the student's chat template. */
-export function renderPromptItems(items: PromptItem[], label: string, student: PromptStudent): string[] {
-  return items.map((item, i) => {
-    if ('text' in item) return item.text;
-    if (!student.tokenizer.chatTemplate) {
-      throw new PromptSetError(
-        `Prompt ${i + 1} of ${label} is a chat prompt (a "messages" field), and the student ${student.label} has no chat template to render it with: write the prompts as text (a "prompt" field, or one per line), or use a student whose tokenizer_config.json has a chat_template.`,
-      );
-    }
+/** A set's prompts as the student reads them; `rendered` when they went through its chat template (encoded with no special tokens added). */
+export interface RenderedPrompts {
+  texts: string[];
+  rendered: boolean;
+}
+
+/**
+ * The text of every item, in order; a `messages` item through the student's chat template with the
+ * generation prompt added. A set is all text or all chat: the two are encoded differently (a
+ * rendered chat prompt already holds its special tokens), so a mix is refused.
+ */
+export function renderPromptItems(items: PromptItem[], label: string, student: PromptStudent): RenderedPrompts {
+  const firstChat = items.findIndex((it) => 'messages' in it);
+  if (firstChat < 0) return { texts: items.map((it) => ('text' in it ? it.text : '')), rendered: false };
+  const firstText = items.findIndex((it) => 'text' in it);
+  if (firstText >= 0) {
     throw new PromptSetError(
-      `Prompt ${i + 1} of ${label} is a chat prompt (a "messages" field), and the lab cannot apply ${student.label}'s chat template yet: write the prompts as text (a "prompt" field, or one per line), rendered as the model expects.`,
+      `Prompt ${firstText + 1} of ${label} is text and prompt ${firstChat + 1} is a chat prompt (a "messages" field): a set is all text or all chat, since a chat prompt is rendered with the student's template; write them the same way.`,
     );
+  }
+  const chat = student.chat;
+  if (!chat || chat.chatTemplate === null) {
+    throw new PromptSetError(
+      `Prompt ${firstChat + 1} of ${label} is a chat prompt (a "messages" field), and the student ${student.label} has no chat template to render it with: write the prompts as text (a "prompt" field, or one per line), or use a student whose folder has a chat template.`,
+    );
+  }
+  const texts = items.map((it, i) => {
+    try {
+      return renderFolderChat(chat, (it as { messages: { role: string; content: string }[] }).messages, { addGenerationPrompt: true });
+    } catch (e) {
+      if (e instanceof ChatTemplateError) throw new PromptSetError(`Prompt ${i + 1} of ${label} could not be rendered: ${e.message}`);
+      throw e;
+    }
   });
+  return { texts, rendered: true };
 }
 
 /** Throws a sentence naming the first prompt (1-based, in the set's order) that leaves the student no room for an answer. */
-export function checkPromptLengths(texts: string[], label: string, student: PromptStudent): void {
+export function checkPromptLengths(texts: string[], label: string, student: PromptStudent, rendered = false): void {
   texts.forEach((text, i) => {
-    const n = student.tokenizer.encode(text).length;
+    const n = student.tokenizer.encode(text, { addSpecialTokens: !rendered }).length;
     if (n >= student.context) {
       throw new PromptSetError(
         `Prompt ${i + 1} of ${label} is ${n} tokens long, and the student ${student.label} reads at most ${student.context} tokens, answer included: shorten the prompt or remove it.`,
@@ -46,7 +73,7 @@ export function checkPromptLengths(texts: string[], label: string, student: Prom
 }
 
 /** What the prompt checks need of a trainable student folder: its label, tokenizer and context length (config positions). */
-export function promptStudentOf(folder: { label: string; tokenizer: LabTokenizer; config: { nPositions: number } | null }): PromptStudent {
+export function promptStudentOf(folder: Pick<ModelFolder, 'label' | 'tokenizer' | 'config' | 'chatTemplate' | 'tokenizerFiles'>): PromptStudent {
   if (!folder.config) throw new PromptSetError(`${folder.label} is not a model of a family the lab knows, so its context length is unknown: prompt sets run on a trainable student.`);
-  return { label: folder.label, tokenizer: folder.tokenizer, context: folder.config.nPositions };
+  return { label: folder.label, tokenizer: folder.tokenizer, context: folder.config.nPositions, chat: folder };
 }

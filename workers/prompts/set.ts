@@ -16,6 +16,8 @@ export interface PromptSetPrepared {
   label: string;
   /** Rendered texts, each side in the set's order. */
   train: string[];
+  /** Chat prompts rendered with the student's template: encoded with no special tokens added. */
+  rendered: boolean;
   heldOut: string[];
   summary: PromptSetSummary;
 }
@@ -35,9 +37,10 @@ export function preparePromptSet(source: PromptTextSource, knobs: SplitKnobs, st
   const label = source.label;
   const items = parsePromptSource(source);
   let texts: string[];
+  let rendered = false;
   if (student) {
-    texts = renderPromptItems(items, label, student);
-    checkPromptLengths(texts, label, student);
+    ({ texts, rendered } = renderPromptItems(items, label, student));
+    checkPromptLengths(texts, label, student, rendered);
   } else {
     // No student yet, so no template: a chat prompt is shown as its messages, marked as such
     // (for the summary only; a run always renders with its student, or refuses).
@@ -50,6 +53,7 @@ export function preparePromptSet(source: PromptTextSource, knobs: SplitKnobs, st
     label,
     train,
     heldOut,
+    rendered,
     summary: { label, prompts: texts.length, train: train.length, heldOut: heldOut.length, trainExamples: train.slice(0, 3), heldOutExamples: heldOut.slice(0, 3) },
   };
 }
@@ -58,8 +62,8 @@ export function preparePromptSet(source: PromptTextSource, knobs: SplitKnobs, st
 export const PROMPT_SET_MAX_TOKENS = 64;
 
 /** Max tokens 0 on a prompt set: what the student's context leaves after its longest prompt, at most PROMPT_SET_MAX_TOKENS. */
-export function promptSetMaxTokens(set: Pick<PromptSetPrepared, 'train' | 'heldOut'>, student: PromptStudent): number {
-  const longest = Math.max(...[...set.train, ...set.heldOut].map((t) => student.tokenizer.encode(t).length));
+export function promptSetMaxTokens(set: Pick<PromptSetPrepared, 'train' | 'heldOut' | 'rendered'>, student: PromptStudent): number {
+  const longest = Math.max(...[...set.train, ...set.heldOut].map((t) => student.tokenizer.encode(t, { addSpecialTokens: !set.rendered }).length));
   return Math.max(1, Math.min(PROMPT_SET_MAX_TOKENS, student.context - longest));
 }
 
@@ -69,12 +73,13 @@ export function promptSetMaxTokens(set: Pick<PromptSetPrepared, 'train' | 'heldO
  * once an epoch and the stream is the same on every run with the same seed; the held-out prompts
  * are the evaluation's (the first `count`, in the set's order).
  */
-export function promptSetTask(set: Pick<PromptSetPrepared, 'label' | 'train' | 'heldOut'>): LabTask {
+export function promptSetTask(set: Pick<PromptSetPrepared, 'label' | 'train' | 'heldOut' | 'rendered'>): LabTask {
   const n = set.train.length;
   if (n === 0 || set.heldOut.length === 0) throw new PromptSetError(`${set.label} needs at least one training and one held-out prompt.`);
   let cached: { seed: number; epoch: number; order: number[] } | null = null;
   return {
     name: set.label,
+    rendered: set.rendered,
     trainPrompt(seed: number, index: number): string {
       const epoch = Math.floor(index / n);
       if (!cached || cached.seed !== seed || cached.epoch !== epoch) cached = { seed, epoch, order: seededPermutation(n, Rng.forStream(seed, epoch)) };

@@ -7,6 +7,12 @@
 export interface LabTask {
   /** Short name, e.g. "addition". */
   name: string;
+  /**
+   * The prompts already hold every special token the model wants (chat prompts rendered with
+   * the student's template, which writes the BOS token itself): encode them without adding any,
+   * as transformers' apply_chat_template does.
+   */
+  rendered?: boolean;
   /** The i-th training prompt of the stream for `seed` (never one of the eval prompts). */
   trainPrompt(seed: number, index: number): string;
   /** The held-out prompts (fixed, disjoint from every training stream). */
