@@ -1,13 +1,13 @@
 /** `opd-lab sample`: completions from a model folder of a family the lab knows, with the sampler's log-probs. */
 import type { Command } from './main';
 import { cliDevice } from './device';
-import { dirSource } from '../workers/node/fs-source';
+import { openModel } from './models';
 import { loadModel, releaseModel, sampleText } from '../workers/engine/inference';
 
 export const sampleCommand: Command = {
   summary: 'sample completions of a prompt from a model folder (GPT-2, Llama, Qwen2 or Qwen3; KV cache on the GPU)',
   options: {
-    model: { kind: 'string', required: true, help: 'model folder (config.json, tokenizer.json, model.safetensors)' },
+    model: { kind: 'string', required: true, help: 'model folder (config.json, tokenizer.json, model.safetensors), or a Hugging Face id ORG/NAME[@REVISION]' },
     prompt: { kind: 'string', required: true, help: 'the prompt text' },
     n: { kind: 'int', default: 4, min: 1, max: 256, help: 'completions' },
     'max-tokens': { kind: 'int', default: 32, min: 1, max: 4096, help: 'new tokens per completion at most' },
@@ -18,7 +18,7 @@ export const sampleCommand: Command = {
     json: { kind: 'flag', help: 'print JSON' },
   },
   async run(o) {
-    const model = await loadModel(await dirSource(String(o.model)), 'student');
+    const model = await loadModel(await openModel(String(o.model)), 'student');
     const device = await cliDevice();
     try {
       const result = await sampleText(device, model, {

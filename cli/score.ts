@@ -1,14 +1,14 @@
 /** `opd-lab score`: per-token log-probs and divergences of a completion, student vs teacher. */
 import type { Command } from './main';
 import { cliDevice } from './device';
-import { dirSource } from '../workers/node/fs-source';
+import { openModel } from './models';
 import { loadModel, releaseModel, scoreText } from '../workers/engine/inference';
 
 export const scoreCommand: Command = {
   summary: 'score a completion token by token: student and teacher log-probs, KLs, the teacher’s top tokens',
   options: {
-    student: { kind: 'string', required: true, help: 'student model folder' },
-    teacher: { kind: 'string', required: true, help: 'teacher model folder (same tokenizer)' },
+    student: { kind: 'string', required: true, help: 'student model folder, or a Hugging Face id ORG/NAME[@REVISION]' },
+    teacher: { kind: 'string', required: true, help: 'teacher model folder or Hugging Face id (same tokenizer)' },
     prompt: { kind: 'string', required: true, help: 'the prompt text' },
     completion: { kind: 'string', required: true, help: 'the completion text to score' },
     'top-k': { kind: 'int', default: 5, min: 0, max: 20, help: 'teacher tokens to list per position' },
@@ -16,8 +16,8 @@ export const scoreCommand: Command = {
     json: { kind: 'flag', help: 'print JSON' },
   },
   async run(o) {
-    const student = await loadModel(await dirSource(String(o.student)), 'student');
-    const teacher = await loadModel(await dirSource(String(o.teacher)), 'teacher');
+    const student = await loadModel(await openModel(String(o.student)), 'student');
+    const teacher = await loadModel(await openModel(String(o.teacher)), 'teacher');
     const device = await cliDevice();
     try {
       const { warnings, ...r } = await scoreText(device, student, teacher, String(o.prompt), String(o.completion), {

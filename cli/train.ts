@@ -15,7 +15,7 @@ import { totalmem } from 'node:os';
 import type { Command } from './main';
 import { UsageError, wasGiven, type OptionSpec, type Parsed } from './args';
 import { cliDevice } from './device';
-import { dirSource } from '../workers/node/fs-source';
+import { isHubArgument, openModel } from './models';
 import { writeFolder } from '../workers/node/fs-folder';
 import { readModelFolder } from '../workers/models/folder';
 import { DistillRun } from '../workers/distill/run';
@@ -34,6 +34,9 @@ function bar(done: number, total: number, width = 24): string {
   const filled = Math.round((done / Math.max(1, total)) * width);
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }
+
+/** A model option as the run records it: a folder's absolute path, a Hub id as given. */
+const where = (model: string) => (isHubArgument(model) ? model : resolve(model));
 
 const fmt = (x: number, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
 
@@ -65,8 +68,8 @@ export function setupFromOptions(o: Parsed, preset: Preset | undefined): TrainSe
 export const trainCommand: Command = {
   summary: 'distil a student from a teacher (opd-sampled, opd-full, sft or rl) and write the run',
   options: {
-    student: { kind: 'string', help: 'trainable student folder (GPT-2, Llama, Qwen2 or Qwen3, with model.safetensors); required unless --preset' },
-    teacher: { kind: 'string', help: 'teacher folder (same tokenizer); required unless --preset' },
+    student: { kind: 'string', help: 'trainable student folder (GPT-2, Llama, Qwen2 or Qwen3, with model.safetensors) or Hugging Face id ORG/NAME[@REVISION]; required unless --preset' },
+    teacher: { kind: 'string', help: 'teacher folder or Hugging Face id (same tokenizer); required unless --preset' },
     preset: { kind: 'string', help: `a ready-made experiment on the built-in models (${Object.keys(PRESETS).join(', ')}): its folders and knobs, which the options given override` },
     models: { kind: 'string', default: 'models', help: 'where the built-in folders of --preset are' },
     prompts: {
@@ -95,8 +98,8 @@ export const trainCommand: Command = {
     const studentDir = o.student !== undefined ? String(o.student) : preset ? join(String(o.models), preset.student) : undefined;
     const teacherDir = o.teacher !== undefined ? String(o.teacher) : preset ? join(String(o.models), preset.teacher) : undefined;
     if (!studentDir || !teacherDir) throw new UsageError('train: --student and --teacher are required (or a --preset that names them)');
-    const student = await readModelFolder(await dirSource(studentDir), { requireWeights: true });
-    const teacher = await readModelFolder(await dirSource(teacherDir));
+    const student = await readModelFolder(await openModel(studentDir), { requireWeights: true });
+    const teacher = await readModelFolder(await openModel(teacherDir));
     let promptSet: PromptSetPrepared | undefined;
     const promptFile = o.prompts !== undefined ? resolve(String(o.prompts)) : undefined;
     if (promptFile) {
@@ -113,7 +116,7 @@ export const trainCommand: Command = {
     const run = await DistillRun.create(device, { student, teacher, task: task.task, options: distillOptions(setup, task.maxTokens), checkpoint, keptTask, memoryBudgetBytes });
     try {
       mkdirSync(join(out, 'checkpoints'), { recursive: true });
-      writeFileSync(join(out, 'config.json'), JSON.stringify({ student: resolve(studentDir), teacher: resolve(teacherDir), task: promptSet ? null : task.task.name, keptTask: keptTask?.task.name ?? null,
+      writeFileSync(join(out, 'config.json'), JSON.stringify({ student: where(studentDir), teacher: where(teacherDir), task: promptSet ? null : task.task.name, keptTask: keptTask?.task.name ?? null,
         prompts: promptSet ? { file: promptFile, prompts: promptSet.summary.prompts, train: promptSet.train.length, heldOut: promptSet.heldOut.length, heldOutFraction: setup.heldOutFraction, splitSeed: setup.splitSeed } : null, preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
       const metricsFile = join(out, 'metrics.jsonl');
       const record = (line: object) => appendFileSync(metricsFile, JSON.stringify(line) + '\n');
@@ -170,13 +173,13 @@ function heldOut(e: EvalMetrics | undefined): string {
 export const evalCommand: Command = {
   summary: "held-out accuracy of a model folder on a built-in task (greedy answers, the task's verifier)",
   options: {
-    model: { kind: 'string', required: true, help: 'model folder (GPT-2, Llama, Qwen2 or Qwen3)' },
+    model: { kind: 'string', required: true, help: 'model folder (GPT-2, Llama, Qwen2 or Qwen3) or Hugging Face id ORG/NAME[@REVISION]' },
     task: { kind: 'string', default: 'addition', help: `built-in task (${TASK_NAMES.join(', ')})` },
     prompts: { kind: 'int', default: 500, min: 1, max: 100_000, help: 'held-out prompts' },
     json: { kind: 'flag', help: 'print JSON (with every answer)' },
   },
   async run(o) {
-    const folder = await readModelFolder(await dirSource(String(o.model)));
+    const folder = await readModelFolder(await openModel(String(o.model)));
     const { task, maxTokens } = builtInTask(String(o.task), folder.rawConfig);
     const device = await cliDevice();
     const result = await evaluateFolder(device, folder, task, Number(o.prompts), maxTokens);

@@ -132,8 +132,11 @@ export function hubSource(id: string | HubId, options: HubSourceOptions = {}): H
           throw new ModelFetchError('mismatch', `The cached ${file} of ${label} in ${cache.label} does not match its ETag ${entry.etag} (${problem}): it was damaged, so it has been removed; load the model again to download it anew.`, label, file);
         }
       }
-      folderDone.set(file, bytes.length);
-      report(file, bytes.length, bytes.length, true, true);
+      // A file read again (the tokenizer is) is reported once.
+      if (!folderDone.has(file)) {
+        folderDone.set(file, bytes.length);
+        report(file, bytes.length, bytes.length, true, true);
+      }
       return bytes;
     },
   };

@@ -1,0 +1,81 @@
+/**
+ * opd-lab by Hugging Face id: `opd-lab score` with HF_ENDPOINT on the local Hub (test/hub/),
+ * then again with the Hub stopped, from the cache (OPD_LAB_CACHE), with identical numbers; an
+ * unknown id is exit code 1 and one sentence naming it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startHub, type HubServer } from '../hub/server';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opd-lab.mjs');
+/** A fresh process compiles onnxruntime-web's WebGPU shaders on its first run (10–45 s on SwiftShader). */
+const CLI_TIMEOUT = 240_000;
+
+/** The CLI in a child process, asynchronously: the Hub answers from this process meanwhile. */
+function cli(env: Record<string, string>, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), CLI_TIMEOUT - 5_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let hub: HubServer;
+let cache: string;
+beforeAll(async () => {
+  hub = await startHub();
+  cache = mkdtempSync(join(tmpdir(), 'opd-hub-cli-'));
+});
+afterAll(async () => {
+  await hub.close();
+  rmSync(cache, { recursive: true, force: true });
+});
+
+describe('opd-lab by Hugging Face id', () => {
+  it('score downloads both models with progress, then scores them again from the cache with the Hub stopped', { timeout: 2 * CLI_TIMEOUT }, async () => {
+    const args = ['score', '--student', 'opd-lab-test/gpt2-small', '--teacher', 'opd-lab-test/llama-teacher', '--prompt', '347+', '--completion', '589=', '--top-k', '2', '--json'];
+    const env = { HF_ENDPOINT: hub.url, OPD_LAB_CACHE: cache, HF_TOKEN: '' };
+    const online = await cli(env, ...args);
+    expect(online.code, online.stderr).toBe(0);
+    // A line per file on stderr (not a terminal here), bytes done out of the total.
+    expect(online.stderr).toMatch(/^opd-lab: opd-lab-test\/llama-teacher model\.safetensors 1\.\d MB \/ 1\.\d MB \(folder [\d.]+ MB \/ [\d.]+ MB so far\)$/m);
+    expect(online.stderr).toMatch(/^opd-lab: opd-lab-test\/gpt2-small config\.json \d+ B \/ \d+ B \(folder \d+ B \/ \d+ B so far\)$/m);
+    const asked = hub.requests.length;
+    expect(hub.requests.some((r) => r.path === '/cdn/opd-lab-test/gpt2-small/main/model.safetensors' && r.status === 200)).toBe(true);
+    await hub.close();
+
+    const offline = await cli(env, ...args);
+    expect(offline.code, offline.stderr).toBe(0);
+    expect(offline.stderr).toMatch(/^opd-lab: opd-lab-test\/llama-teacher model\.safetensors 1\.\d MB \/ 1\.\d MB from the cache/m);
+    expect(hub.requests.length).toBe(asked);
+    // One line per file, a file read twice (the tokenizer) reported once.
+    expect(offline.stderr.match(/^opd-lab: opd-lab-test\/gpt2-small tokenizer\.json /gm)).toHaveLength(1);
+    const a = JSON.parse(online.stdout);
+    expect(a.tokens).toHaveLength(4);
+    expect(Number.isFinite(a.meanReverseKL)).toBe(true);
+    expect(offline.stdout).toBe(online.stdout);
+  });
+
+  it('an unknown id is exit code 1 and one sentence naming it', { timeout: CLI_TIMEOUT }, async () => {
+    const server = await startHub();
+    try {
+      const r = await cli({ HF_ENDPOINT: server.url, OPD_LAB_CACHE: cache }, 'sample', '--model', 'opd-lab-test/no-such-model', '--prompt', 'x');
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(`opd-lab: There is no model opd-lab-test/no-such-model on ${server.url} (HTTP 404): check the id (ORG/NAME), or give an access token (HF_TOKEN) if it is a private model.\n`);
+    } finally {
+      await server.close();
+    }
+  });
+});
