@@ -10,6 +10,7 @@ import type { AdapterSummary, RuntimeSummary } from './contract/adapter';
 import type { LabError } from './contract/errors';
 import type { ChatRenderingSummary, ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from './contract/models';
 import type { DivergenceSelfCheckReport, InteropReport } from './contract/reports';
+import type { PromptSetSummary, PromptTextSource } from './contract/prompts';
 import type { EvalMetrics, StepMetrics, TrainExportKind, TrainSetup, TrainStateName } from './contract/run';
 
 export type * from './contract/adapter';
@@ -17,6 +18,7 @@ export type * from './contract/errors';
 export type * from './contract/models';
 export type * from './contract/reports';
 export type * from './contract/run';
+export type * from './contract/prompts';
 
 // ---------------------------------------------------------------- commands (UI → worker)
 
@@ -64,7 +66,23 @@ export type LabCommand =
    * run streams `train.metrics`, `train.eval`, `train.checkpoint` and `train.state` events, all
    * carrying `runId` (this command's requestId), while other commands keep being answered.
    */
-  | { type: 'train.start'; requestId: number; setup: TrainSetup }
+  | {
+      type: 'train.start';
+      requestId: number;
+      setup: TrainSetup;
+      /**
+       * The run's prompts when they are not the setup's built-in task: pasted, or a .txt or
+       * .jsonl file, read and split by the setup's heldOutFraction and splitSeed, with no
+       * verifier (evaluations report the held-out reverse KL and sampled KL instead of accuracy).
+       */
+      prompts?: PromptTextSource;
+    }
+  /**
+   * Reads and splits a prompt set as a run would (for the loaded student, when there is one: its
+   * chat template and context length), without starting anything. Answered by `prompts.checked`,
+   * or an `error` with code 'bad-prompts' and the sentence saying what is wrong.
+   */
+  | { type: 'prompts.check'; requestId: number; source: PromptTextSource; heldOutFraction: number; splitSeed: number }
   /** Pauses between steps; answered by `train.state` 'paused' (or the run's end, if it comes first). */
   | { type: 'train.pause'; requestId: number }
   /** Answered by `train.state` 'running'. */
@@ -102,6 +120,8 @@ export type LabEvent =
       /** A chat prompt's renderings (the student's and the teacher's) and the cost of their mismatch. */
       chat?: ChatRenderingSummary;
     }
+  /** The answer to prompts.check: the set's size and split, and a few prompts of each side. */
+  | { type: 'prompts.checked'; requestId: number; summary: PromptSetSummary }
   /** One training step's metrics (the run's step counter is `metrics.step`). */
   | { type: 'train.metrics'; runId: number; metrics: StepMetrics }
   /** A held-out evaluation: at step 0, every `evalEvery` steps and after the last step. */

@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'not-trainable'
   /** Student and teacher tokenize differently: the teacher cannot score the student's tokens. */
   | 'tokenizer-mismatch'
+  /** A prompt set cannot be read, split or fed to the student; the message names the line or prompt. */
+  | 'bad-prompts'
   /** A training knob is out of range; the message is the sentence that says which. */
   | 'bad-options'
   /** Training steps kept coming out non-finite, so the numerics guard refused to apply them. */

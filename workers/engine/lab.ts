@@ -19,7 +19,7 @@ import { acquireDevice, watchDeviceLoss } from '../gpu/device';
 import { configureOrt, ort, ORT_VERSION } from '../ort/runtime';
 import { runInteropCheck } from '../selfcheck/interop';
 import { runDivergenceSelfCheck } from '../kernels/divergence/selfcheck';
-import { Training } from './training';
+import { checkPromptSet, Training } from './training';
 
 export interface LabEngineOptions {
   gpu: GPU | undefined;
@@ -88,8 +88,14 @@ export class LabEngine {
         case 'train.start': {
           const device = this.requireDevice(command.requestId);
           if (!device) return;
-          const error = await this.training.start(command.requestId, device, this.models, command.setup);
+          const error = await this.training.start(command.requestId, device, this.models, command.setup, command.prompts);
           return error ? this.fail(command.requestId, error) : undefined;
+        }
+        case 'prompts.check': {
+          const result = checkPromptSet(command.source, command, this.models.student?.folder ?? null);
+          if ('code' in result) return this.fail(command.requestId, result);
+          this.options.emit({ type: 'prompts.checked', requestId: command.requestId, summary: result });
+          return;
         }
         case 'train.export': {
           const device = this.requireDevice(command.requestId);

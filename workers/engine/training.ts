@@ -17,6 +17,27 @@ import type { LoadedModel } from './inference';
 import { restoreCheckpoint } from '../train/checkpoint';
 import type { ModelFolder } from '../models/folder';
 import { familyNames } from '../models/registry';
+import type { PromptSetSummary, PromptTextSource } from '../contract/prompts';
+import { preparePromptSet, PromptSetError, type PromptSetPrepared, type SplitKnobs } from '../prompts/set';
+import { promptStudentOf } from '../prompts/render';
+
+/**
+ * A prompt set read, rendered for the student (when one is loaded), checked and split, as the
+ * run would take it: its summary, or the 'bad-prompts' sentence.
+ */
+export function checkPromptSet(source: PromptTextSource, knobs: SplitKnobs, student: ModelFolder | null): PromptSetSummary | LabError {
+  const prepared = preparePrompts(source, knobs, student);
+  return 'code' in prepared ? prepared : prepared.summary;
+}
+
+function preparePrompts(source: PromptTextSource, knobs: SplitKnobs, student: ModelFolder | null): PromptSetPrepared | LabError {
+  try {
+    return preparePromptSet(source, knobs, student && student.config ? promptStudentOf(student) : null);
+  } catch (e) {
+    if (e instanceof PromptSetError) return { code: 'bad-prompts', message: e.message };
+    throw e;
+  }
+}
 
 export { MAX_UNAPPLIED_IN_A_ROW };
 
@@ -81,6 +102,7 @@ export class Training {
     device: GPUDevice,
     models: { student?: LoadedModel; teacher?: LoadedModel },
     setup: TrainSetup,
+    prompts?: PromptTextSource,
   ): Promise<LabError | null> {
     if (this.starting) return { code: 'run-active', message: 'A run is being set up already: wait for it, or stop it once it runs.' };
     if (this.active) {
@@ -103,10 +125,16 @@ export class Training {
     }
     const tokenizers = compareTokenizers(student!.folder.tokenizer, teacher!.folder.tokenizer);
     if (tokenizers.errors.length) return { code: 'tokenizer-mismatch', message: tokenizers.errors.join(' ') };
+    let promptSet: PromptSetPrepared | undefined;
+    if (prompts) {
+      const prepared = preparePrompts(prompts, setup, folder);
+      if ('code' in prepared) return prepared;
+      promptSet = prepared;
+    }
     let task: TaskInfo;
     let keptTask: TaskInfo | null;
     try {
-      ({ task, keptTask } = resolveTasks(setup, student!.folder.rawConfig));
+      ({ task, keptTask } = resolveTasks(setup, student!.folder.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(folder) }));
     } catch (e) {
       return { code: 'bad-options', message: asSentence(e instanceof Error ? e.message : String(e)) };
     }
@@ -125,7 +153,8 @@ export class Training {
     const a: ActiveRun = { id: requestId, run, setup, state: 'running', pauseRequested: false, stopRequested: false, waiters: [] };
     this.active = a;
     const keeping = keptTask ? ` (keeping ${keptTask.task.name}, evaluated beside it)` : '';
-    this.emitState(a, 'running', `Running ${setup.objective} on ${task.task.name}${keeping}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.`, [requestId]);
+    const on = promptSet ? `${task.task.name} (${promptSet.train.length} training prompts, ${promptSet.heldOut.length} held out; no verifier)` : task.task.name;
+    this.emitState(a, 'running', `Running ${setup.objective} on ${on}${keeping}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.`, [requestId]);
     this.loopDone = this.loop(a);
     return null;
   }
