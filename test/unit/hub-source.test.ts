@@ -82,6 +82,17 @@ describe('a Hub model through the cache', () => {
     expect(hub.requests).toHaveLength(1);
   });
 
+  it('has() asks with a HEAD and downloads nothing; read() then downloads once', async () => {
+    const cache = memoryCache();
+    const source = hubSource(ID, { endpoint: hub.url, cache, ...FAST });
+    expect(await source.has('model.safetensors')).toBe(true);
+    expect(hub.requests.map((r) => `${r.method} ${r.status}`)).toEqual(['HEAD 302', 'HEAD 200']);
+    expect(await cache.list()).toEqual([]);
+    same(await source.read('model.safetensors'), fixture('model.safetensors'));
+    expect(await source.has('model.safetensors')).toBe(true);
+    expect(hub.requests.map((r) => `${r.method} ${r.status}`)).toEqual(['HEAD 302', 'HEAD 200', 'GET 302', 'GET 200']);
+  });
+
   it('reports progress: bytes done out of Content-Length per file, and the folder so far', async () => {
     const events: HubProgress[] = [];
     const cache = memoryCache();

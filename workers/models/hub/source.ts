@@ -1,14 +1,14 @@
 /**
  * A model folder on the Hugging Face Hub (or a mirror), read through the model cache: a file
  * the cache holds for that id and revision is read from it with no request at all (not even a
- * revalidation); any other is downloaded once (GET, redirects followed, size and ETag checked),
- * stored with its size and ETag, and then read. A file the model does not have (HTTP 404) is
- * recorded as missing, so the next load asks nothing either.
+ * revalidation). For any other, has() asks with a HEAD and read() downloads it once (GET,
+ * redirects followed, size and ETag checked) and stores it with its size and ETag. A file the
+ * model does not have (HTTP 404) is recorded as missing, so the next load asks nothing either.
  */
 import { ModelFetchError } from '../errors';
 import type { ModelSource } from '../source';
 import { memoryCache, type CacheKey, type ModelCache } from './cache';
-import { etagProblem, fetchFile, type HttpOptions } from './http';
+import { etagProblem, fetchFile, probeFile, type HttpOptions } from './http';
 import { hubFileUrl, hubIdLabel, normalizeEndpoint, parseHubId, type HubId } from './id';
 
 /** One progress report: a file's bytes done out of its total, and the folder's so far. */
@@ -58,6 +58,10 @@ export function hubSource(id: string | HubId, options: HubSourceOptions = {}): H
   /** The file last downloaded, kept for the read() that follows has(). */
   let fresh: { file: string; bytes: Uint8Array } | null = null;
   const downloads = new Map<string, Promise<boolean>>();
+  /** Files a HEAD found, not yet downloaded. */
+  const present = new Set<string>();
+  const noConfig = (status: number) =>
+    new ModelFetchError('not-found', `${label} on ${endpoint} has no config.json (HTTP ${status}): check the id (ORG/NAME@REVISION); a model the lab loads has config.json beside its weights.`, label, 'config.json', status);
   const folderDone = new Map<string, number>();
   const folderSums = () => [...folderDone.values()].reduce((a, b) => a + b, 0);
 
@@ -74,14 +78,13 @@ export function hubSource(id: string | HubId, options: HubSourceOptions = {}): H
       pending = (async () => {
         const result = await fetchFile(hubFileUrl(endpoint, hubId, file), ctx(file), options, (loaded, total) => report(file, loaded, total, false, false));
         if (!result.found) {
-          if (file === 'config.json') {
-            throw new ModelFetchError('not-found', `${label} on ${endpoint} has no config.json (HTTP ${result.status}): check the id (ORG/NAME@REVISION); a model the lab loads has config.json beside its weights.`, label, file, result.status);
-          }
+          if (file === 'config.json') throw noConfig(result.status);
           await cache.putMissing(key(file));
           return false;
         }
         const { bytes, etag } = result.file;
         await cache.put(key(file), bytes, etag);
+        present.delete(file);
         folderDone.set(file, bytes.length);
         report(file, bytes.length, bytes.length, false, true);
         fresh = { file, bytes };
@@ -98,9 +101,18 @@ export function hubSource(id: string | HubId, options: HubSourceOptions = {}): H
     endpoint,
     cache,
     async has(file) {
+      if (present.has(file) || fresh?.file === file) return true;
       const entry = await cache.stat(key(file));
       if (entry) return !entry.missing;
-      return download(file);
+      // A HEAD, not the download: the lab asks about files it may never read (variants of a
+      // model's ONNX export), and the read that follows a yes downloads the file once.
+      if (await probeFile(hubFileUrl(endpoint, hubId, file), ctx(file), options)) {
+        present.add(file);
+        return true;
+      }
+      if (file === 'config.json') throw noConfig(404);
+      await cache.putMissing(key(file));
+      return false;
     },
     async read(file) {
       const takeFresh = () => {
