@@ -4,7 +4,8 @@
  */
 import { LabClient, LabRequestError, type CommandWithoutId } from './client';
 import { pickedFolderEntries } from '../../workers/contract/files';
-import type { LabEvent, LabEventOf, TrainExportKind, TrainSetup } from '../../workers/protocol';
+import type { LabEvent, LabEventOf, PromptTextSource, TrainExportKind, TrainSetup } from '../../workers/protocol';
+import { usePromptSource } from '../state/promptSource';
 import { useLab, type InspectState, type ModelRole, type ModelSlot } from '../state/labStore';
 import { addEval, addStep, beginRun, useDistillRun } from '../state/distillRun';
 import { zipSync } from 'fflate';
@@ -106,11 +107,12 @@ export async function loadModel(role: ModelRole, from: { url: string } | { files
   }
 }
 
-export async function scoreCompletion(prompt: string, completion: string, topK = 5): Promise<void> {
+/** With `chat`, the prompt is a user message rendered with each model's chat template (the result shows both and the mismatch's cost). */
+export async function scoreCompletion(prompt: string, completion: string, topK = 5, chat = false): Promise<void> {
   if (!client) return;
   setInspect({ scoring: true, error: null, result: null, selected: null });
   try {
-    const { type: _type, requestId: _id, ...result } = await client.request({ type: 'score', prompt, completion, topK }, ['score.result']);
+    const { type: _type, requestId: _id, ...result } = await client.request({ type: 'score', prompt, completion, topK, ...(chat ? { chat } : {}) }, ['score.result']);
     setInspect({ scoring: false, result });
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
@@ -125,14 +127,14 @@ export interface SampleSettings {
   seed: number;
 }
 
-/** Samples from the student; each completion's text grows as its tokens stream in. */
-export async function sampleFromStudent(prompt: string, settings: SampleSettings): Promise<void> {
+/** Samples from the student; each completion's text grows as its tokens stream in. With `chat`, the prompt is a user message in the student's chat template. */
+export async function sampleFromStudent(prompt: string, settings: SampleSettings, chat = false): Promise<void> {
   if (!client) return;
   const samples = Array.from({ length: settings.n }, () => ({ text: '', tokens: 0, done: false }));
-  setInspect({ sampling: true, sampleError: null, samples });
+  setInspect({ sampling: true, sampleError: null, samples, renderedPrompt: null });
   try {
     const result = await client.request(
-      { type: 'sample', prompt, n: settings.n, maxTokens: settings.maxTokens, temperature: settings.temperature, topK: 0, topP: 1, seed: settings.seed },
+      { type: 'sample', prompt, ...(chat ? { chat } : {}), n: settings.n, maxTokens: settings.maxTokens, temperature: settings.temperature, topK: 0, topP: 1, seed: settings.seed },
       ['sample.result'],
       (e) => {
         if (e.type !== 'tokens') return;
@@ -148,6 +150,7 @@ export async function sampleFromStudent(prompt: string, settings: SampleSettings
     setInspect({
       sampling: false,
       samples: result.completions.map((c) => ({ text: c.text, tokens: c.tokens.length, done: true, finish: c.finish })),
+      renderedPrompt: result.renderedPrompt ?? null,
     });
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
@@ -191,18 +194,37 @@ function routeTrainingEvent(event: Extract<LabEvent, { type: 'train.metrics' | '
 let startingLoraRank = 0;
 
 /** Starts a run of the loaded student against the loaded teacher; the previous run's history stays until it runs. */
-export async function startTraining(setup: TrainSetup): Promise<void> {
+export async function startTraining(setup: TrainSetup, prompts?: PromptTextSource): Promise<void> {
   if (!client) return;
   startingLoraRank = setup.loraRank;
   useDistillRun.setState({ starting: true, startStage: null, startError: null, controlError: null });
   try {
-    await client.request({ type: 'train.start', setup }, ['train.state'], (e) => {
+    await client.request({ type: 'train.start', setup, ...(prompts ? { prompts } : {}) }, ['train.state'], (e) => {
       if (e.type === 'progress') useDistillRun.setState({ startStage: e.stage });
     });
     useDistillRun.setState({ starting: false, startStage: null });
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
     useDistillRun.setState({ starting: false, startStage: null, startError: e.error });
+  }
+}
+
+/**
+ * Asks the worker to read and split the page's prompt set (for the loaded student) and keeps its
+ * answer, the split or the sentence, in the prompt source's store. A later check supersedes an
+ * earlier one still in flight.
+ */
+let promptCheck = 0;
+export async function checkPrompts(source: PromptTextSource, knobs: { heldOutFraction: number; splitSeed: number }): Promise<void> {
+  if (!client) return;
+  const mine = ++promptCheck;
+  usePromptSource.setState({ checking: true });
+  try {
+    const { summary } = await client.request({ type: 'prompts.check', source, heldOutFraction: knobs.heldOutFraction, splitSeed: knobs.splitSeed }, ['prompts.checked']);
+    if (mine === promptCheck) usePromptSource.setState({ checking: false, summary, error: null });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    if (mine === promptCheck) usePromptSource.setState({ checking: false, summary: null, error: e.error });
   }
 }
 

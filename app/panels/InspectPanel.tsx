@@ -3,6 +3,7 @@ import { useLab } from '../state/labStore';
 import { sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/connect';
 import { LoadBuiltIns, ModelLoader } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
+import type { ChatRenderingSummary } from '../../workers/protocol';
 
 /** Background of a token: white at KL 0, deepening red up to the largest KL in the completion. */
 function heat(kl: number, max: number): string {
@@ -11,7 +12,7 @@ function heat(kl: number, max: number): string {
 }
 
 /** The student answers the prompt, token by token as they come; any answer can go to the scorer. */
-function StudentSamples({ prompt, onPick }: { prompt: string; onPick: (text: string) => void }) {
+function StudentSamples({ prompt, chat, onPick }: { prompt: string; chat: boolean; onPick: (text: string) => void }) {
   const inspect = useLab((s) => s.inspect);
   const phase = useLab((s) => s.phase);
   const student = useLab((s) => s.models.student.model);
@@ -25,11 +26,17 @@ function StudentSamples({ prompt, onPick }: { prompt: string; onPick: (text: str
         <NumberField label="max tokens" value={settings.maxTokens} onChange={set('maxTokens')} min={1} max={256} />
         <NumberField label="temperature" value={settings.temperature} onChange={set('temperature')} min={0} max={5} step={0.1} />
         <NumberField label="seed" value={settings.seed} onChange={set('seed')} min={0} max={1e9} />
-        <button disabled={!canSample} onClick={() => void sampleFromStudent(prompt, settings)}>
+        <button disabled={!canSample} onClick={() => void sampleFromStudent(prompt, settings, chat)}>
           {inspect.sampling ? 'Sampling…' : 'Sample from the student'}
         </button>
       </div>
       {inspect.sampleError && <p className="error" role="alert">{inspect.sampleError.message}</p>}
+      {inspect.renderedPrompt && (
+        <div className="rendered-prompt">
+          <span className="muted">The student read the prompt in its chat template:</span>
+          <pre data-testid="sampled-rendering">{inspect.renderedPrompt}</pre>
+        </div>
+      )}
       {inspect.samples.length > 0 && (
         <ol className="sample-list" data-testid="samples">
           {inspect.samples.map((c, i) => (
@@ -50,6 +57,49 @@ function StudentSamples({ prompt, onPick }: { prompt: string; onPick: (text: str
   );
 }
 
+const nats = (x: number) => x.toFixed(4);
+
+/**
+ * A chat prompt as each model reads it, and, when the two templates render it differently, a
+ * warning with what the mismatch costs on the scored completion (workers/chat/README.md).
+ */
+function ChatRenderings({ chat }: { chat: ChatRenderingSummary }) {
+  const { cost } = chat;
+  return (
+    <section className="card wide" data-testid="chat-renderings">
+      <h2>Chat templates</h2>
+      <div className="loaders">
+        <div>
+          <h3>Student’s rendering ({chat.studentPromptTokens} tokens)</h3>
+          <pre data-testid="student-rendering">{chat.studentPrompt}</pre>
+        </div>
+        <div>
+          <h3>Teacher’s rendering ({chat.teacherPromptTokens} tokens)</h3>
+          <pre data-testid="teacher-rendering">{chat.teacherPrompt}</pre>
+        </div>
+      </div>
+      {chat.same ? (
+        <p data-testid="template-match">Both templates render this prompt the same way: the teacher reads exactly what the student read.</p>
+      ) : (
+        <div className="warning" role="alert" data-testid="template-mismatch">
+          <p>
+            <b>The chat templates differ</b> (from character {chat.firstDifference}): the student and the teacher read this prompt in different formats.
+          </p>
+          {cost && (
+            <p data-testid="template-mismatch-cost">
+              On this completion ({cost.tokens} tokens), feeding the teacher the student’s rendering instead of its own moves its next-token distribution by{' '}
+              <b data-testid="template-shift-kl">{nats(cost.teacherShiftKL)}</b> nats per token (mean KL(teacher on the student’s rendering ‖ teacher on its own)), and
+              the teacher’s log-prob of each token by {nats(cost.meanAbsTeacherLogprobShift)} on average. The student’s reverse KL is{' '}
+              <b>{nats(cost.reverseKLStudentRendering)}</b> with the teacher on the student’s rendering and <b>{nats(cost.reverseKLTeacherRendering)}</b> with the
+              teacher on its own (the heatmap): a recipe that feeds the teacher the student’s rendering trains on the first signal.
+            </p>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}
+
 /** Score a completion token by token and see where the teacher disagrees. */
 export function InspectPanel() {
   const inspect = useLab((s) => s.inspect);
@@ -57,6 +107,7 @@ export function InspectPanel() {
   const models = useLab((s) => s.models);
   const [prompt, setPrompt] = useState('');
   const [completion, setCompletion] = useState('');
+  const [chat, setChat] = useState(false);
   const { result, selected } = inspect;
   const maxKL = result ? Math.max(...result.tokens.map((t) => (Number.isFinite(t.reverseKL) ? t.reverseKL : 0))) : 0;
   const chosen = result && selected !== null ? result.tokens[selected] : null;
@@ -74,16 +125,20 @@ export function InspectPanel() {
           Prompt
           <textarea rows={2} value={prompt} onChange={(e) => setPrompt(e.target.value)} />
         </label>
-        <StudentSamples prompt={prompt} onPick={setCompletion} />
+        <label className="checkbox">
+          <input type="checkbox" checked={chat} onChange={(e) => setChat(e.target.checked)} /> Chat prompt: a user message, rendered with each model’s chat template
+        </label>
+        <StudentSamples prompt={prompt} chat={chat} onPick={setCompletion} />
         <label className="field">
           Completion to score
           <textarea rows={2} value={completion} onChange={(e) => setCompletion(e.target.value)} />
         </label>
-        <button disabled={!canScore} onClick={() => void scoreCompletion(prompt, completion)}>
+        <button disabled={!canScore} onClick={() => void scoreCompletion(prompt, completion, 5, chat)}>
           {inspect.scoring ? 'Scoring…' : 'Score'}
         </button>
         {inspect.error && <p className="error" role="alert">{inspect.error.message}</p>}
       </section>
+      {result?.chat && <ChatRenderings chat={result.chat} />}
       {result && (
         <section className="card wide" data-testid="heatmap-card">
           <h2>Per-token reverse KL (student ‖ teacher)</h2>

@@ -35,6 +35,8 @@ export interface InspectState {
   error: LabError | null;
   /** The token whose details are shown. */
   selected: number | null;
+  /** The last chat prompt sampled, as the student read it (rendered with its template); null for a plain prompt. */
+  renderedPrompt?: string | null;
 }
 
 const emptySlot = (): ModelSlot => ({ loading: false, model: null, warnings: [], error: null });

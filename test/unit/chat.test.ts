@@ -68,6 +68,7 @@ describe('a folder’s chat template', () => {
     writeFileSync(join(dir, 'chat_template.jinja'), ours.jinja_file.template);
     const folder = await readModelFolder(await dirSource(dir));
     expect(folder.chatTemplate).toBe(ours.jinja_file.template);
+    expect(folder.tokenizer.chatTemplate).toBe(ours.jinja_file.template); // what the student/teacher tokenizer check compares
     expect(renderFolderChat(folder, ours.conversations[ours.jinja_file.conversation])).toBe(ours.jinja_file.rendered);
     const files = trainedFolderFiles(folder, folder.weights!);
     expect(new TextDecoder().decode(files.get('chat_template.jinja'))).toBe(ours.jinja_file.template);

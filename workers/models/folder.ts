@@ -67,13 +67,15 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
       throw new ModelFolderError((e as Error).message, source.label, 'config.json');
     }
   }
-  const tokenizer = await loadTokenizer(source);
+  let tokenizer = await loadTokenizer(source);
   const tokenizerFiles = new Map<string, Uint8Array>();
   for (const path of ['tokenizer.json', 'tokenizer_config.json', CHAT_TEMPLATE_PATH]) {
     if (await source.has(path)) tokenizerFiles.set(path, await source.read(path));
   }
   const jinja = tokenizerFiles.get(CHAT_TEMPLATE_PATH);
   const chatTemplate = jinja ? new TextDecoder().decode(jinja) : tokenizer.chatTemplate;
+  // The tokenizer check compares chat templates too: it sees the one the folder uses.
+  if (jinja) tokenizer = { ...tokenizer, chatTemplate };
   const generationConfig = (await source.has(GENERATION_CONFIG_PATH)) ? await readJson<Record<string, unknown>>(source, GENERATION_CONFIG_PATH) : null;
   let weights: Map<string, Float32Array> | null = null;
   if (family && config && (await source.has(WEIGHTS_PATH))) {
