@@ -1,0 +1,86 @@
+/**
+ * `opd-lab cluster`: the experiment `opd-lab train` would run, with the same options, written out
+ * for a cluster trainer instead (workers/distill/cluster/): a TRL `DistillationTrainer` script
+ * and a tinker-cookbook launcher where each can carry the setup, the training prompts as
+ * prompts.jsonl, and a README saying what was written and why a target was not. No GPU needed;
+ * the student folder is read to resolve max tokens as the run would.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { Command } from './main';
+import { UsageError, wasGiven } from './args';
+import { isHubArgument, openModel } from './models';
+import { KNOB_OPTIONS, setupFromOptions } from './train';
+import { readModelFolder } from '../workers/models/folder';
+import { resolveTasks } from '../workers/distill/loop';
+import { DEFAULT_DISTILL } from '../workers/distill/options';
+import { setupProblem } from '../workers/contract/knobs';
+import { PRESETS, type Preset } from '../workers/contract/presets';
+import { promptSourceOfFile } from '../workers/contract/prompts';
+import { parsePromptSource, preparePromptSet } from '../workers/prompts/set';
+import { promptStudentOf } from '../workers/prompts/render';
+import { splitPrompts } from '../workers/prompts/split';
+import { clusterExport } from '../workers/distill/cluster/export';
+import type { ClusterPrompt } from '../workers/distill/cluster/experiment';
+
+/** A model as the cluster should load it: a Hub id as given, a folder by its absolute path. */
+const asNamed = (model: string) => (isHubArgument(model) ? model : resolve(model));
+
+export const clusterCommand: Command = {
+  summary: 'write the experiment train would run as a TRL script and a tinker-cookbook launcher, for a cluster',
+  options: {
+    student: { kind: 'string', help: 'student folder or Hugging Face id ORG/NAME[@REVISION] (as the cluster will load it); required unless --preset' },
+    teacher: { kind: 'string', help: 'teacher folder or Hugging Face id; required unless --preset' },
+    preset: { kind: 'string', help: `a ready-made experiment on the built-in models (${Object.keys(PRESETS).join(', ')})` },
+    models: { kind: 'string', default: 'models', help: 'where the built-in folders of --preset are' },
+    prompts: { kind: 'string', help: 'your own prompts instead of --task (.txt or .jsonl, as for train); their training split is exported' },
+    out: { kind: 'string', required: true, help: 'folder to write (created; must be empty or absent)' },
+    ...KNOB_OPTIONS,
+  },
+  async run(o) {
+    const out = resolve(String(o.out));
+    if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`cluster: ${out} is not empty: choose another --out`);
+    let preset: Preset | undefined;
+    if (o.preset !== undefined) {
+      preset = PRESETS[String(o.preset)];
+      if (!preset) throw new UsageError(`cluster: unknown --preset '${String(o.preset)}' (presets: ${Object.keys(PRESETS).join(', ')})`);
+    }
+    const setup = setupFromOptions(o, preset);
+    if (o.prompts !== undefined && wasGiven(o, 'task')) throw new UsageError('cluster: --prompts and --task are two sources of prompts: give one of them');
+    const problem = setupProblem(setup);
+    if (problem) throw new UsageError(`cluster: ${problem}`);
+    const studentArg = o.student !== undefined ? String(o.student) : preset ? join(String(o.models), preset.student) : undefined;
+    const teacherArg = o.teacher !== undefined ? String(o.teacher) : preset ? join(String(o.models), preset.teacher) : undefined;
+    if (!studentArg || !teacherArg) throw new UsageError('cluster: --student and --teacher are required (or a --preset that names them)');
+    const student = await readModelFolder(await openModel(studentArg));
+
+    let prompts: ClusterPrompt[];
+    let maxTokens: number;
+    if (o.prompts !== undefined) {
+      const file = resolve(String(o.prompts));
+      if (!existsSync(file)) throw new UsageError(`cluster: --prompts ${String(o.prompts)}: no such file`);
+      const source = promptSourceOfFile(basename(file), readFileSync(file, 'utf8'));
+      const promptStudent = promptStudentOf(student);
+      // Checked and sized as the run would (rendering, context), then exported unrendered: the cluster trainer renders with the student's template.
+      const set = preparePromptSet(source, setup, promptStudent);
+      maxTokens = setup.maxTokens || resolveTasks(setup, student.rawConfig, { set, student: promptStudent }).task.maxTokens;
+      const items = parsePromptSource(source);
+      prompts = splitPrompts(items.length, setup.heldOutFraction, setup.splitSeed, source.label).train.map((i) => items[i]);
+    } else {
+      const { task } = resolveTasks(setup, student.rawConfig);
+      maxTokens = setup.maxTokens || task.maxTokens;
+      // The run's own training stream: the prompts its steps would draw, in order.
+      prompts = Array.from({ length: setup.totalSteps * setup.batchPrompts }, (_, i) => ({ text: task.task.trainPrompt(setup.seed, i) }));
+    }
+    const exported = clusterExport(
+      { setup, student: asNamed(studentArg), teacher: asNamed(teacherArg), prompts, maxTokens, weightDecay: DEFAULT_DISTILL.weightDecay, maxGradNorm: DEFAULT_DISTILL.maxGradNorm },
+      `opd-lab cluster, ${new Date().toISOString().slice(0, 10)}`,
+    );
+    mkdirSync(out, { recursive: true });
+    for (const [name, text] of exported.files) writeFileSync(join(out, name), text);
+    for (const [target, t] of Object.entries(exported.targets)) {
+      console.log('file' in t ? `wrote ${join(out, t.file)} (${target})` : `${target}: not written. ${t.refused}`);
+    }
+    console.log(`wrote ${join(out, 'prompts.jsonl')} (${prompts.length} training prompts) and ${join(out, 'README.md')}`);
+  },
+};

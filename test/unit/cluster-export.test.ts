@@ -1,0 +1,96 @@
+/**
+ * The cluster export (workers/distill/cluster/): a run's setup written as a TRL
+ * DistillationTrainer script and a tinker-cookbook launcher. Checked here without Python: every
+ * knob lands in the script as the value the lab ran with, the prompts file holds the training
+ * prompts, and what a target cannot carry is refused with its sentence. The scripts were run for
+ * real with TRL 1.13 (scripts/check-cluster-export.ts, by hand; numbers in its header).
+ */
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_SETUP, type TrainSetup } from '../../workers/contract/knobs';
+import { clusterExport } from '../../workers/distill/cluster/export';
+import { ClusterExportError, type ClusterExperiment } from '../../workers/distill/cluster/experiment';
+import { trlScript } from '../../workers/distill/cluster/trl';
+import { tinkerLauncher } from '../../workers/distill/cluster/tinker';
+
+const experiment = (setup: Partial<TrainSetup>, more: Partial<ClusterExperiment> = {}): ClusterExperiment => ({
+  setup: { ...DEFAULT_SETUP, objective: 'opd-sampled', totalSteps: 37, batchPrompts: 6, groupSize: 3, lr: 3e-4, loraRank: 16, klCoef: 0.5, discount: 0, warmupSteps: 5, schedule: 'cosine', seed: 11, ...setup },
+  student: 'HuggingFaceTB/SmolLM2-135M',
+  teacher: 'HuggingFaceTB/SmolLM2-360M@main',
+  prompts: [{ text: 'Q: 1+2= A: ' }, { text: 'a "quoted" prompt\nwith a newline' }],
+  maxTokens: 24,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  ...more,
+});
+
+/** `NAME = value` assignments at the top of a generated script. */
+function constants(script: string): Record<string, string> {
+  return Object.fromEntries([...script.matchAll(/^([A-Z_]+) = (.+?)(?:  #.*)?$/gm)].map((m) => [m[1], m[2]]));
+}
+
+describe('cluster export: TRL DistillationTrainer', () => {
+  it('carries every knob the lab ran with, and scales the loss by λ', () => {
+    const script = trlScript(experiment({}), 'test');
+    expect(constants(script)).toMatchObject({
+      STUDENT: '"HuggingFaceTB/SmolLM2-135M"', TEACHER: '"HuggingFaceTB/SmolLM2-360M@main"', STEPS: '37', PROMPTS_PER_STEP: '6', ANSWERS_PER_PROMPT: '3',
+      LEARNING_RATE: '0.0003', WARMUP_STEPS: '5', SCHEDULE: '"cosine"', LORA_RANK: '16', KL_COEF: '0.5', TEMPERATURE: '1.0', MAX_NEW_TOKENS: '24', WEIGHT_DECAY: '0.0', MAX_GRAD_NORM: '1.0', SEED: '11',
+    });
+    expect(script).toContain('beta=1.0,  # the reverse KL');
+    expect(script).toContain('class ScaledDistillationTrainer(DistillationTrainer):');
+    expect(script).toContain('peft_config = LoraConfig(r=LORA_RANK, lora_alpha=LORA_RANK');
+    expect(script).toContain("the lab's opd-sampled uses a one-sample estimate");
+  });
+
+  it('opd-full without LoRA: no λ scaling, no PEFT, a constant schedule with warm-up', () => {
+    const script = trlScript(experiment({ objective: 'opd-full', loraRank: 0, schedule: 'constant', klCoef: 3 }), 'test');
+    expect(constants(script)).toMatchObject({ KL_COEF: '1.0', LORA_RANK: '0', SCHEDULE: '"constant_with_warmup"' });
+    expect(script).not.toContain('ScaledDistillationTrainer');
+    expect(script).not.toContain('peft');
+    expect(script).toContain('    trainer = DistillationTrainer(');
+  });
+
+  it('refuses what TRL cannot carry, a sentence each', () => {
+    expect(() => trlScript(experiment({ discount: 0.9 }), 't')).toThrow(/TRL’s DistillationTrainer has no discount γ .*kl_discount_factor = 0\.9/);
+    expect(() => trlScript(experiment({ objective: 'sft' }), 't')).toThrow(/sft .* SFTTrainer/);
+    expect(() => trlScript(experiment({ objective: 'rl' }), 't')).toThrow(/rl needs the task’s verifier/);
+    const mixed = experiment({}, { prompts: [{ text: 'a' }, { messages: [{ role: 'user', content: 'b' }] }] });
+    expect(() => trlScript(mixed, 't')).toThrow(ClusterExportError);
+    expect(() => trlScript(mixed, 't')).toThrow('1 of the 2 prompts are chat messages');
+  });
+});
+
+describe('cluster export: tinker-cookbook', () => {
+  it('carries opd-sampled knob for knob: λ, γ, group size, groups per batch, rank, lr, max tokens', () => {
+    const script = tinkerLauncher(experiment({ discount: 0.25 }), 'test');
+    expect(constants(script)).toMatchObject({ STEPS: '37', PROMPTS_PER_STEP: '6', ANSWERS_PER_PROMPT: '3', LEARNING_RATE: '0.0003', LORA_RANK: '16', KL_PENALTY_COEF: '0.5', KL_DISCOUNT_FACTOR: '0.25', MAX_NEW_TOKENS: '24' });
+    expect(script).toContain('loss_fn="importance_sampling"');
+  });
+
+  it('refuses opd-full, full fine-tuning, another temperature and multi-message prompts', () => {
+    expect(() => tinkerLauncher(experiment({ objective: 'opd-full' }), 't')).toThrow(/not the exact one: choose opd-sampled/);
+    expect(() => tinkerLauncher(experiment({ loraRank: 0 }), 't')).toThrow(/LoRA adapters only/);
+    expect(() => tinkerLauncher(experiment({ temperature: 0.7 }), 't')).toThrow(/temperature to 1 \(got 0\.7\)/);
+    const chat = experiment({}, { prompts: [{ messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'u' }] }] });
+    expect(() => tinkerLauncher(chat, 't')).toThrow(/Prompt 1 has messages other than one user turn/);
+  });
+});
+
+describe('cluster export: the folder', () => {
+  it('writes both targets, the prompts as JSON lines (text and quotes intact) and a README', () => {
+    const e = clusterExport(experiment({}), 'test');
+    expect([...e.files.keys()].sort()).toEqual(['README.md', 'prompts.jsonl', 'tinker_distill.py', 'trl_distill.py']);
+    const lines = e.files.get('prompts.jsonl')!.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toEqual([{ prompt: 'Q: 1+2= A: ' }, { prompt: 'a "quoted" prompt\nwith a newline' }]);
+  });
+
+  it('names the target it could not write, with the reason, and refuses when neither can run', () => {
+    const e = clusterExport(experiment({ objective: 'opd-full' }), 'test');
+    expect(e.targets.trl).toEqual({ file: 'trl_distill.py' });
+    expect('refused' in e.targets.tinker && e.targets.tinker.refused).toMatch(/choose opd-sampled/);
+    expect(e.files.get('README.md')).toMatch(/tinker-cookbook \(`train_on_policy`\): not exported\. tinker-cookbook’s on-policy distillation trains on the sampled token’s reverse KL/);
+    expect(e.files.has('tinker_distill.py')).toBe(false);
+    expect(() => clusterExport(experiment({ objective: 'sft' }), 't')).toThrow(/Neither cluster trainer can run this setup/);
+    expect(() => clusterExport(experiment({}, { prompts: [] }), 't')).toThrow('There are no training prompts to export.');
+    expect(() => clusterExport(experiment({}, { student: ' ' }), 't')).toThrow(/The student is not named/);
+  });
+});
