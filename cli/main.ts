@@ -8,6 +8,7 @@ import { NODE_GPU_ADVICE, nodeGpu } from '../workers/node/gpu';
 import { sampleCommand } from './sample';
 import { scoreCommand } from './score';
 import { evalCommand, trainCommand } from './train';
+import { clusterCommand } from './cluster';
 
 export interface Command {
   summary: string;
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, Command> = {
   score: scoreCommand,
   train: trainCommand,
   eval: evalCommand,
+  cluster: clusterCommand,
 };
 
 function help(): string {
