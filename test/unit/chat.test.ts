@@ -49,15 +49,27 @@ describe('renderChat equals transformers', () => {
     }
   });
 
+  it('what a template sees besides the messages (tools and documents None, unk undefined, the special tokens, namespace, loop, tojson), as transformers renders it', () => {
+    const { config } = folderFiles('llama-tied');
+    expect(ours.probes.length).toBe(6);
+    for (const p of ours.probes) {
+      const text = renderChat(p.template, ours.conversations[p.conversation], { addGenerationPrompt: p.add_generation_prompt, specialTokens: chatSpecialTokens(config) });
+      expect(text, `${p.name} ${p.conversation}`).toBe(p.rendered);
+    }
+    // The one difference found: a boolean printed as text is Python's True/False in transformers,
+    // true/false in @huggingface/jinja (workers/chat/README.md). Tests above use {% if %} instead.
+    expect(renderChat('{{ add_generation_prompt }}', [{ role: 'user', content: 'x' }])).toBe('true');
+  });
+
   it('special tokens as transformers passes them: strings, AddedToken objects by content, None left out', () => {
     expect(chatSpecialTokens({ bos_token: '<s>', eos_token: { content: '</s>', lstrip: false }, unk_token: null, additional_special_tokens: ['<a>', { content: '<b>' }], chat_template: 'x' })).toEqual({
       bos_token: '<s>',
       eos_token: '</s>',
       additional_special_tokens: ['<a>', '<b>'],
     });
-    const t = '{{ bos_token }}|{{ unk_token is defined }}|{{ additional_special_tokens | join(",") }}|{% for m in messages %}{{ m.content }}{% endfor %}{% if add_generation_prompt %}>{% endif %}';
-    expect(renderChat(t, [{ role: 'user', content: 'hi' }], { specialTokens: { bos_token: '<s>', additional_special_tokens: ['<a>', '<b>'] } })).toBe('<s>|false|<a>,<b>|hi>');
-    expect(renderChat(t, [{ role: 'user', content: 'hi' }], { addGenerationPrompt: false, specialTokens: { bos_token: '<s>', additional_special_tokens: [] } })).toBe('<s>|false||hi');
+    const t = '{{ bos_token }}|{% if unk_token is defined %}U{% else %}-{% endif %}|{{ additional_special_tokens | join(",") }}|{% for m in messages %}{{ m.content }}{% endfor %}{% if add_generation_prompt %}>{% endif %}';
+    expect(renderChat(t, [{ role: 'user', content: 'hi' }], { specialTokens: { bos_token: '<s>', additional_special_tokens: ['<a>', '<b>'] } })).toBe('<s>|-|<a>,<b>|hi>');
+    expect(renderChat(t, [{ role: 'user', content: 'hi' }], { addGenerationPrompt: false, specialTokens: { bos_token: '<s>', additional_special_tokens: [] } })).toBe('<s>|-||hi');
   });
 });
 

@@ -83,6 +83,9 @@ export function renderChat(template: string, messages: readonly ChatMessage[], o
   // Plain copies: the interpreter wraps what it is given, and the caller's objects stay untouched.
   variables.messages = messages.map((m) => ({ ...m }));
   variables.add_generation_prompt = options.addGenerationPrompt ?? true;
+  // transformers passes tools and documents as None when there are none: defined, and none.
+  variables.tools = null;
+  variables.documents = null;
   try {
     return compiled.render(variables);
   } catch (e) {
