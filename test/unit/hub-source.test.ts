@@ -93,6 +93,23 @@ describe('a Hub model through the cache', () => {
     expect(hub.requests.map((r) => `${r.method} ${r.status}`)).toEqual(['HEAD 302', 'HEAD 200', 'GET 302', 'GET 200']);
   });
 
+  it('where fetch hides redirects (a browser), lets it follow them and still gets the file', async () => {
+    const calls: string[] = [];
+    const browserLike = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      calls.push(String(init?.redirect));
+      const r = await fetch(input, init);
+      // A browser answers a manual redirect with an opaque response: no status, no headers.
+      return r.status >= 300 && r.status < 400 ? ({ type: 'opaqueredirect', status: 0, headers: new Headers(), body: null } as unknown as Response) : r;
+    }) as typeof fetch;
+    const cache = memoryCache();
+    const source = hubSource(ID, { endpoint: hub.url, cache, ...FAST, fetch: browserLike });
+    same(await source.read('model.safetensors'), fixture('model.safetensors'));
+    same(await source.read('config.json'), fixture('config.json'));
+    expect(calls).toEqual(['manual', 'follow', 'follow']);
+    // The CDN's ETag is recorded (the redirect's X-Linked-Etag is hidden).
+    expect(await cache.stat({ repo: ID, revision: 'main', file: 'model.safetensors' })).toMatchObject({ etag: expect.stringMatching(/^[0-9a-f]{64}$/) });
+  });
+
   it('reports progress: bytes done out of Content-Length per file, and the folder so far', async () => {
     const events: HubProgress[] = [];
     const cache = memoryCache();

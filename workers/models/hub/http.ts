@@ -140,8 +140,8 @@ function statusError(url: string, response: Response, ctx: FileContext, options:
   return fail('server', `Downloading ${describe(url, ctx)} failed with HTTP ${status}${response.statusText ? ` ${response.statusText}` : ''}: the server has a problem; try again later.`, ctx, status);
 }
 
-/** Browsers hide a manual redirect (type 'opaqueredirect'); there fetch follows redirects itself. */
-let manualRedirects = true;
+/** The fetches that hide a manual redirect (browsers: type 'opaqueredirect'); they follow redirects themselves. */
+const hidesRedirects = new WeakSet<typeof fetch>();
 
 /**
  * GET (or HEAD) `url`, following redirects; answers the first response (the Hub's redirect,
@@ -155,9 +155,9 @@ async function request(url: string, method: 'GET' | 'HEAD', options: HttpOptions
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     const headers: Record<string, string> = {};
     if (options.token && new URL(current).origin === origin) headers.Authorization = `Bearer ${options.token}`;
-    const response = await fetchFn(current, { method, headers, redirect: manualRedirects ? 'manual' : 'follow', signal });
+    const response = await fetchFn(current, { method, headers, redirect: hidesRedirects.has(fetchFn) ? 'follow' : 'manual', signal });
     if (response.type === 'opaqueredirect') {
-      manualRedirects = false;
+      hidesRedirects.add(fetchFn);
       hop--;
       continue;
     }
@@ -267,7 +267,11 @@ async function attemptFetch(url: string, method: 'GET' | 'HEAD', ctx: FileContex
       if (response.status >= 500) throw new Retryable('server', `HTTP ${response.status}`, response.status);
       throw statusError(url, response, ctx, options);
     }
-    const etag = normalizeEtag(first.headers.get('x-linked-etag') ?? response.headers.get('etag'));
+    const linked = first.headers.get('x-linked-etag');
+    const etag = normalizeEtag(linked ?? response.headers.get('etag'));
+    // The Hub's own ETags are content hashes; a CDN's (reached by a redirect whose X-Linked-Etag
+    // the browser hides) may be anything 64 hex digits long, so only the former are checked.
+    const etagIsHubs = linked !== null || (finalUrl === url && !response.redirected);
     if (method === 'HEAD') {
       await response.body?.cancel().catch(() => undefined);
       return { found: true, file: { bytes: new Uint8Array(0), etag, url: finalUrl } };
@@ -306,7 +310,7 @@ async function attemptFetch(url: string, method: 'GET' | 'HEAD', ctx: FileContex
     if (Number.isInteger(announced) && announced >= 0 && announced !== loaded) {
       throw fail('mismatch', `${describe(url, ctx)} came as ${loaded} bytes but the Hub announced ${announced} (X-Linked-Size): the download or the server's copy is damaged; try again later.`, ctx);
     }
-    const problem = await etagProblem(bytes, etag);
+    const problem = etagIsHubs ? await etagProblem(bytes, etag) : null;
     if (problem) {
       throw fail('mismatch', `${describe(url, ctx)} does not match its ETag ${etag} (${problem}): the download or the server's copy is damaged; try again later.`, ctx);
     }
