@@ -2,8 +2,9 @@
  * The cluster export (workers/distill/cluster/): a run's setup written as a TRL
  * DistillationTrainer script and a tinker-cookbook launcher. Checked here without Python: every
  * knob lands in the script as the value the lab ran with, the prompts file holds the training
- * prompts, and what a target cannot carry is refused with its sentence. The scripts were run for
- * real with TRL 1.13 (scripts/check-cluster-export.ts, by hand; numbers in its header).
+ * prompts, and what a target cannot carry is refused with its sentence. The TRL scripts were
+ * run for real, by hand, with TRL 1.13 on the fixtures and the built-in models (the README's
+ * "same experiment on a cluster" gives the runs and their losses).
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SETUP, type TrainSetup } from '../../workers/contract/knobs';
