@@ -108,4 +108,13 @@ describe('the cost of a chat-template mismatch', () => {
     expect(r.chat.studentPrompt).toBe(reference.tokenizer.chat.chatml.rendered);
     expect(Math.abs(r.meanReverseKL)).toBeLessThan(1e-6);
   });
+
+  it('a model with no chat template: one sentence naming it, before any forward', async () => {
+    const device = await testDevice();
+    const [student, teacher] = loaded;
+    const bare = { ...teacher, folder: { ...teacher.folder, label: 'plain-teacher', chatTemplate: null } };
+    await expect(scoreChat(device, student, bare, messages, COMPLETION, { topK: 0 })).rejects.toThrow(
+      /^plain-teacher has no chat template \(neither chat_template\.jinja nor a chat_template in tokenizer_config\.json\): a chat prompt cannot be rendered for it; use a plain prompt, or add the model's template\.$/,
+    );
+  });
 });
