@@ -110,6 +110,18 @@ describe('a Hub model through the cache', () => {
     expect(await cache.stat({ repo: ID, revision: 'main', file: 'model.safetensors' })).toMatchObject({ etag: expect.stringMatching(/^[0-9a-f]{64}$/) });
   });
 
+  it('a cache that cannot store (quota, full disk) warns and the model still loads', async () => {
+    const cache = memoryCache();
+    cache.put = async () => {
+      throw new Error('QuotaExceededError');
+    };
+    const warnings: string[] = [];
+    const source = hubSource(ID, { endpoint: hub.url, cache, ...FAST, onWarning: (w) => warnings.push(w) });
+    expect(await source.has('config.json')).toBe(true);
+    same(await source.read('config.json'), fixture('config.json'));
+    expect(warnings).toEqual([`Could not keep config.json of ${ID} in memory (QuotaExceededError): it loads now but will be downloaded again next time; free some space, for example by deleting cached models.`]);
+  });
+
   it('reports progress: bytes done out of Content-Length per file, and the folder so far', async () => {
     const events: HubProgress[] = [];
     const cache = memoryCache();

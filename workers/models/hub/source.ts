@@ -37,6 +37,8 @@ export interface HubSourceOptions extends HttpOptions {
   cache?: ModelCache;
   /** Called as bytes arrive (and once per file read from the cache). */
   onProgress?: (progress: HubProgress) => void;
+  /** Told when a downloaded file could not be kept in the cache (full disk, storage quota): the load goes on. */
+  onWarning?: (message: string) => void;
   /** Also check a cached file's bytes against its recorded ETag (hashing them) on every load, not only its size. */
   verifyCached?: boolean;
 }
@@ -83,7 +85,12 @@ export function hubSource(id: string | HubId, options: HubSourceOptions = {}): H
           return false;
         }
         const { bytes, etag } = result.file;
-        await cache.put(key(file), bytes, etag);
+        try {
+          await cache.put(key(file), bytes, etag);
+        } catch (e) {
+          // A full disk or a browser's storage quota: the model still loads, from memory this time.
+          options.onWarning?.(`Could not keep ${file} of ${label} in ${cache.label} (${(e as Error).message}): it loads now but will be downloaded again next time; free some space, for example by deleting cached models.`);
+        }
         present.delete(file);
         folderDone.set(file, bytes.length);
         report(file, bytes.length, bytes.length, false, true);
