@@ -14,6 +14,8 @@ import { formatBytes } from '../../workers/contract/format';
 import { setupProblem } from '../../workers/contract/knobs';
 import { OBJECTIVES, type ObjectiveName } from '../../workers/contract/run';
 import { PANEL_FIELDS } from './knobFields';
+import { PromptSourcePicker } from './PromptSourcePicker';
+import { promptSourceProblem, promptTextSource, usePromptSource } from '../state/promptSource';
 
 const OBJECTIVE_SENTENCES: Record<ObjectiveName, string> = {
   'opd-sampled':
@@ -24,7 +26,11 @@ const OBJECTIVE_SENTENCES: Record<ObjectiveName, string> = {
   rl: 'Reinforcement learning: reward 1 when the final answer verifies and 0 otherwise, minus the group’s mean reward; the teacher only watches.',
 };
 
+/** Shown elsewhere: the objective as the radio group above, the split's knobs with the prompt source. */
+const PROMPT_SOURCE_FIELDS: string[] = ['objective', 'heldOutFraction', 'splitSeed'];
+
 function Setup({ locked }: { locked: boolean }) {
+  const promptKind = usePromptSource((s) => s.kind);
   const setup = useLab((s) => s.setup);
   const setSetup = useLab((s) => s.setSetup);
   return (
@@ -40,7 +46,7 @@ function Setup({ locked }: { locked: boolean }) {
         ))}
       </div>
       <div className="knobs">
-        {PANEL_FIELDS.filter((f) => f.name !== 'objective').map((f) => {
+        {PANEL_FIELDS.filter((f) => !PROMPT_SOURCE_FIELDS.includes(f.name) && !(f.name === 'task' && promptKind !== 'task')).map((f) => {
           const unused = f.usedBy && !f.usedBy.includes(setup.objective);
           const title = unused ? `${f.title} Not used by ${setup.objective}.` : f.title;
           if (f.kind === 'choice') {
@@ -85,10 +91,12 @@ function Controls() {
   const student = useLab((s) => s.models.student);
   const teacher = useLab((s) => s.models.teacher);
   const run = useDistillRun();
+  const prompts = usePromptSource();
+  const promptsProblem = promptSourceProblem(prompts);
   const problem = setupProblem(setup);
   const active = run.phase === 'running' || run.phase === 'paused';
   const missing = !student.model ? 'Load a student to start.' : !teacher.model ? 'Load a teacher to start.' : !student.model.trainable ? 'This student has no trainable weights (model.safetensors).' : null;
-  const canStart = ready && !problem && !missing && !active && !run.starting && !student.loading && !teacher.loading;
+  const canStart = ready && !problem && !missing && !promptsProblem && !active && !run.starting && !student.loading && !teacher.loading;
   let status: string;
   let word = STATE_WORDS[run.phase];
   if (run.starting) {
@@ -109,7 +117,7 @@ function Controls() {
         </p>
       )}
       <div className="buttons">
-        <button disabled={!canStart} onClick={() => void startTraining(setup)}>
+        <button disabled={!canStart} onClick={() => void startTraining(setup, promptTextSource(prompts))}>
           Start
         </button>
         <button disabled={run.phase !== 'running' || run.pending !== null} onClick={() => void controlTraining('pause')}>
@@ -121,7 +129,7 @@ function Controls() {
         <button className="danger" disabled={!active || run.pending === 'stop'} onClick={() => void controlTraining('stop')}>
           Stop
         </button>
-        {!problem && missing && <span className="muted">{missing}</span>}
+        {!problem && (missing ?? promptsProblem) && <span className="muted">{missing ?? promptsProblem}</span>}
       </div>
       <p className="run-status" data-testid="distill-status" role="status">
         <span className={`run-badge run-${word}`} data-testid="distill-state">
@@ -305,6 +313,7 @@ export function DistillPanel() {
           <ModelLoader role="student" disabled={locked} />
           <ModelLoader role="teacher" disabled={locked} />
         </div>
+        <PromptSourcePicker locked={locked} />
         <Setup locked={locked} />
         <Controls />
       </section>

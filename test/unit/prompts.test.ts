@@ -81,7 +81,7 @@ describe('the seeded split', () => {
     expect(splitPrompts(10, 0.01, 0).heldOut.length).toBe(1);
     expect(splitPrompts(10, 0.99, 0).train.length).toBe(1);
     expect(splitPrompts(2, 0.5, 0)).toMatchObject({ train: [expect.any(Number)], heldOut: [expect.any(Number)] });
-    expect(problem(() => splitPrompts(1, 0.2, 0, 'pasted prompts'))).toBe('pasted prompts has 1 prompt: a run needs at least 2, one to train on and one held out to measure on; add prompts.');
+    expect(problem(() => splitPrompts(1, 0.2, 0, 'the pasted text'))).toBe('The pasted text has 1 prompt: a run needs at least 2, one to train on and one held out to measure on; add prompts.');
     expect(problem(() => splitPrompts(5, 1, 0))).toBe('The held-out fraction must lie in (0, 1); got 1.');
   });
 });

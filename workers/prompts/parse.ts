@@ -18,7 +18,7 @@ export function parsePromptLines(text: string, label: string): PromptItem[] {
     .map((l) => l.replace(/\r$/, ''))
     .filter((l) => l.trim() !== '')
     .map((l) => ({ text: l }));
-  if (items.length === 0) throw new PromptSetError(`${label} has no usable line: write one prompt per line.`);
+  if (items.length === 0) throw new PromptSetError(`${opening(label)} has no usable line: write one prompt per line.`);
   return items;
 }
 
@@ -61,8 +61,13 @@ export function parsePromptJsonl(text: string, label: string): PromptItem[] {
       throw new PromptSetError(`${capital(at)} has neither a "prompt" nor a "messages" field: each line needs one of them.`);
     }
   }
-  if (items.length === 0) throw new PromptSetError(`${label} has no usable line: write one JSON object per line, with a "prompt" or "messages" field.`);
+  if (items.length === 0) throw new PromptSetError(`${opening(label)} has no usable line: write one JSON object per line, with a "prompt" or "messages" field.`);
   return items;
+}
+
+/** A label at the start of a sentence: "the pasted text" → "The pasted text"; a file name as it is. */
+export function opening(label: string): string {
+  return label.startsWith('the ') ? 'T' + label.slice(1) : label;
 }
 
 function capital(s: string): string {

@@ -5,7 +5,7 @@
  * least one left to train on), each side kept in the file's order.
  */
 import { Rng } from '../random/rng';
-import { PromptSetError } from './parse';
+import { opening, PromptSetError } from './parse';
 
 export interface PromptSplit {
   /** Indices into the set, in the set's order. */
@@ -27,7 +27,7 @@ export function seededPermutation(n: number, rng: Rng | number): number[] {
 export function splitPrompts(count: number, fraction: number, seed: number, label = 'the prompt set'): PromptSplit {
   if (!(fraction > 0 && fraction < 1)) throw new PromptSetError(`The held-out fraction must lie in (0, 1); got ${fraction}.`);
   if (count < 2) {
-    throw new PromptSetError(`${label} has ${count} prompt${count === 1 ? '' : 's'}: a run needs at least 2, one to train on and one held out to measure on; add prompts.`);
+    throw new PromptSetError(`${opening(label)} has ${count} prompt${count === 1 ? '' : 's'}: a run needs at least 2, one to train on and one held out to measure on; add prompts.`);
   }
   const held = Math.min(count - 1, Math.max(1, Math.round(fraction * count)));
   const order = seededPermutation(count, seed);
