@@ -2,7 +2,7 @@
  * The layer rule of the lab, checked by `npm test` (scripts/check-layers.mjs): an import may only
  * go down the layers, never up.
  *
- *   app → protocol ← engine ← run loop ← sampler / scorer / trainer ← model families ← kernels ← gpu
+ *   app → protocol ← engine ← run loop ← prompt sets ← sampler / scorer / trainer ← model families ← kernels ← gpu
  *
  * workers/contract/ is the bottom floor: plain types and values that every layer, and the app,
  * may import; it imports nothing of the project. The app imports from workers/ only the protocol
@@ -23,8 +23,9 @@ const LAYERS = [
   { name: 'chat templates', path: '^workers/chat/' },
   // Node-only glue (Dawn, folders on disk): a platform layer for model sources and the device.
   { name: 'node glue', path: '^workers/node/' },
-  // Prompt sets without labels (parsing, the split, rendering for the student) sit beside them.
-  { name: 'sampler, scorer, trainer, self-checks, prompt sets', path: '^workers/(sampling|scoring|train|selfcheck|prompts)/' },
+  { name: 'sampler, scorer, trainer, self-checks', path: '^workers/(sampling|scoring|train|selfcheck)/' },
+  // Prompt sets without labels (parsing, the split, rendering with the student's chat template): what the run loop draws from.
+  { name: 'prompt sets', path: '^workers/prompts/' },
   { name: 'run loop', path: '^workers/distill/' },
   { name: 'engine', path: '^workers/(engine/|lab\\.worker\\.ts$)' },
   { name: 'protocol', path: '^workers/protocol\\.ts$' },
