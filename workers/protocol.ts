@@ -20,6 +20,16 @@ export type * from './contract/reports';
 export type * from './contract/run';
 export type * from './contract/prompts';
 
+/** A model held in the model cache (the Models panel's manager lists them). */
+export interface CachedModelSummary {
+  /** ORG/NAME. */
+  repo: string;
+  revision: string;
+  files: { file: string; size: number }[];
+  /** The files' sizes summed. */
+  bytes: number;
+}
+
 // ---------------------------------------------------------------- commands (UI → worker)
 
 export type LabCommand =
@@ -38,6 +48,17 @@ export type LabCommand =
    */
   | { type: 'model.load'; requestId: number; role: ModelRole; url: string }
   | { type: 'model.load'; requestId: number; role: ModelRole; files: { path: string; file: Blob }[]; label: string }
+  /**
+   * A Hugging Face model id, ORG/NAME[@REVISION], read from `endpoint` (https://huggingface.co
+   * when not given: a mirror or a local server may serve) through the model cache (the browser's
+   * Cache API): a cached file loads with no request at all. `token` opens gated or private models.
+   * Bytes stream as `model.progress` events.
+   */
+  | { type: 'model.load'; requestId: number; role: ModelRole; hub: string; endpoint?: string; token?: string }
+  /** The models in the model cache, with their sizes; answered by `cache.listed`. */
+  | { type: 'cache.list'; requestId: number }
+  /** Forgets a cached model (one revision, or all of them when none is named); answered by `cache.listed` with what is left. */
+  | { type: 'cache.delete'; requestId: number; repo: string; revision?: string }
   /**
    * Samples completions of a prompt from the loaded student; tokens stream as `tokens` events.
    * With `chat`, the prompt is a user message, rendered with the student's chat template.
@@ -106,6 +127,26 @@ export type LabEvent =
   | { type: 'selfcheck.interop.result'; requestId: number; report: InteropReport }
   | { type: 'selfcheck.divergence.result'; requestId: number; report: DivergenceSelfCheckReport }
   | { type: 'model.loaded'; requestId: number; model: ModelSummary; warnings: string[] }
+  /**
+   * A Hub model's download: `file`'s bytes done out of its total (null when the server did not
+   * say), and the bytes done and known so far over the model's files. A file read from the cache
+   * comes as one report with `fromCache`.
+   */
+  | {
+      type: 'model.progress';
+      requestId: number;
+      role: ModelRole;
+      model: string;
+      file: string;
+      loaded: number;
+      total: number | null;
+      fromCache: boolean;
+      done: boolean;
+      folderLoaded: number;
+      folderTotal: number;
+    }
+  /** The model cache: each model (repo and revision) with its files and their sizes, and the bytes over all. */
+  | { type: 'cache.listed'; requestId: number; models: CachedModelSummary[]; bytes: number; where: string }
   /** One sampled token of completion `completion` (prompt-major order), as it comes. */
   | { type: 'tokens'; requestId: number; completion: number; step: number; token: number; text: string; logprob: number; done: boolean }
   /** `renderedPrompt`: the prompt as the student read it (a chat prompt rendered with its template). */

@@ -20,6 +20,10 @@ import { configureOrt, ort, ORT_VERSION } from '../ort/runtime';
 import { runInteropCheck } from '../selfcheck/interop';
 import { runDivergenceSelfCheck } from '../kernels/divergence/selfcheck';
 import { checkPromptSet, Training } from './training';
+import { hubSource, type HubProgress } from '../models/hub/source';
+import { hubIdProblem } from '../models/hub/id';
+import { browserCache } from '../models/hub/browser-cache';
+import type { ModelCache } from '../models/hub/cache';
 
 export interface LabEngineOptions {
   gpu: GPU | undefined;
@@ -29,7 +33,14 @@ export interface LabEngineOptions {
   secureContext?: boolean;
   /** Where `model.load` reads a folder from (default: over HTTP; tests pass folders on disk). */
   openSource?: (url: string) => ModelSource | Promise<ModelSource>;
+  /** The model cache Hub ids are read through (default: the browser's Cache API; tests pass their own). */
+  modelCache?: () => ModelCache;
+  /** The fetch Hub downloads use (default: the global fetch; tests pass their own). */
+  fetch?: typeof fetch;
 }
+
+/** Progress reports of one file more often than this are dropped (its last one never is). */
+const PROGRESS_EVERY_MS = 100;
 
 function describeException(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
@@ -41,6 +52,7 @@ export class LabEngine {
   private runtime: RuntimeSummary | undefined;
   private lost: LabError | undefined;
   private readonly models: Partial<Record<ModelRole, LoadedModel>> = {};
+  private cache: ModelCache | undefined;
   /** GPU work runs one piece at a time; each piece chains onto the one before. */
   private gpuQueue: Promise<unknown> = Promise.resolve();
   /** Distillation runs: their loop, their controls and the latest checkpoint. */
@@ -81,6 +93,9 @@ export class LabEngine {
           return await this.divergenceCheck(command.requestId, command.seed);
         case 'model.load':
           return await this.loadModel(command);
+        case 'cache.list':
+        case 'cache.delete':
+          return await this.cacheCommand(command);
         case 'sample':
           return await this.sample(command);
         case 'score':
@@ -230,10 +245,27 @@ export class LabEngine {
 
   private async loadModel(c: Extract<LabCommand, { type: 'model.load' }>): Promise<void> {
     const { requestId, role } = c;
-    const from = 'files' in c ? c.label : c.url;
+    const from = 'files' in c ? c.label : 'hub' in c ? c.hub : c.url;
     this.options.emit({ type: 'progress', requestId, stage: `Reading the ${role} model from ${from}` });
     try {
-      const source = 'files' in c ? filesSource(c.files, c.label) : await (this.options.openSource ?? urlSource)(c.url);
+      let source: ModelSource;
+      if ('files' in c) source = filesSource(c.files, c.label);
+      else if ('url' in c) source = await (this.options.openSource ?? urlSource)(c.url);
+      else {
+        const problem = hubIdProblem(c.hub);
+        if (problem) return this.fail(requestId, { code: 'bad-request', message: problem });
+        const cache = this.modelCache();
+        if ('code' in cache) return this.fail(requestId, cache);
+        source = hubSource(c.hub, {
+          endpoint: c.endpoint || undefined,
+          token: c.token || undefined,
+          cache,
+          fetch: this.options.fetch,
+          tokenHint: 'in the Models panel',
+          endpointHint: 'set in the Models panel',
+          onProgress: this.progressOf(requestId, role),
+        });
+      }
       const model = await loadModel(source, role);
       await releaseModel(this.models[role]);
       this.models[role] = model;
@@ -249,6 +281,35 @@ export class LabEngine {
     } catch (e) {
       this.fail(requestId, this.requestError(e));
     }
+  }
+
+  /** The model cache, opened once; a sentence when this browser has none. */
+  private modelCache(): ModelCache | LabError {
+    try {
+      return (this.cache ??= (this.options.modelCache ?? (() => browserCache()))());
+    } catch (e) {
+      return { code: 'bad-request', message: (e as Error).message };
+    }
+  }
+
+  /** Streams a Hub download's progress as `model.progress` events, each file's at most every PROGRESS_EVERY_MS (its last always). */
+  private progressOf(requestId: number, role: ModelRole): (p: HubProgress) => void {
+    const last = new Map<string, number>();
+    return (p) => {
+      const now = Date.now();
+      if (!p.done && now - (last.get(p.file) ?? -Infinity) < PROGRESS_EVERY_MS) return;
+      last.set(p.file, now);
+      this.options.emit({ type: 'model.progress', requestId, role, ...p });
+    };
+  }
+
+  /** Lists the model cache, after forgetting a model when asked to. */
+  private async cacheCommand(c: Extract<LabCommand, { type: 'cache.list' | 'cache.delete' }>): Promise<void> {
+    const cache = this.modelCache();
+    if ('code' in cache) return this.fail(c.requestId, cache);
+    if (c.type === 'cache.delete') await cache.deleteModel(c.repo, c.revision);
+    const models = (await cache.list()).map((m) => ({ repo: m.repo, revision: m.revision, bytes: m.bytes, files: m.files.map((f) => ({ file: f.file, size: f.size })) }));
+    this.options.emit({ type: 'cache.listed', requestId: c.requestId, models, bytes: models.reduce((a, m) => a + m.bytes, 0), where: cache.label });
   }
 
   private requireModel(requestId: number, role: ModelRole): LoadedModel | undefined {
