@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChatTemplateError, renderChat, type ChatMessage } from '../../workers/chat/render';
 import { chatSpecialTokens, renderFolderChat } from '../../workers/chat/template';
-import { compareRenderings } from '../../workers/chat/compare';
+import { compareRenderings, renderForStudentAndTeacher } from '../../workers/chat/compare';
 import { readModelFolder, trainedFolderFiles } from '../../workers/models/folder';
 import { tokenizerFromJson } from '../../workers/models/tokenizer';
 import { dirSource } from '../../workers/node/fs-source';
@@ -98,7 +98,7 @@ describe('a folder’s chat template', () => {
     expect(tokenizer.chatTemplate).toContain('<|im_start|>');
   });
 
-  it('compareRenderings: equal for two chatml folders, and the first difference for chatml against llama3', () => {
+  it('compareRenderings and renderForStudentAndTeacher: the first difference of llama3 against chatml; two chatml folders render the same', () => {
     const same = compareRenderings('<|im_start|>user\nhi', '<|im_start|>user\nhi');
     expect(same).toEqual({ same: true, firstDifference: null });
     const chatml = ours.renderings.find((r: { template: string }) => r.template === 'chatml').rendered;
@@ -108,6 +108,14 @@ describe('a folder’s chat template', () => {
     expect(d.firstDifference).toBe(2); // '<|endoftext|>…' against '<|im_start|>…'
     expect(compareRenderings('abcX', 'abcY').firstDifference).toBe(3);
     expect(compareRenderings('abc', 'abcd').firstDifference).toBe(3);
+
+    const folder = (name: string) => {
+      const bytes = new Uint8Array(readFileSync(join(HF, name, 'tokenizer_config.json')));
+      return { label: name, chatTemplate: json(join(HF, name, 'tokenizer_config.json')).chat_template as string, tokenizerFiles: new Map([['tokenizer_config.json', bytes]]) };
+    };
+    const pair = renderForStudentAndTeacher(folder('qwen3'), folder('llama-teacher'), reference.tokenizer.chat_messages);
+    expect(pair).toEqual({ student: reference.tokenizer.chat.llama3.rendered, teacher: reference.tokenizer.chat.chatml.rendered, same: false, firstDifference: 2 });
+    expect(renderForStudentAndTeacher(folder('llama-tied'), folder('llama-teacher'), reference.tokenizer.chat_messages).same).toBe(true);
   });
 });
 

@@ -1,4 +1,6 @@
 /** The student's and the teacher's renderings of one conversation: the same string or not, and where they part. */
+import type { ChatMessage } from './render';
+import { renderFolderChat, type ChatFolder } from './template';
 
 export interface RenderingComparison {
   same: boolean;
@@ -12,4 +14,16 @@ export function compareRenderings(student: string, teacher: string): RenderingCo
   const n = Math.min(student.length, teacher.length);
   while (i < n && student[i] === teacher[i]) i++;
   return { same: false, firstDifference: i };
+}
+
+/** `messages` rendered with the student's template and with the teacher's (each folder's own special tokens), and how the two compare. */
+export function renderForStudentAndTeacher(
+  student: ChatFolder,
+  teacher: ChatFolder,
+  messages: readonly ChatMessage[],
+  options: { addGenerationPrompt?: boolean } = {},
+): { student: string; teacher: string } & RenderingComparison {
+  const s = renderFolderChat(student, messages, options);
+  const t = renderFolderChat(teacher, messages, options);
+  return { student: s, teacher: t, ...compareRenderings(s, t) };
 }

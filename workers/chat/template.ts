@@ -54,9 +54,12 @@ export function requireChatTemplate(folder: Pick<ModelFolder, 'label' | 'chatTem
   return folder.chatTemplate;
 }
 
+/** What rendering needs of a model folder. */
+export type ChatFolder = Pick<ModelFolder, 'label' | 'chatTemplate' | 'tokenizerFiles'>;
+
 /** `messages` rendered with the folder's own template and special tokens. */
 export function renderFolderChat(
-  folder: Pick<ModelFolder, 'label' | 'chatTemplate' | 'tokenizerFiles'>,
+  folder: ChatFolder,
   messages: readonly ChatMessage[],
   options: { addGenerationPrompt?: boolean } = {},
 ): string {

@@ -10,8 +10,7 @@
  */
 import type { ChatRenderingSummary, ScoredTokenSummary, TemplateMismatchCost } from '../protocol';
 import type { ChatMessage } from '../chat/render';
-import { renderFolderChat } from '../chat/template';
-import { compareRenderings } from '../chat/compare';
+import { renderForStudentAndTeacher } from '../chat/compare';
 import { assertSameTokenizer } from '../models/tokenizer';
 import { checkModelFits } from '../models/memory';
 import { createStorageBuffer } from '../gpu/buffers';
@@ -23,15 +22,15 @@ import type { LoadedModel } from './inference';
 export const userMessage = (prompt: string): ChatMessage[] => [{ role: 'user', content: prompt }];
 
 /** `messages` rendered with each model's template, and the ids each model reads (the shared tokenizer, no special tokens added: the template writes them). */
-export function renderForBoth(student: LoadedModel, teacher: LoadedModel, messages: readonly ChatMessage[]) {
-  const studentPrompt = renderFolderChat(student.folder, messages);
-  const teacherPrompt = renderFolderChat(teacher.folder, messages);
+function renderForBoth(student: LoadedModel, teacher: LoadedModel, messages: readonly ChatMessage[]) {
+  const r = renderForStudentAndTeacher(student.folder, teacher.folder, messages);
   const tok = student.folder.tokenizer;
   return {
-    studentPrompt,
-    teacherPrompt,
-    studentIds: tok.encode(studentPrompt, { addSpecialTokens: false }),
-    teacherIds: tok.encode(teacherPrompt, { addSpecialTokens: false }),
+    ...r,
+    studentPrompt: r.student,
+    teacherPrompt: r.teacher,
+    studentIds: tok.encode(r.student, { addSpecialTokens: false }),
+    teacherIds: tok.encode(r.teacher, { addSpecialTokens: false }),
   };
 }
 
@@ -70,7 +69,7 @@ export async function scoreChat(
   const tok = student.folder.tokenizer;
   const completionIds = tok.encode(completion, { addSpecialTokens: false });
   if (completionIds.length === 0) throw new Error('the completion is empty: there is nothing to score');
-  const same = r.studentPrompt === r.teacherPrompt;
+  const same = r.same;
   const longest = Math.max(r.studentIds.length, r.teacherIds.length) + completionIds.length;
   if (student.folder.config) checkModelFits(student.folder.config, 1, r.studentIds.length + completionIds.length, device.limits, student.folder.label);
   if (teacher.folder.config) checkModelFits(teacher.folder.config, same ? 1 : 2, longest, device.limits, teacher.folder.label);
@@ -133,7 +132,6 @@ export async function scoreChat(
         meanAbsTeacherLogprobShift: logprobShift / n,
       };
     }
-    const d = compareRenderings(r.studentPrompt, r.teacherPrompt);
     return {
       promptIds: r.studentIds,
       tokens: scored,
@@ -144,8 +142,8 @@ export async function scoreChat(
         teacherPrompt: r.teacherPrompt,
         studentPromptTokens: r.studentIds.length,
         teacherPromptTokens: r.teacherIds.length,
-        same: d.same,
-        firstDifference: d.firstDifference,
+        same: r.same,
+        firstDifference: r.firstDifference,
         cost,
       },
       warnings,
