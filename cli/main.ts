@@ -9,6 +9,7 @@ import { sampleCommand } from './sample';
 import { scoreCommand } from './score';
 import { evalCommand, trainCommand } from './train';
 import { clusterCommand } from './cluster';
+import { cacheCommand } from './cache';
 
 export interface Command {
   summary: string;
@@ -38,6 +39,7 @@ const COMMANDS: Record<string, Command> = {
   train: trainCommand,
   eval: evalCommand,
   cluster: clusterCommand,
+  cache: cacheCommand,
 };
 
 function help(): string {

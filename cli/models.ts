@@ -60,5 +60,6 @@ export async function openModel(arg: string, env: NodeJS.ProcessEnv = process.en
     timeoutHint: 'HF_HUB_DOWNLOAD_TIMEOUT, in seconds',
     endpointHint: 'HF_ENDPOINT',
     onProgress: stderrProgress(),
+    onWarning: (w) => process.stderr.write(`opd-lab: warning: ${w}\n`),
   });
 }

@@ -1,14 +1,14 @@
 /**
  * opd-lab by Hugging Face id: `opd-lab score` with HF_ENDPOINT on the local Hub (test/hub/),
  * then again with the Hub stopped, from the cache (OPD_LAB_CACHE), with identical numbers; an
- * unknown id is exit code 1 and one sentence naming it.
+ * unknown id is exit code 1 and one sentence naming it. `opd-lab cache` lists and deletes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startHub, type HubServer } from '../hub/server';
+import { FIXTURES_DIR, startHub, type HubServer } from '../hub/server';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opd-lab.mjs');
 /** A fresh process compiles onnxruntime-web's WebGPU shaders on its first run (10–45 s on SwiftShader). */
@@ -65,6 +65,19 @@ describe('opd-lab by Hugging Face id', () => {
     expect(a.tokens).toHaveLength(4);
     expect(Number.isFinite(a.meanReverseKL)).toBe(true);
     expect(offline.stdout).toBe(online.stdout);
+
+    // The cache's models with their sizes; deleting one.
+    const list = await cli(env, 'cache', '--json');
+    expect(list.code, list.stderr).toBe(0);
+    const listed = JSON.parse(list.stdout);
+    expect(listed.cache).toBe(cache);
+    expect(listed.models.map((m: { repo: string; revision: string }) => `${m.repo}@${m.revision}`)).toEqual(['opd-lab-test/gpt2-small@main', 'opd-lab-test/llama-teacher@main']);
+    const weights = statSync(join(FIXTURES_DIR, 'llama-teacher', 'model.safetensors')).size;
+    expect(listed.models[1].files).toContainEqual({ file: 'model.safetensors', size: weights, etag: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const gone = await cli(env, 'cache', '--delete', 'opd-lab-test/gpt2-small');
+    expect(gone.code, gone.stderr).toBe(0);
+    expect(gone.stdout).toMatch(/^deleted opd-lab-test\/gpt2-small@main \(0\.6 MB\) from /);
+    expect(JSON.parse((await cli(env, 'cache', '--json')).stdout).models.map((m: { repo: string }) => m.repo)).toEqual(['opd-lab-test/llama-teacher']);
   });
 
   it('an unknown id is exit code 1 and one sentence naming it', { timeout: CLI_TIMEOUT }, async () => {
