@@ -14,7 +14,11 @@ export default defineConfig({
     // optimising onnxruntime-web's 27 MB wasm in the background (slowing the emulated GPU and
     // blocking exit); with models on the WebGPU EP that wasm only orchestrates.
     execArgv: ['--liftoff-only'],
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    // Generous: the GPU here is emulated on 2 shared cores, and a test that times out leaves its
+    // onnxruntime-web calls running under the next test's, which then fail in ORT's wasm ("memory
+    // access out of bounds"): one slow test must not take a file's other tests with it. Measured
+    // in a fresh-clone run at load average 12-15: the slowest single tests took 120-130 s.
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
   },
 });
