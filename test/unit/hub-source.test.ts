@@ -179,6 +179,13 @@ describe('a Hub model that cannot be had', () => {
     expect(e.message).toBe(`There is no model opd-lab-test/no-such-model on ${hub.url} (HTTP 404): check the id (ORG/NAME), or give an access token if it is a private model.`);
   });
 
+  it('a bad id or endpoint: a ModelFolderError with the sentence', () => {
+    expect(() => hubSource('not-an-id')).toThrow(ModelFolderError);
+    expect(() => hubSource('not-an-id')).toThrow(/'not-an-id' is not a Hugging Face model id: an id looks like ORG\/NAME/);
+    expect(() => hubSource(ID, { endpoint: 'huggingface.co' })).toThrow(ModelFolderError);
+    expect(() => hubSource(ID, { endpoint: 'huggingface.co' })).toThrow("The Hub endpoint 'huggingface.co' is not a URL");
+  });
+
   it('an unknown revision: not-found, naming the revision', async () => {
     const e = await failure(hubSource(`${ID}@v9`, { endpoint: hub.url, ...FAST }).has('config.json'));
     expect(e.kind).toBe('not-found');

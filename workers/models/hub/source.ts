@@ -5,7 +5,7 @@
  * redirects followed, size and ETag checked) and stores it with its size and ETag. A file the
  * model does not have (HTTP 404) is recorded as missing, so the next load asks nothing either.
  */
-import { ModelFetchError } from '../errors';
+import { ModelFetchError, ModelFolderError } from '../errors';
 import type { ModelSource } from '../source';
 import { memoryCache, type CacheKey, type ModelCache } from './cache';
 import { etagProblem, fetchFile, probeFile, type HttpOptions } from './http';
@@ -51,8 +51,15 @@ export interface HubModelSource extends ModelSource {
 
 /** The model folder `id` (ORG/NAME[@REVISION], or a parsed HubId) on the Hub, through the cache. */
 export function hubSource(id: string | HubId, options: HubSourceOptions = {}): HubModelSource {
-  const hubId = typeof id === 'string' ? parseHubId(id) : id;
-  const endpoint = normalizeEndpoint(options.endpoint);
+  let hubId: HubId;
+  let endpoint: string;
+  try {
+    hubId = typeof id === 'string' ? parseHubId(id) : id;
+    endpoint = normalizeEndpoint(options.endpoint);
+  } catch (e) {
+    // A bad id or endpoint is the person's to fix, like any model folder problem.
+    throw new ModelFolderError((e as Error).message, typeof id === 'string' ? id : id.repo);
+  }
   const cache = options.cache ?? memoryCache();
   const label = hubIdLabel(hubId);
   const key = (file: string): CacheKey => ({ repo: hubId.repo, revision: hubId.revision, file });
