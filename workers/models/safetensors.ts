@@ -40,6 +40,18 @@ export class SafetensorsError extends Error {
 /** The reference implementation's cap on the JSON header (100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
+/** A header value for an error sentence: JSON, cut short; never a stack overflow on deep nesting. */
+function show(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return Array.isArray(value) ? '(a list nested too deeply to show)' : '(an object nested too deeply to show)';
+  }
+  if (text === undefined) return String(value);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
 function isDtype(value: unknown): value is SafetensorsDtype {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_BYTES, value);
 }
@@ -71,17 +83,18 @@ export function readSafetensors(bytes: Uint8Array, file = 'model.safetensors'): 
       if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('"__metadata__" is not an object of strings');
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (typeof v !== 'string') fail(`"__metadata__"."${k}" is not a string`);
-        metadata[k] = v as string;
+        // defineProperty: a key "__proto__" is kept as a key, not taken as the object's prototype.
+        Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
       }
       continue;
     }
     const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
     if (typeof info !== 'object' || info === null) fail(`tensor "${name}": entry is not an object`);
     const { dtype, shape, data_offsets: offsets } = info!;
-    if (!isDtype(dtype)) fail(`tensor "${name}": unknown dtype ${JSON.stringify(dtype)}`);
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}": shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!isDtype(dtype)) fail(`tensor "${name}": unknown dtype ${show(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}": shape ${show(shape)} is not a list of non-negative integers`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
-      fail(`tensor "${name}": data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 ≤ begin ≤ end`);
+      fail(`tensor "${name}": data_offsets ${show(offsets)} is not [begin, end] with 0 ≤ begin ≤ end`);
     }
     const [begin, end] = offsets as [number, number];
     const expected = (shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype as SafetensorsDtype];

@@ -36,16 +36,65 @@ function chatTemplateOf(config: Record<string, unknown>): string | null {
   if (typeof t === 'string') return t;
   // Several named templates: [{ name, template }]; the default one is the one used.
   if (Array.isArray(t)) {
-    const named = t as { name?: string; template?: string }[];
-    return (named.find((x) => x.name === 'default') ?? named[0])?.template ?? null;
+    const named = t.filter((x): x is { name?: unknown; template?: unknown } => typeof x === 'object' && x !== null);
+    const chosen = (named.find((x) => x.name === 'default') ?? named[0])?.template;
+    return typeof chosen === 'string' ? chosen : null;
   }
   return null;
 }
+
+/**
+ * Ids past this many times the tokens the file names (plus a margin for reserved ranges) are a
+ * corrupt file: the id → token table is as long as the largest id, so one forged id would
+ * allocate it by the gigabyte.
+ */
+function maxPlausibleId(tokens: number): number {
+  return Math.max(2 * tokens, tokens + 65_536);
+}
+
+/**
+ * The ids tokenizer.json declares (model.vocab as { token: id }, added_tokens[].id), counted, with
+ * the largest, and the first one that is not a whole number ≥ 0 (as a phrase), if any. Unigram
+ * vocabularies (a list; ids are positions) declare none.
+ */
+function declaredIds(json: Record<string, unknown>): { count: number; max: number; bad: string | null } {
+  let count = 0;
+  let max = -1;
+  let bad: string | null = null;
+  const see = (id: unknown, what: string) => {
+    count++;
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) bad ??= `${what} the id ${typeof id === 'number' ? String(id) : typeof id}`;
+    else max = Math.max(max, id);
+  };
+  const model = json.model as Record<string, unknown> | null;
+  const vocab = model && typeof model === 'object' ? model.vocab : undefined;
+  if (vocab && typeof vocab === 'object' && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) see(id, `token ${JSON.stringify(token.slice(0, 40))}`);
+  }
+  if (Array.isArray(json.added_tokens)) {
+    for (const t of json.added_tokens) see(t && typeof t === 'object' ? (t as { id?: unknown }).id : undefined, 'an added token');
+  }
+  return { count, max, bad };
+}
+
+/** A short text every tokenizer must encode and decode: a loaded one is tried on it at once. */
+const PROBE_TEXT = 'Hello, world! 12+34=46';
+
+const reason = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Builds a LabTokenizer from the parsed JSON of tokenizer.json and tokenizer_config.json. */
 export function tokenizerFromJson(tokenizerJson: unknown, config: Record<string, unknown>, label: string): LabTokenizer {
   if (!tokenizerJson || typeof tokenizerJson !== 'object' || !('model' in tokenizerJson)) {
     throw new ModelFolderError(`tokenizer.json in ${label} has no "model" section: it is not a Hugging Face tokenizer file.`, label, 'tokenizer.json');
+  }
+  const fail = (detail: string, file = 'tokenizer.json'): never => {
+    throw new ModelFolderError(`${file} in ${label} ${detail}`, label, file);
+  };
+  // The library sizes tables by the largest id it is given: forged ids are refused before it sees them.
+  const declared = declaredIds(tokenizerJson as Record<string, unknown>);
+  if (declared.bad !== null) fail(`gives ${declared.bad}: ids must be whole numbers from 0 (a corrupt file).`);
+  if (declared.max + 1 > maxPlausibleId(declared.count)) {
+    fail(`gives a token the id ${declared.max} but names only ${declared.count} tokens: ids must number the tokens from 0 without vast gaps (a corrupt file).`);
   }
   let tokenizer: Tokenizer;
   try {
@@ -53,11 +102,31 @@ export function tokenizerFromJson(tokenizerJson: unknown, config: Record<string,
   } catch (e) {
     throw new ModelFolderError(`tokenizer.json in ${label} could not be loaded: ${(e as Error).message}.`, label, 'tokenizer.json');
   }
-  const vocabMap = tokenizer.get_vocab(true);
+  let vocabMap: Map<string, number>;
+  try {
+    vocabMap = tokenizer.get_vocab(true);
+  } catch (e) {
+    return fail(`could not be loaded: its vocabulary cannot be read (${reason(e)}).`);
+  }
   let size = 0;
-  for (const id of vocabMap.values()) size = Math.max(size, id + 1);
+  for (const [token, id] of vocabMap) {
+    if (!Number.isSafeInteger(id) || id < 0) fail(`gives token ${JSON.stringify(token.slice(0, 40))} the id ${String(id)}: ids must be whole numbers from 0 (a corrupt file).`);
+    size = Math.max(size, id + 1);
+  }
+  if (size > maxPlausibleId(vocabMap.size)) {
+    fail(`gives a token the id ${size - 1} but names only ${vocabMap.size} tokens: ids must number the tokens from 0 without vast gaps (a corrupt file).`);
+  }
   const vocab: (string | null)[] = new Array(size).fill(null);
   for (const [token, id] of vocabMap) vocab[id] = token;
+  // The library checks the file's parts lazily (a pre-tokenizer's options are read on the first
+  // encode): one encode and decode now turns a broken part into this sentence, not a TypeError later.
+  try {
+    const ids = tokenizer.encode(PROBE_TEXT, { add_special_tokens: true }).ids.filter((id) => Number.isInteger(id));
+    // (A vocabulary without the probe's characters and without an unknown token gives no ids: decode one of its own.)
+    tokenizer.decode(ids.length ? ids : [vocabMap.values().next().value ?? 0], { skip_special_tokens: false });
+  } catch (e) {
+    fail(`loads but cannot encode and decode text (${reason(e)}): the file is corrupt or uses a part the tokenizers library does not support.`);
+  }
 
   const specialTokens = {} as Record<SpecialRole, string | null>;
   for (const role of SPECIAL_ROLES) specialTokens[role] = tokenContent(config[`${role}_token`] as TokenField);
@@ -69,12 +138,30 @@ export function tokenizerFromJson(tokenizerJson: unknown, config: Record<string,
     specialTokens,
     eosTokenId,
     chatTemplate: chatTemplateOf(config),
-    encode: (text, options = {}) => tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
-    decode: (ids, options = {}) => tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? false }),
+    encode(text, options = {}) {
+      try {
+        return tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+      } catch (e) {
+        return fail(`could not encode a text of ${text.length} characters (${reason(e)}).`);
+      }
+    },
+    decode(ids, options = {}) {
+      // The library refuses an empty list; an empty completion reads as empty text.
+      if (ids.length === 0) return '';
+      try {
+        return tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? false });
+      } catch (e) {
+        return fail(`could not decode ${ids.length} token ids (${reason(e)}).`);
+      }
+    },
     tokenText(id) {
       let t = textCache.get(id);
       if (t === undefined) {
-        t = tokenizer.decode([id], { skip_special_tokens: false });
+        try {
+          t = tokenizer.decode([id], { skip_special_tokens: false });
+        } catch (e) {
+          return fail(`could not decode token id ${id} (${reason(e)}).`);
+        }
         textCache.set(id, t);
       }
       return t;

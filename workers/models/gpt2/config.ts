@@ -39,7 +39,13 @@ const MAX_SIZE = 1 << 24;
 
 function describe(value: unknown): string {
   if (value === undefined) return 'it is missing';
-  const text = JSON.stringify(value);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    // A value nested deeper than the stack allows (a corrupt or hostile file).
+    return `got ${Array.isArray(value) ? 'a list' : 'an object'} nested too deeply to show`;
+  }
   return `got ${text === undefined ? String(value) : text.length > 40 ? `${text.slice(0, 40)}…` : text}`;
 }
 
