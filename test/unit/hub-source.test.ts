@@ -244,7 +244,7 @@ describe('a Hub model that cannot be had', () => {
     const cache = memoryCache();
     const e = await failure(hubSource(ID, { endpoint: hub.url, cache, ...FAST, retries: 2 }).read('model.safetensors'));
     expect(e.kind).toBe('dropped');
-    expect(e.message).toMatch(/^The connection to 127\.0\.0\.1:\d+ dropped 3 times while downloading model\.safetensors of opd-lab-test\/llama-tied \(.*\): the network or the server is unstable; try again\.$/);
+    expect(e.message).toMatch(/^The connection to 127\.0\.0\.1:\d+ dropped 3 times while downloading model\.safetensors of opd-lab-test\/llama-tied \(.* after \d+ of 429336 bytes\): the network or the server is unstable; try again\.$/);
     expect(hub.requests.filter((r) => r.path.startsWith('/cdn/'))).toHaveLength(3);
     expect(await cache.list()).toEqual([]);
   });
