@@ -12,16 +12,11 @@ import { UsageError, wasGiven } from './args';
 import { isHubArgument, openModel } from './models';
 import { KNOB_OPTIONS, setupFromOptions } from './train';
 import { readModelFolder } from '../workers/models/folder';
-import { resolveTasks } from '../workers/distill/loop';
-import { DEFAULT_DISTILL } from '../workers/distill/options';
 import { setupProblem } from '../workers/contract/knobs';
 import { PRESETS, type Preset } from '../workers/contract/presets';
-import { promptSourceOfFile } from '../workers/contract/prompts';
-import { parsePromptSource, preparePromptSet } from '../workers/prompts/set';
-import { promptStudentOf } from '../workers/prompts/render';
-import { splitPrompts } from '../workers/prompts/split';
+import { promptSourceOfFile, type PromptTextSource } from '../workers/contract/prompts';
 import { clusterExport } from '../workers/distill/cluster/export';
-import type { ClusterPrompt } from '../workers/distill/cluster/experiment';
+import { clusterExperimentOf } from '../workers/distill/cluster/from-setup';
 
 /** A model as the cluster should load it: a Hub id as given, a folder by its absolute path. */
 const asNamed = (model: string) => (isHubArgument(model) ? model : resolve(model));
@@ -53,34 +48,19 @@ export const clusterCommand: Command = {
     const teacherArg = o.teacher !== undefined ? String(o.teacher) : preset ? join(String(o.models), preset.teacher) : undefined;
     if (!studentArg || !teacherArg) throw new UsageError('cluster: --student and --teacher are required (or a --preset that names them)');
     const student = await readModelFolder(await openModel(studentArg));
-
-    let prompts: ClusterPrompt[];
-    let maxTokens: number;
+    let prompts: PromptTextSource | undefined;
     if (o.prompts !== undefined) {
       const file = resolve(String(o.prompts));
       if (!existsSync(file)) throw new UsageError(`cluster: --prompts ${String(o.prompts)}: no such file`);
-      const source = promptSourceOfFile(basename(file), readFileSync(file, 'utf8'));
-      const promptStudent = promptStudentOf(student);
-      // Checked and sized as the run would (rendering, context), then exported unrendered: the cluster trainer renders with the student's template.
-      const set = preparePromptSet(source, setup, promptStudent);
-      maxTokens = setup.maxTokens || resolveTasks(setup, student.rawConfig, { set, student: promptStudent }).task.maxTokens;
-      const items = parsePromptSource(source);
-      prompts = splitPrompts(items.length, setup.heldOutFraction, setup.splitSeed, source.label).train.map((i) => items[i]);
-    } else {
-      const { task } = resolveTasks(setup, student.rawConfig);
-      maxTokens = setup.maxTokens || task.maxTokens;
-      // The run's own training stream: the prompts its steps would draw, in order.
-      prompts = Array.from({ length: setup.totalSteps * setup.batchPrompts }, (_, i) => ({ text: task.task.trainPrompt(setup.seed, i) }));
+      prompts = promptSourceOfFile(basename(file), readFileSync(file, 'utf8'));
     }
-    const exported = clusterExport(
-      { setup, student: asNamed(studentArg), teacher: asNamed(teacherArg), prompts, maxTokens, weightDecay: DEFAULT_DISTILL.weightDecay, maxGradNorm: DEFAULT_DISTILL.maxGradNorm },
-      `opd-lab cluster, ${new Date().toISOString().slice(0, 10)}`,
-    );
+    const experiment = clusterExperimentOf({ setup, student: { name: asNamed(studentArg), folder: student }, teacher: { name: asNamed(teacherArg) }, prompts });
+    const exported = clusterExport(experiment, `opd-lab cluster, ${new Date().toISOString().slice(0, 10)}`);
     mkdirSync(out, { recursive: true });
     for (const [name, text] of exported.files) writeFileSync(join(out, name), text);
     for (const [target, t] of Object.entries(exported.targets)) {
       console.log('file' in t ? `wrote ${join(out, t.file)} (${target})` : `${target}: not written. ${t.refused}`);
     }
-    console.log(`wrote ${join(out, 'prompts.jsonl')} (${prompts.length} training prompts) and ${join(out, 'README.md')}`);
+    console.log(`wrote ${join(out, 'prompts.jsonl')} (${experiment.prompts.length} training prompts) and ${join(out, 'README.md')}`);
   },
 };

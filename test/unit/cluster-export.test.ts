@@ -7,6 +7,11 @@
  * "same experiment on a cluster" gives the runs and their losses).
  */
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LLAMA_STUDENT } from '../../workers/contract/presets';
 import { DEFAULT_SETUP, type TrainSetup } from '../../workers/contract/knobs';
 import { clusterExport } from '../../workers/distill/cluster/export';
 import { ClusterExportError, type ClusterExperiment } from '../../workers/distill/cluster/experiment';
@@ -93,5 +98,36 @@ describe('cluster export: the folder', () => {
     expect(() => clusterExport(experiment({ objective: 'sft' }), 't')).toThrow(/Neither cluster trainer can run this setup/);
     expect(() => clusterExport(experiment({}, { prompts: [] }), 't')).toThrow('There are no training prompts to export.');
     expect(() => clusterExport(experiment({}, { student: ' ' }), 't')).toThrow(/The student is not named/);
+  });
+});
+
+describe('opd-lab cluster', () => {
+  const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opd-lab.mjs');
+  const MODELS = join(import.meta.dirname, '..', '..', 'models');
+  const PROMPTS = join(import.meta.dirname, '..', 'fixtures', 'prompts-addition.txt');
+  const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, 'cluster', ...args], { encoding: 'utf8', timeout: 60_000 });
+
+  it('writes the scripts for a prompt file: its training split, the knobs given over the preset’s', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'opd-cluster-')), 'export');
+    const r = cli('--preset', 'llama-student', '--models', MODELS, '--prompts', PROMPTS, '--held-out', '0.25', '--lora', '8', '--steps', '12', '--out', out);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const lines = readFileSync(PROMPTS, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const exported = readFileSync(join(out, 'prompts.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).prompt as string);
+    // 25% held out (rounded), the rest exported, each one a line of the file.
+    expect(exported).toHaveLength(lines.length - Math.round(0.25 * lines.length));
+    for (const p of exported) expect(lines).toContain(p);
+    const trl = constants(readFileSync(join(out, 'trl_distill.py'), 'utf8'));
+    expect(trl).toMatchObject({ STEPS: '12', LORA_RANK: '8', LEARNING_RATE: String(LLAMA_STUDENT.setup.lr), PROMPTS_PER_STEP: String(LLAMA_STUDENT.setup.batchPrompts) });
+    expect(JSON.parse(trl.STUDENT)).toBe(join(MODELS, LLAMA_STUDENT.student));
+    expect(r.stdout).toMatch(/wrote .*trl_distill\.py \(trl\)\nwrote .*tinker_distill\.py \(tinker\)\n/);
+  });
+
+  it('says why when neither target can run the setup, and writes nothing', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'opd-cluster-')), 'export');
+    const r = cli('--preset', 'llama-student', '--models', MODELS, '--objective', 'rl', '--steps', '5', '--out', out);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^opd-lab: Neither cluster trainer can run this setup\. TRL: .*rl needs the task’s verifier/);
+    expect(existsSync(out)).toBe(false);
   });
 });
