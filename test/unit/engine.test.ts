@@ -75,6 +75,17 @@ describe('the lab engine over its protocol (Node)', () => {
       expect(t.teacherTop).toHaveLength(3);
       expect(Math.abs(t.sampledKL - (t.studentLogprob - t.teacherLogprob))).toBeLessThan(1e-5);
     }
+    expect(scored.chat).toBeUndefined();
+
+    // A chat prompt for folders with no chat template: a sentence naming the folder (sampling and scoring).
+    for (const command of [
+      { type: 'sample', prompt: 'Q: 1+1=', chat: true, n: 1, maxTokens: 2, temperature: 1, topK: 0, topP: 1, seed: 1 },
+      { type: 'score', prompt: 'Q: 1+1=', chat: true, completion: ' A: 2', topK: 3 },
+    ]) {
+      const refused = last(await send(command));
+      expect(refused.type === 'error' && refused.error.code).toBe('bad-request');
+      expect(refused.type === 'error' && refused.error.message).toMatch(/ has no chat template \(neither chat_template\.jinja nor a chat_template in tokenizer_config\.json\)/);
+    }
   });
 
   it('answers a folder that does not exist with a model-folder error naming it', async () => {
