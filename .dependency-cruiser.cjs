@@ -2,7 +2,7 @@
  * The layer rule of the lab, checked by `npm test` (scripts/check-layers.mjs): an import may only
  * go down the layers, never up.
  *
- *   app → protocol ← engine ← run loop ← prompt sets ← sampler / scorer / trainer ← model families ← kernels ← gpu
+ *   app → protocol ← engine ← run loop ← prompt sets ← sampler / scorer / trainer ← chat templates ← model families ← kernels ← gpu
  *
  * workers/contract/ is the bottom floor: plain types and values that every layer, and the app,
  * may import; it imports nothing of the project. The app imports from workers/ only the protocol
