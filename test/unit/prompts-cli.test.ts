@@ -52,7 +52,7 @@ describe('opd-lab train --prompts FILE', () => {
     expect(r2.stderr.trim()).toBe('opd-lab: train: --prompts and --task are two sources of prompts: give one of them');
     const r3 = cli(['--prompts', PROMPTS, '--objective', 'rl', '--steps', '1', '--out', join(dir, 'run3')]);
     expect(r3.status).toBe(1);
-    expect(r3.stderr.trim().split('\n').pop()).toMatch(/^opd-lab: rl trains on a verifier's reward, and prompts-addition\.txt has no verifier/);
+    expect(r3.stderr.trim().split('\n').pop()).toMatch(/^opd-lab: the rl objective trains on a verifier's reward, and prompts-addition\.txt has no verifier/);
     for (const run of ['run1', 'run2', 'run3']) expect(existsSync(join(dir, run))).toBe(false);
   });
 

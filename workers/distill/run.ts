@@ -120,7 +120,7 @@ export class DistillRun {
     assertSameTokenizer(student.tokenizer, teacher.tokenizer);
     if (OBJECTIVE_DEFINITIONS[options.objective].needsVerifier && !task.verify) {
       throw new DistillError(
-        `${options.objective} trains on a verifier's reward, and ${task.name} has no verifier (its prompts have no answers to check): choose opd-sampled, opd-full or sft, or a built-in task`,
+        `the ${options.objective} objective trains on a verifier's reward, and ${task.name} has no verifier (its prompts have no answers to check): choose opd-sampled, opd-full or sft, or a built-in task`,
       );
     }
     assertTaskFits(student.tokenizer, task, student.label);
