@@ -70,11 +70,19 @@ describe.each(stores)('the %s store', (_name, make) => {
     expect([...(await cache.read(a))!]).toEqual([1, 2, 3]);
     expect(await cache.stat(b)).toMatchObject({ missing: false, size: 1, etag: null });
     expect(await cache.stat({ ...a, file: 'model.safetensors' })).toEqual({ missing: true });
+    // A file known to exist, never read: no bytes, not listed; a later put() replaces the mark.
+    const known = { ...a, file: 'onnx/model_fp16.onnx' };
+    await cache.putExists(known);
+    expect(await cache.stat(known)).toEqual({ missing: false, unread: true });
+    expect(await cache.read(known)).toBeNull();
     expect(await cache.list()).toEqual([
       { repo: 'org/a', revision: 'main', files: [{ file: 'onnx/model.onnx', size: 3, etag: 'abc' }], bytes: 3 },
       { repo: 'org/a', revision: 'refs/pr/1', files: [{ file: 'config.json', size: 1, etag: null }], bytes: 1 },
       { repo: 'org/b', revision: 'main', files: [{ file: 'config.json', size: 0, etag: 'e' }], bytes: 0 },
     ]);
+    await cache.put(known, new Uint8Array([7, 7]), null);
+    expect(await cache.stat(known)).toMatchObject({ missing: false, size: 2 });
+    await cache.delete(known);
     await cache.delete(a);
     expect(await cache.stat(a)).toBeNull();
     await cache.deleteModel('org/a', 'refs/pr/1');

@@ -88,6 +88,9 @@ describe('a Hub model through the cache', () => {
     expect(await source.has('model.safetensors')).toBe(true);
     expect(hub.requests.map((r) => `${r.method} ${r.status}`)).toEqual(['HEAD 302', 'HEAD 200']);
     expect(await cache.list()).toEqual([]);
+    // Recorded as existing: a later load asks nothing about it, even with the Hub gone.
+    expect(await hubSource(ID, { endpoint: 'http://127.0.0.1:9', cache }).has('model.safetensors')).toBe(true);
+    expect(hub.requests).toHaveLength(2);
     same(await source.read('model.safetensors'), fixture('model.safetensors'));
     expect(await source.has('model.safetensors')).toBe(true);
     expect(hub.requests.map((r) => `${r.method} ${r.status}`)).toEqual(['HEAD 302', 'HEAD 200', 'GET 302', 'GET 200']);

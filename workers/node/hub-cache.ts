@@ -3,7 +3,8 @@
  * ~/.cache/opd-lab. Laid out as
  *
  *   hub/ORG/NAME/REVISION/files/PATH           the file's bytes
- *   hub/ORG/NAME/REVISION/records/PATH.json    {"size", "etag", "storedAt"} or {"missing": true}
+ *   hub/ORG/NAME/REVISION/records/PATH.json    {"size", "etag", "storedAt"}, {"missing": true}
+ *                                              or {"exists": true} (asked about, never read)
  *
  * (the revision percent-encoded, so refs/pr/1 is one folder). The bytes are written first and the
  * record last, each through a temporary file renamed into place, so a record always describes
@@ -13,7 +14,7 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { groupCachedFiles, type CacheEntry, type CacheKey, type ModelCache } from '../models/hub/cache';
+import { groupCachedFiles, heldRecord, type CacheEntry, type CacheKey, type ModelCache } from '../models/hub/cache';
 
 /** OPD_LAB_CACHE, else ~/.cache/opd-lab. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -67,8 +68,9 @@ export function diskCache(root: string = defaultCacheDir()): ModelCache {
         return null;
       }
       try {
-        const r = JSON.parse(text) as { missing?: boolean; size?: unknown; etag?: unknown; storedAt?: unknown };
+        const r = JSON.parse(text) as { missing?: boolean; exists?: boolean; size?: unknown; etag?: unknown; storedAt?: unknown };
         if (r.missing === true) return { missing: true };
+        if (r.exists === true && r.size === undefined) return { missing: false, unread: true };
         if (typeof r.size !== 'number' || !Number.isInteger(r.size) || r.size < 0) return null;
         return { missing: false, size: r.size, etag: typeof r.etag === 'string' ? r.etag : null, storedAt: typeof r.storedAt === 'string' ? r.storedAt : '' } satisfies CacheEntry;
       } catch {
@@ -90,20 +92,23 @@ export function diskCache(root: string = defaultCacheDir()): ModelCache {
     async putMissing(key) {
       await writeAtomic(recordPath(key), JSON.stringify({ missing: true }) + '\n');
     },
+    async putExists(key) {
+      await writeAtomic(recordPath(key), JSON.stringify({ exists: true }) + '\n');
+    },
     async delete(key) {
       await rm(recordPath(key), { force: true });
       await rm(bytesPath(key), { force: true });
     },
     async list() {
       const files = [];
-      for (const record of await walk(hub)) {
-        const parts = relative(hub, record).split(sep);
+      for (const recordFile of await walk(hub)) {
+        const parts = relative(hub, recordFile).split(sep);
         // ORG / NAME / REVISION / records / PATH....json
         const at = parts.indexOf('records');
         if (at !== 3) continue;
         const key = { repo: `${parts[0]}/${parts[1]}`, revision: decodeURIComponent(parts[2]), file: parts.slice(4).join('/').replace(/\.json$/, '') };
-        const entry = await cache.stat(key);
-        if (entry && !entry.missing) files.push({ ...key, size: entry.size, etag: entry.etag });
+        const record = heldRecord(await cache.stat(key));
+        if (record) files.push({ ...key, size: record.size, etag: record.etag });
       }
       return groupCachedFiles(files);
     },

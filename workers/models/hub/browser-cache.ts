@@ -3,7 +3,7 @@
  * reloads): one entry per file, keyed by a URL of the lab's own (not the endpoint's, so that a
  * mirror and the Hub share what is cached), the bytes as the body and the record in headers.
  */
-import { groupCachedFiles, type CacheEntry, type CacheKey, type ModelCache } from './cache';
+import { groupCachedFiles, heldRecord, type CacheEntry, type CacheKey, type ModelCache } from './cache';
 
 export const BROWSER_CACHE_NAME = 'opd-lab-models';
 /** The keys' prefix: never fetched, only a name in the cache. */
@@ -12,6 +12,7 @@ const ORIGIN = 'https://opd-lab.cache/hub/';
 const SIZE = 'x-opd-size';
 const ETAG = 'x-opd-etag';
 const MISSING = 'x-opd-missing';
+const EXISTS = 'x-opd-exists';
 const STORED = 'x-opd-stored-at';
 
 function keyUrl(k: CacheKey): string {
@@ -28,6 +29,7 @@ function parseKeyUrl(url: string): CacheKey | null {
 
 function entryOf(response: Response): CacheEntry | null {
   if (response.headers.get(MISSING) === '1') return { missing: true };
+  if (response.headers.get(EXISTS) === '1') return { missing: false, unread: true };
   const size = Number(response.headers.get(SIZE));
   if (!Number.isInteger(size) || size < 0) return null;
   return { missing: false, size, etag: response.headers.get(ETAG) || null, storedAt: response.headers.get(STORED) ?? '' };
@@ -48,7 +50,7 @@ export function browserCache(name = BROWSER_CACHE_NAME, storage: CacheStorage = 
     },
     async read(key) {
       const response = await (await open()).match(keyUrl(key));
-      if (!response || response.headers.get(MISSING) === '1') return null;
+      if (!response || response.headers.get(MISSING) === '1' || response.headers.get(EXISTS) === '1') return null;
       return new Uint8Array(await response.arrayBuffer());
     },
     async put(key, bytes, etag) {
@@ -58,6 +60,9 @@ export function browserCache(name = BROWSER_CACHE_NAME, storage: CacheStorage = 
     },
     async putMissing(key) {
       await (await open()).put(keyUrl(key), new Response(null, { headers: { [MISSING]: '1', [STORED]: new Date().toISOString() } }));
+    },
+    async putExists(key) {
+      await (await open()).put(keyUrl(key), new Response(null, { headers: { [EXISTS]: '1', [STORED]: new Date().toISOString() } }));
     },
     async delete(key) {
       await (await open()).delete(keyUrl(key));
@@ -69,9 +74,9 @@ export function browserCache(name = BROWSER_CACHE_NAME, storage: CacheStorage = 
         const key = parseKeyUrl(request.url);
         if (!key) continue;
         const response = await cache.match(request);
-        const entry = response && entryOf(response);
+        const record = heldRecord(response ? entryOf(response) : null);
         await response?.body?.cancel().catch(() => undefined);
-        if (entry && !entry.missing) files.push({ ...key, size: entry.size, etag: entry.etag });
+        if (record) files.push({ ...key, size: record.size, etag: record.etag });
       }
       return groupCachedFiles(files);
     },

@@ -23,13 +23,19 @@ export interface CacheRecord {
   storedAt: string;
 }
 
-/** What the cache knows of a file: that the model has none, or its record (the bytes are read apart). */
-export type CacheEntry = { missing: true } | ({ missing: false } & CacheRecord);
+/**
+ * What the cache knows of a file: that the model has none; that it has one, not downloaded (the
+ * lab asked whether it exists and never read it); or its record (the bytes are read apart).
+ */
+export type CacheEntry = { missing: true } | { missing: false; unread: true } | ({ missing: false; unread?: false } & CacheRecord);
+
+/** The record of a file whose bytes the cache holds, or null. */
+export const heldRecord = (entry: CacheEntry | null): CacheRecord | null => (entry && !entry.missing && !entry.unread ? entry : null);
 
 export interface CachedModel {
   repo: string;
   revision: string;
-  /** The files held (not those recorded as missing), by path. */
+  /** The files held (not those recorded as missing or as existing unread), by path. */
   files: { file: string; size: number; etag: string | null }[];
   /** Their sizes summed. */
   bytes: number;
@@ -46,6 +52,8 @@ export interface ModelCache {
   put(key: CacheKey, bytes: Uint8Array, etag: string | null): Promise<void>;
   /** Records that the model has no such file. */
   putMissing(key: CacheKey): Promise<void>;
+  /** Records that the model has the file, not downloaded (a later put() replaces this). */
+  putExists(key: CacheKey): Promise<void>;
   /** Forgets one file (held or missing). */
   delete(key: CacheKey): Promise<void>;
   /** The models held, with their files and sizes, sorted by repo then revision. */
@@ -87,11 +95,17 @@ export function memoryCache(): ModelCache {
     async putMissing(key) {
       entries.set(id(key), { key, entry: { missing: true } });
     },
+    async putExists(key) {
+      entries.set(id(key), { key, entry: { missing: false, unread: true } });
+    },
     async delete(key) {
       entries.delete(id(key));
     },
     async list() {
-      return groupCachedFiles([...entries.values()].flatMap(({ key, entry }) => (entry.missing ? [] : [{ ...key, size: entry.size, etag: entry.etag }])));
+      return groupCachedFiles([...entries.values()].flatMap(({ key, entry }) => {
+        const r = heldRecord(entry);
+        return r ? [{ ...key, size: r.size, etag: r.etag }] : [];
+      }));
     },
     async deleteModel(repo, revision) {
       for (const [k, { key }] of entries) if (key.repo === repo && (revision === undefined || key.revision === revision)) entries.delete(k);

@@ -122,6 +122,8 @@ export function hubSource(id: string | HubId, options: HubSourceOptions = {}): H
       // model's ONNX export), and the read that follows a yes downloads the file once.
       if (await probeFile(hubFileUrl(endpoint, hubId, file), ctx(file), options)) {
         present.add(file);
+        // Recorded, so that the next load asks nothing about it either.
+        await cache.putExists(key(file)).catch(() => undefined);
         return true;
       }
       if (file === 'config.json') throw noConfig(404);
@@ -138,13 +140,14 @@ export function hubSource(id: string | HubId, options: HubSourceOptions = {}): H
       const held = takeFresh();
       if (held) return held;
       let entry = await cache.stat(key(file));
-      if (!entry) {
+      if (!entry || (!entry.missing && entry.unread)) {
         await download(file);
         const downloaded = takeFresh();
         if (downloaded) return downloaded;
         entry = await cache.stat(key(file));
       }
       if (!entry || entry.missing) throw new ModelFetchError('not-found', `${file} is missing from ${label} on ${endpoint}.`, label, file, 404);
+      if (entry.unread) throw new ModelFetchError('not-found', `${file} of ${label} could not be kept in ${cache.label}; load the model again.`, label, file);
       const bytes = await cache.read(key(file));
       if (!bytes || bytes.length !== entry.size) {
         await cache.delete(key(file));
