@@ -5,9 +5,11 @@
  * place, then an opd-sampled run whose latest evaluation states the held-out reverse KL (no
  * accuracy: there is no verifier), read before the first step and after the last.
  *
- * The run is test/unit/prompts-cli.test.ts's (12 steps of 8 prompts × 4 completions, lr 1e-3,
- * seed 0, split seed 0: held-out reverse KL 1.0957 → 0.9453 in opd-lab train; seeds 0-3 fell
- * 10.9-24.1%), held to the same 5%.
+ * The run is test/unit/prompts-cli.test.ts's, shortened to 6 steps (8 prompts × 4 completions,
+ * lr 1e-3, split seed 0). Measured with opd-lab train over seeds 0-3 at 6 steps: held-out reverse
+ * KL 1.0957 → 0.9548, 0.9282, 1.0038, 0.9286, a fall of 8.4-15.3%; the test asks for 4%, half the
+ * smallest. At 12 steps (the CLI test's) it took 227 s on SwiftShader with the 2 cores busy and
+ * gave the CLI's numbers (1.096 → 0.9453).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -16,8 +18,8 @@ import { join } from 'node:path';
 import { launch, openLab, screenshot, type PageRecord } from './browser';
 
 const PROMPTS = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'prompts-addition.txt'), 'utf8');
-const RUN = { steps: 12, 'prompts per step': 8, 'completions per prompt': 4, 'learning rate': 0.001, 'eval every': 0, seed: 0 };
-const FALL = 0.05;
+const RUN = { steps: 6, 'prompts per step': 8, 'completions per prompt': 4, 'learning rate': 0.001, 'eval every': 0, seed: 0 };
+const FALL = 0.04;
 const RUN_TIMEOUT = 600_000;
 
 const state = (page: Page) => page.getByTestId('distill-state').textContent();
