@@ -12,6 +12,7 @@ import type { ChatRenderingSummary, ModelRole, ModelSummary, SampledCompletion, 
 import type { DivergenceSelfCheckReport, InteropReport } from './contract/reports';
 import type { PromptSetSummary, PromptTextSource } from './contract/prompts';
 import type { EvalMetrics, StepMetrics, TrainExportKind, TrainSetup, TrainStateName } from './contract/run';
+import type { ClusterTargets } from './contract/cluster';
 
 export type * from './contract/adapter';
 export type * from './contract/errors';
@@ -117,7 +118,14 @@ export type LabCommand =
    * adapter_model.safetensors as PEFT saves them), of the run in progress (its current step) or,
    * once it has ended, of its last checkpoint. Answered by `train.exported`.
    */
-  | { type: 'train.export'; requestId: number; what: TrainExportKind };
+  | { type: 'train.export'; requestId: number; what: TrainExportKind }
+  /**
+   * The run this setup would be, written for a cluster trainer (a TRL DistillationTrainer script, a
+   * tinker-cookbook launcher, the training prompts, a README) from the loaded student and teacher
+   * and the prompts (the setup's built-in task when absent). Answered by `cluster.exported`, or an
+   * error whose sentence says why neither trainer can carry the setup.
+   */
+  | { type: 'cluster.export'; requestId: number; setup: TrainSetup; prompts?: PromptTextSource };
 
 // ---------------------------------------------------------------- events (worker → UI)
 
@@ -186,6 +194,8 @@ export type LabEvent =
   | { type: 'train.checkpoint'; runId: number; step: number; bytes: number }
   /** The answer to train.export: files by their path inside the folder (one file for a checkpoint). */
   | { type: 'train.exported'; requestId: number; what: TrainExportKind; step: number; files: { path: string; bytes: Uint8Array }[] }
+  /** The answer to cluster.export: the files (text), and per target the file or why it was not written. */
+  | { type: 'cluster.exported'; requestId: number; files: { path: string; text: string }[]; targets: ClusterTargets }
   | { type: 'device.lost'; error: LabError }
   | { type: 'error'; requestId?: number; error: LabError };
 

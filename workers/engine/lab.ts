@@ -24,6 +24,7 @@ import { hubSource, type HubProgress } from '../models/hub/source';
 import { hubIdProblem } from '../models/hub/id';
 import { browserCache } from '../models/hub/browser-cache';
 import type { ModelCache } from '../models/hub/cache';
+import { exportForCluster } from './cluster';
 
 export interface LabEngineOptions {
   gpu: GPU | undefined;
@@ -118,6 +119,12 @@ export class LabEngine {
           const result = await this.training.export(device, command.what);
           if ('code' in result) return this.fail(command.requestId, result);
           this.options.emit({ type: 'train.exported', requestId: command.requestId, what: command.what, step: result.step, files: result.files });
+          return;
+        }
+        case 'cluster.export': {
+          const result = exportForCluster(this.models, command.setup, command.prompts, `the lab, ${new Date().toISOString().slice(0, 10)}`);
+          if ('code' in result) return this.fail(command.requestId, result);
+          this.options.emit({ type: 'cluster.exported', requestId: command.requestId, files: result.files, targets: result.targets });
           return;
         }
         case 'train.pause':

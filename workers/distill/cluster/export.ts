@@ -6,11 +6,12 @@
 import { ClusterExportError, experimentProblems, promptsJsonl, type ClusterExperiment } from './experiment';
 import { trlProblems, trlScript } from './trl';
 import { tinkerLauncher, tinkerProblems } from './tinker';
+import type { ClusterTargetResult, ClusterTargets } from '../../contract/cluster';
 
 export interface ClusterExport {
   files: Map<string, string>;
   /** Per target: the file written, or the sentence why not. */
-  targets: { trl: { file: string } | { refused: string }; tinker: { file: string } | { refused: string } };
+  targets: ClusterTargets;
 }
 
 export function clusterExport(e: ClusterExperiment, generatedBy: string): ClusterExport {
@@ -24,11 +25,11 @@ export function clusterExport(e: ClusterExperiment, generatedBy: string): Cluste
   if (files.size === 0) throw new ClusterExportError(`Neither cluster trainer can run this setup. TRL: ${trl.join(' ')} tinker-cookbook: ${tinker.join(' ')}`);
   files.set('prompts.jsonl', promptsJsonl(e.prompts));
   const s = e.setup;
-  const targets: ClusterExport['targets'] = {
+  const targets: ClusterTargets = {
     trl: trl.length === 0 ? { file: 'trl_distill.py' } : { refused: trl.join(' ') },
     tinker: tinker.length === 0 ? { file: 'tinker_distill.py' } : { refused: tinker.join(' ') },
   };
-  const line = (name: string, t: { file: string } | { refused: string }) => ('file' in t ? `- ${name}: \`${t.file}\`` : `- ${name}: not exported. ${t.refused}`);
+  const line = (name: string, t: ClusterTargetResult) => ('file' in t ? `- ${name}: \`${t.file}\`` : `- ${name}: not exported. ${t.refused}`);
   files.set(
     'README.md',
     [
