@@ -1,15 +1,39 @@
 /**
- * Loading a model folder as the student or the teacher: by URL, or from a folder picked on this
- * computer. The worker holds one student and one teacher, so every panel shows the same two.
- * The URL field starts at the lab's built-in model for the role (models/<name>/ on this server).
+ * Loading a model folder as the student or the teacher: by URL, by Hugging Face id
+ * (ORG/NAME[@REVISION], from the Hub endpoint set in the Models panel, through the model cache,
+ * with a progress bar), or from a folder picked on this computer. The worker holds one student
+ * and one teacher, so every panel shows the same two. The field starts at the lab's built-in
+ * model for the role (models/<name>/ on this server).
  */
 import { useEffect, useState } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
 import { loadModel } from '../lab/connect';
 import { builtInFor, builtInModelUrl, fetchBuiltIns, useBuiltIns, type BuiltInModel } from '../lab/builtInModels';
 import { LLAMA_STUDENT, SELF_DISTILL, type Preset } from '../../workers/contract/presets';
+import { formatBytes, isHubId, useHub, type HubLoadProgress } from '../state/hub';
 
-const byUrl = (label: string | undefined) => (label && /^https?:\/\//.test(label) ? label : null);
+/** A loaded model's label when it can be typed back into the field: its URL or its Hub id. */
+const byUrl = (label: string | undefined) => (label && (/^https?:\/\//.test(label) || isHubId(label)) ? label : null);
+
+/** A Hub download: the bytes over the model's files as a bar and "12.3 MB of 48.0 MB", and the file under way. */
+function HubProgressLine({ role, progress, loading }: { role: ModelRole; progress: HubLoadProgress; loading: boolean }) {
+  const current = progress.files.find((f) => !f.done) ?? progress.files[progress.files.length - 1];
+  const cached = progress.files.length > 0 && progress.files.every((f) => f.fromCache);
+  const fileText = current && (current.total !== null ? `${formatBytes(current.loaded)} of ${formatBytes(current.total)}` : formatBytes(current.loaded));
+  return (
+    <div className="hub-progress" data-testid={`${role}-progress`}>
+      <progress value={progress.folderLoaded} max={Math.max(progress.folderTotal, 1)} aria-label={`${role} download`} />
+      <span data-testid={`${role}-progress-text`}>
+        {formatBytes(progress.folderLoaded)} of {formatBytes(progress.folderTotal)}
+      </span>
+      <span className="muted">
+        {loading
+          ? current && ` ${current.file}: ${fileText}${current.fromCache ? ' from the cache' : ''}`
+          : ` ${progress.files.length} files of ${progress.model}${cached ? ', all from the cache' : ''}`}
+      </span>
+    </div>
+  );
+}
 
 /** Loads the built-in student, then the built-in teacher (the folders models/index.json gives those roles). */
 export async function loadBuiltInPair(): Promise<void> {
@@ -72,16 +96,33 @@ export function ModelLoader({ role, disabled = false }: { role: ModelRole; disab
   useEffect(() => {
     setUrl((old) => (!loadedUrl && old !== builtIn && old === builtInModelUrl(builtInFor(role, null)) ? builtIn : old));
   }, [builtIn]);
+  const endpoint = useHub((s) => s.endpoint);
+  const progress = useHub((s) => s.progress[role]);
   const label = role === 'student' ? 'Student' : 'Teacher';
   const off = !ready || slot.loading || disabled;
+  const hub = isHubId(url);
+  // The download shown while it runs, and after it for the model it brought (or the failure it ended in).
+  const showProgress = progress && (slot.loading || slot.error || slot.model?.label === progress.model);
   return (
     <div className="loader">
       <label>
-        {label} model folder URL
-        <input value={url} onChange={(e) => setUrl(e.target.value)} placeholder="http://…/my-model/ (config.json, tokenizer.json, onnx/model.onnx)" />
+        {label} model folder URL or Hugging Face id
+        <input value={url} onChange={(e) => setUrl(e.target.value)} placeholder="http://…/my-model/ or ORG/NAME[@revision]" />
       </label>
+      <p className="muted hub-hint">
+        {hub ? (
+          <>
+            A Hugging Face id: read from <code>{endpoint || 'https://huggingface.co'}</code> (set in the Models panel) and kept in this browser’s model
+            cache.
+          </>
+        ) : (
+          <>
+            A folder URL (config.json, tokenizer.json, model.safetensors or onnx/model.onnx), or a Hugging Face id such as <code>ORG/NAME</code>.
+          </>
+        )}
+      </p>
       <div className="loader-actions">
-        <button disabled={off || !url.trim()} onClick={() => void loadModel(role, { url: url.trim() })}>
+        <button disabled={off || !url.trim()} onClick={() => void loadModel(role, hub ? { hub: url.trim() } : { url: url.trim() })}>
           {slot.loading ? 'Loading…' : `Load ${role}`}
         </button>
         <label className="pick">
@@ -97,6 +138,7 @@ export function ModelLoader({ role, disabled = false }: { role: ModelRole; disab
           />
         </label>
       </div>
+      {showProgress && <HubProgressLine role={role} progress={progress} loading={slot.loading} />}
       {slot.model && (
         <p className="muted source" data-testid={`${role}-source`}>
           from {slot.model.label}

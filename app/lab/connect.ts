@@ -6,9 +6,11 @@ import { LabClient, LabRequestError, type CommandWithoutId } from './client';
 import { pickedFolderEntries } from '../../workers/contract/files';
 import type { LabEvent, LabEventOf, PromptTextSource, TrainExportKind, TrainSetup } from '../../workers/protocol';
 import { usePromptSource } from '../state/promptSource';
+import { addProgress, useHub } from '../state/hub';
 import { useLab, type InspectState, type ModelRole, type ModelSlot } from '../state/labStore';
 import { addEval, addStep, beginRun, useDistillRun } from '../state/distillRun';
 import { zipSync } from 'fflate';
+import { useClusterExport } from '../state/clusterExport';
 
 let client: LabClient | undefined;
 
@@ -80,11 +82,23 @@ function setModel(role: ModelRole, slot: ModelSlot): void {
   useLab.setState((s) => ({ models: { ...s.models, [role]: slot } }));
 }
 
-/** Loads a model folder from a URL, or from the files of a folder the person picked. */
-export async function loadModel(role: ModelRole, from: { url: string } | { files: FileList } | { entries: { path: string; file: Blob }[]; label: string }): Promise<void> {
+/**
+ * Loads a model folder from a URL, from the files of a folder the person picked, or by Hugging
+ * Face id (ORG/NAME[@REVISION], from the Hub endpoint set in the page, through the model cache,
+ * with its download progress in the hub store). A failure leaves the model loaded before in place
+ * (the worker keeps it until another one has loaded).
+ */
+export async function loadModel(
+  role: ModelRole,
+  from: { url: string } | { files: FileList } | { entries: { path: string; file: Blob }[]; label: string } | { hub: string },
+): Promise<void> {
   if (!client) return;
   let command: CommandWithoutId;
-  if ('entries' in from) {
+  if ('hub' in from) {
+    const { endpoint, token } = useHub.getState();
+    command = { type: 'model.load', role, hub: from.hub.trim(), endpoint: endpoint.trim() || undefined, ...(token.trim() ? { token: token.trim() } : {}) };
+    useHub.setState((s) => ({ progress: { ...s.progress, [role]: null } }));
+  } else if ('entries' in from) {
     command = { type: 'model.load', role, files: from.entries, label: from.label };
   } else if ('files' in from) {
     const entries = pickedFolderEntries(from.files);
@@ -93,17 +107,41 @@ export async function loadModel(role: ModelRole, from: { url: string } | { files
   } else {
     command = { type: 'model.load', role, url: new URL(from.url, location.href).href };
   }
+  const previous = useLab.getState().models[role];
   setModel(role, { loading: true, model: null, warnings: [], error: null });
   try {
-    const loaded = await client.request(command, ['model.loaded']);
+    const loaded = await client.request(command, ['model.loaded'], (e) => e.type === 'model.progress' && addProgress(e));
     setModel(role, { loading: false, model: loaded.model, warnings: loaded.warnings, error: null });
+    if ('hub' in from) void listCachedModels();
     // The warnings compare the two tokenizers: the other slot's were about the model this one replaced.
     const other: ModelRole = role === 'student' ? 'teacher' : 'student';
     const otherSlot = useLab.getState().models[other];
     if (otherSlot.warnings.length) setModel(other, { ...otherSlot, warnings: [] });
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
-    setModel(role, { loading: false, model: null, warnings: [], error: e.error });
+    setModel(role, { loading: false, model: previous.model, warnings: previous.warnings, error: e.error });
+  }
+}
+
+/** Reads the model cache's contents into the hub store (the model manager). */
+export async function listCachedModels(): Promise<void> {
+  await cacheRequest({ type: 'cache.list' });
+}
+
+/** Forgets a cached model (one revision); a model loaded from it stays loaded until replaced. */
+export async function deleteCachedModel(repo: string, revision: string): Promise<void> {
+  await cacheRequest({ type: 'cache.delete', repo, revision });
+}
+
+async function cacheRequest(command: Extract<CommandWithoutId, { type: 'cache.list' | 'cache.delete' }>): Promise<void> {
+  if (!client) return;
+  useHub.setState((s) => ({ cache: { ...s.cache, busy: true, error: null } }));
+  try {
+    const { models, bytes, where } = await client.request(command, ['cache.listed']);
+    useHub.setState({ cache: { listing: { models, bytes, where }, busy: false, error: null } });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    useHub.setState((s) => ({ cache: { ...s.cache, busy: false, error: e.error } }));
   }
 }
 
@@ -250,6 +288,26 @@ function download(bytes: Uint8Array, fileName: string, type: string): void {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/**
+ * The Distill panel's setup written for a cluster trainer (a TRL script, a tinker-cookbook
+ * launcher, the training prompts, a README: workers/distill/cluster/), downloaded as one zip.
+ */
+export async function exportForCluster(setup: TrainSetup, prompts?: PromptTextSource): Promise<void> {
+  if (!client) return;
+  useClusterExport.setState({ busy: true, error: null });
+  try {
+    const result = await client.request({ type: 'cluster.export', setup, ...(prompts ? { prompts } : {}) }, ['cluster.exported']);
+    const name = 'opd-lab-cluster';
+    const text = new TextEncoder();
+    const bytes = zipSync(Object.fromEntries(result.files.map((f) => [`${name}/${f.path}`, text.encode(f.text)])), { level: 6 });
+    download(bytes, `${name}.zip`, 'application/zip');
+    useClusterExport.setState({ busy: false, done: { fileName: `${name}.zip`, bytes: bytes.byteLength, targets: result.targets } });
+  } catch (e) {
+    if (!(e instanceof LabRequestError)) throw e;
+    useClusterExport.setState({ busy: false, error: e.error, done: null });
+  }
 }
 
 /** The folder name of an exported student: the loaded student's folder name, then the step. */

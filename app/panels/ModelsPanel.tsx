@@ -9,6 +9,7 @@ import { useLab, type ModelRole } from '../state/labStore';
 import type { ModelSummary } from '../../workers/protocol';
 import { loadModel } from '../lab/connect';
 import { LoadBuiltIns } from '../components/ModelLoader';
+import { HubSettings, ModelManager } from '../components/ModelManager';
 import { builtInModelUrl, builtInUrl, describeTask, fetchBuiltIns, formatSeconds, useBuiltIns, type BuiltInModel } from '../lab/builtInModels';
 
 const ROLES: ModelRole[] = ['student', 'teacher'];
@@ -212,6 +213,12 @@ export function ModelsPanel() {
         const model = slots[role].model;
         return model ? <LoadedModelCard key={`loaded-${role}`} role={role} model={model} /> : null;
       })}
+      <section className="card wide" data-testid="hub-card">
+        <h2>Hugging Face models</h2>
+        <HubSettings />
+        <h3>Cached models</h3>
+        <ModelManager />
+      </section>
       {models.map((m) => (
         <ModelCard key={m.name} model={m} />
       ))}

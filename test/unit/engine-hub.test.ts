@@ -67,6 +67,19 @@ describe('Hub ids in the lab engine', () => {
     expect(hub.requests.filter((r) => r.method === 'GET').length).toBeGreaterThanOrEqual(FILES.length);
   });
 
+  it('shows the bytes a stalled download had: a held-back report is sent when its time comes', async () => {
+    const file = 'model.safetensors';
+    const size = statSync(join(FIXTURES_DIR, 'llama-teacher', file)).size;
+    hub.fault({ fault: { kind: 'stall', delayMs: 600 }, repo: 'opd-lab-test/llama-teacher', file });
+    const es = await send({ type: 'model.load', role: 'teacher', hub: 'opd-lab-test/llama-teacher', endpoint: hub.url });
+    hub.clearFaults();
+    expect(last(es).type).toBe('model.loaded');
+    const during = es.filter((e): e is LabEventOf<'model.progress'> => e.type === 'model.progress' && e.file === file && !e.done);
+    // The first half came at once, then nothing for 600 ms: its last bytes were reported during the pause.
+    expect(during.map((e) => e.loaded)).toContain(Math.floor(size / 2));
+    expect(during.every((e) => e.total === size)).toBe(true);
+  });
+
   it('answers an unknown id, a bad id and an unreachable endpoint with one sentence each', async () => {
     const unknown = last(await send({ type: 'model.load', role: 'teacher', hub: 'opd-lab-test/nope', endpoint: hub.url }));
     expect(unknown).toMatchObject({ type: 'error', error: { code: 'model-folder' } });
@@ -76,8 +89,8 @@ describe('Hub ids in the lab engine', () => {
     expect(bad).toMatchObject({ type: 'error', error: { code: 'bad-request' } });
 
     // A model not in the cache (the student is: it would load with no network at all).
-    const unreachable = last(await send({ type: 'model.load', role: 'teacher', hub: 'opd-lab-test/llama-teacher', endpoint: 'http://127.0.0.1:9' }));
+    const unreachable = last(await send({ type: 'model.load', role: 'teacher', hub: 'opd-lab-test/llama-teacher@other', endpoint: 'http://127.0.0.1:9' }));
     expect(unreachable).toMatchObject({ type: 'error', error: { code: 'model-folder' } });
-    expect((unreachable as LabEventOf<'error'>).error.message).toMatch(/^Could not reach 127\.0\.0\.1:9 for config\.json of opd-lab-test\/llama-teacher .*the host is unreachable; check the address \(the Hub endpoint, set in the Models panel\)/);
+    expect((unreachable as LabEventOf<'error'>).error.message).toMatch(/^Could not reach 127\.0\.0\.1:9 for config\.json of opd-lab-test\/llama-teacher@other .*the host is unreachable; check the address \(the Hub endpoint, set in the Models panel\)/);
   });
 });

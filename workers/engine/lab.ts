@@ -299,14 +299,35 @@ export class LabEngine {
     }
   }
 
-  /** Streams a Hub download's progress as `model.progress` events, each file's at most every PROGRESS_EVERY_MS (its last always). */
+  /**
+   * Streams a Hub download's progress as `model.progress` events: each file's at most every
+   * PROGRESS_EVERY_MS, the latest of those held back sent when its time comes (so a stalled
+   * download shows the bytes it had), and its last report always at once.
+   */
   private progressOf(requestId: number, role: ModelRole): (p: HubProgress) => void {
-    const last = new Map<string, number>();
+    const files = new Map<string, { at: number; held: HubProgress | null; timer: ReturnType<typeof setTimeout> | null }>();
+    const send = (p: HubProgress) => this.options.emit({ type: 'model.progress', requestId, role, ...p });
     return (p) => {
       const now = Date.now();
-      if (!p.done && now - (last.get(p.file) ?? -Infinity) < PROGRESS_EVERY_MS) return;
-      last.set(p.file, now);
-      this.options.emit({ type: 'model.progress', requestId, role, ...p });
+      let f = files.get(p.file);
+      if (!f) files.set(p.file, (f = { at: -Infinity, held: null, timer: null }));
+      const state = f;
+      if (p.done || now - state.at >= PROGRESS_EVERY_MS) {
+        if (state.timer) clearTimeout(state.timer);
+        state.timer = null;
+        state.held = null;
+        state.at = now;
+        send(p);
+        return;
+      }
+      state.held = p;
+      state.timer ??= setTimeout(() => {
+        state.timer = null;
+        if (!state.held) return;
+        state.at = Date.now();
+        send(state.held);
+        state.held = null;
+      }, PROGRESS_EVERY_MS - (now - state.at));
     };
   }
 
