@@ -5,7 +5,7 @@
  * an empty KV cache, and the weights straight from the trainer's GPU buffers. The family comes
  * from the registry by the config's model_type.
  */
-import { createSession, ort, type SessionOptions } from '../ort/runtime';
+import { createSession, float16Refusal, ort, type SessionOptions } from '../ort/runtime';
 import * as io from '../ort/decoder-io';
 import type { FamilyConfig } from './family';
 import { familyFor } from './registry';
@@ -25,6 +25,8 @@ export interface DecoderSession {
   weightsAreInputs: boolean;
   /** The device the session runs on (our kernels may read its GPU outputs in place). */
   device?: GPUDevice;
+  /** The type of its key-values and logits: float16 for onnx-community's fp16/q4f16 graphs (the runner converts the logits). */
+  kvType?: io.KvType;
 }
 
 /** The KV cache's shape of this config's decoder. */
@@ -52,28 +54,37 @@ export async function createDecoderSession(
     throw new ModelFileError(file, `is not a loadable ONNX model (onnxruntime: ${e instanceof Error ? e.message : String(e)})`);
   }
   const family = familyFor(config);
-  const problems = signatureProblems(config, session);
+  const kvType = io.pastTypeOf(session);
+  const problems = signatureProblems(config, session, kvType);
   if (problems.length) {
     await session.release();
     throw new ModelFileError(file, `is not a ${family.name} decoder for this config.json (${family.describeSize(config)}): it ${problems.join('; ')}`);
   }
-  return { session, weightsAreInputs: session.inputNames.includes(family.paramSpecs(config)[0].name), device };
+  const f16 = kvType === 'float16' ? float16Refusal(device) : null;
+  if (f16) {
+    await session.release();
+    throw new ModelFileError(file, f16);
+  }
+  return { session, weightsAreInputs: session.inputNames.includes(family.paramSpecs(config)[0].name), device, kvType };
 }
 
-type Expected = { type: 'int64' | 'float32'; dims: (number | null)[] }; // null: any size (symbolic)
+type Expected = { type: 'int64' | 'float32' | 'float16'; dims: (number | null)[] }; // null: any size (symbolic)
 
-/** What a decoder's signature must be for this config, as short sentences (none when it fits). */
-function signatureProblems(config: FamilyConfig, session: ort.InferenceSession): string[] {
+/**
+ * What a decoder's signature must be for this config, as short sentences (none when it fits).
+ * Key-values and logits are float32, or all float16 (`kvType`, onnx-community's fp16 graphs).
+ */
+function signatureProblems(config: FamilyConfig, session: ort.InferenceSession, kvType: io.KvType = 'float32'): string[] {
   const family = familyFor(config);
   const shape = family.decoderShape(config);
   const H = shape.kvHeads;
   const D = shape.headDim;
   const expected = new Map<string, Expected>();
   for (const name of io.decoderDataInputs(shape)) {
-    expected.set(name, name.startsWith('past_key_values.') ? { type: 'float32', dims: [null, H, null, D] } : { type: 'int64', dims: [null, null] });
+    expected.set(name, name.startsWith('past_key_values.') ? { type: kvType, dims: [null, H, null, D] } : { type: 'int64', dims: [null, null] });
   }
   for (const name of io.decoderOutputs(shape)) {
-    expected.set(name, name === 'logits' ? { type: 'float32', dims: [null, null, config.vocabSize] } : { type: 'float32', dims: [null, H, null, D] });
+    expected.set(name, name === 'logits' ? { type: kvType, dims: [null, null, config.vocabSize] } : { type: kvType, dims: [null, H, null, D] });
   }
   const specs = family.paramSpecs(config);
   const weightInputs = specs.filter((s) => session.inputNames.includes(s.name));

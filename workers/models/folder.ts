@@ -10,14 +10,18 @@
  *
  * What runs: for a folder of a registered family with model.safetensors, the family's own decoder
  * built from those weights (the lab's graph, tested against PyTorch; a Llama-family export's
- * in-graph Sin/Cos is off by ~1e-3 on WebGPU), so such a folder needs no onnx/model.onnx; for any
- * other model, the folder's onnx/model.onnx.
+ * in-graph Sin/Cos is off by ~1e-3 on WebGPU), so such a folder needs no onnx/model.onnx, unless
+ * a dtype other than fp32 is asked for; for any other model, one of the folder's onnx-community
+ * variants (onnx/model.onnx, model_fp16, model_q4, model_q4f16, model_quantized: the dtype asked
+ * for, else chooseOnnxDtype's default), with its external data (model.onnx_data, _data_N) attached.
  */
 import { ModelFolderError, readJson, type ModelSource } from './source';
 import { loadTokenizer, type LabTokenizer } from './tokenizer';
 import type { Gpt2Config } from './gpt2/config';
 import type { FamilyConfig, ModelFamily, ModelParams } from './family';
 import { familyFor, familyNames, familyOf } from './registry';
+import { attachExternalData, type ExternalDataFile } from '../ort/runtime';
+import { externalDataLocations } from '../ort/external-data';
 
 export const ONNX_PATH = 'onnx/model.onnx';
 export const WEIGHTS_PATH = 'model.safetensors';
@@ -46,11 +50,13 @@ export interface ModelFolder {
   onnx: Uint8Array;
   /** Where `onnx` came from, for messages: "<folder>/onnx/model.onnx" or "<folder> (Llama decoder built from model.safetensors)". */
   onnxLabel: string;
+  /** The ONNX file variant that runs (ONNX_DTYPE_FILES); null for the family's decoder built from the weights. */
+  onnxDtype: OnnxDtype | null;
   /** Weights from model.safetensors (registered families only), or null. */
   weights: Map<string, Float32Array> | null;
 }
 
-export async function readModelFolder(source: ModelSource, options: { requireWeights?: boolean } = {}): Promise<ModelFolder> {
+export async function readModelFolder(source: ModelSource, options: ReadFolderOptions = {}): Promise<ModelFolder> {
   if (!(await source.has('config.json'))) {
     throw new ModelFolderError(`${source.label} has no config.json: is it a Hugging Face model folder?`, source.label, 'config.json');
   }
@@ -87,11 +93,14 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
   }
   let onnx: Uint8Array;
   let onnxLabel: string;
-  if (family && config && weights) {
+  let onnxDtype: OnnxDtype | null = null;
+  if (family && config && weights && (options.dtype === undefined || options.dtype === 'fp32')) {
     onnx = family.buildDecoder(config, { kind: 'initializers', params: weights });
     onnxLabel = `${source.label} (${family.name} decoder built from ${WEIGHTS_PATH})`;
   } else {
-    if (!(await source.has(ONNX_PATH))) {
+    const variants: OnnxDtype[] = [];
+    for (const dtype of ONNX_DTYPES) if (await source.has(ONNX_DTYPE_FILES[dtype])) variants.push(dtype);
+    if (variants.length === 0) {
       throw new ModelFolderError(
         family
           ? `${source.label} has neither ${WEIGHTS_PATH} nor ${ONNX_PATH}: the lab runs a ${family.name} model from its weights (or from an ONNX export in the transformers.js layout).`
@@ -100,8 +109,11 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
         ONNX_PATH,
       );
     }
-    onnx = await source.read(ONNX_PATH);
-    onnxLabel = `${source.label}/${ONNX_PATH}`;
+    onnxDtype = chooseOnnxDtype(source.label, variants, options);
+    const file = ONNX_DTYPE_FILES[onnxDtype];
+    const bytes = await source.read(file);
+    onnx = attachExternalData(bytes, await readExternalData(source, file, bytes));
+    onnxLabel = `${source.label}/${file}`;
   }
   if (options.requireWeights && !weights) {
     throw new ModelFolderError(
@@ -113,7 +125,101 @@ export async function readModelFolder(source: ModelSource, options: { requireWei
     );
   }
   const gpt2 = config?.modelType === 'gpt2' ? (config as Gpt2Config) : null;
-  return { label: source.label, rawConfig, family, config, gpt2, tokenizer, tokenizerFiles, chatTemplate, generationConfig, onnx, onnxLabel, weights };
+  return { label: source.label, rawConfig, family, config, gpt2, tokenizer, tokenizerFiles, chatTemplate, generationConfig, onnx, onnxLabel, onnxDtype, weights };
+}
+
+/**
+ * onnx-community's file variants of a transformers.js export, by the dtype names transformers.js
+ * uses: fp32 onnx/model.onnx, fp16 model_fp16.onnx (float16 weights, key-values and logits), q4
+ * model_q4.onnx (MatMulNBits), q4f16 model_q4f16.onnx (both), quantized model_quantized.onnx (int8).
+ */
+export const ONNX_DTYPES = ['fp32', 'fp16', 'q4', 'q4f16', 'quantized'] as const;
+export type OnnxDtype = (typeof ONNX_DTYPES)[number];
+export const ONNX_DTYPE_FILES: Record<OnnxDtype, string> = {
+  fp32: ONNX_PATH,
+  fp16: 'onnx/model_fp16.onnx',
+  q4: 'onnx/model_q4.onnx',
+  q4f16: 'onnx/model_q4f16.onnx',
+  quantized: 'onnx/model_quantized.onnx',
+};
+const FLOAT16_DTYPES: readonly OnnxDtype[] = ['fp16', 'q4f16'];
+
+export function isOnnxDtype(value: unknown): value is OnnxDtype {
+  return typeof value === 'string' && (ONNX_DTYPES as readonly string[]).includes(value);
+}
+
+export interface ReadFolderOptions {
+  requireWeights?: boolean;
+  /** The ONNX variant to run; default: fp32 when there, else the smallest the adapter runs (chooseOnnxDtype). */
+  dtype?: OnnxDtype;
+  /** Whether the adapter has shader-f16 (float16 variants need it); unknown counts as no. */
+  shaderF16?: boolean;
+}
+
+/**
+ * The variant that runs, of those the folder has: the one asked for, refused with a sentence when
+ * the folder lacks it or the adapter cannot run it; by default fp32 when there (what the lab's
+ * numbers are checked against), else the smallest the adapter runs: q4f16 and fp16 only with
+ * shader-f16, q4 before int8 (MatMulNBits runs on the GPU, int8's MatMulInteger on the CPU).
+ */
+export function chooseOnnxDtype(label: string, variants: readonly OnnxDtype[], options: Pick<ReadFolderOptions, 'dtype' | 'shaderF16'>): OnnxDtype {
+  const f16 = options.shaderF16 === true;
+  const has = variants.join(', ');
+  if (options.dtype !== undefined) {
+    const file = ONNX_DTYPE_FILES[options.dtype];
+    if (!variants.includes(options.dtype)) {
+      throw new ModelFolderError(`${label} has no ${file} (dtype ${options.dtype}): pick one of the dtypes it has (${has}).`, label, file);
+    }
+    if (FLOAT16_DTYPES.includes(options.dtype) && !f16) {
+      const others = variants.filter((d) => !FLOAT16_DTYPES.includes(d));
+      throw new ModelFolderError(
+        `${label}/${file} computes in float16, and this adapter has no shader-f16: ${others.length ? `load it with dtype ${others.join(' or ')}` : 'this folder has no other variant, so use an adapter with shader-f16'}.`,
+        label,
+        file,
+      );
+    }
+    return options.dtype;
+  }
+  const order: OnnxDtype[] = f16 ? ['fp32', 'q4f16', 'q4', 'quantized', 'fp16'] : ['fp32', 'q4', 'quantized'];
+  const pick = order.find((d) => variants.includes(d));
+  if (!pick) {
+    throw new ModelFolderError(
+      `${label} has only float16 ONNX variants (${has}), and this adapter has no shader-f16: use an adapter with shader-f16, or a folder with onnx/model.onnx, model_q4.onnx or model_quantized.onnx.`,
+      label,
+      ONNX_DTYPE_FILES[variants[0]],
+    );
+  }
+  return pick;
+}
+
+/**
+ * The external data files `file` names (`model.onnx_data`, `model.onnx_data_1`…, beside it), read
+ * for onnxruntime-web; a missing one is a sentence naming it. Graphs of 64 MB and more hold their
+ * weights inline (the protobuf limit is 2 GB) and are not decoded for it.
+ */
+async function readExternalData(source: ModelSource, file: string, bytes: Uint8Array): Promise<ExternalDataFile[]> {
+  const dir = file.slice(0, file.lastIndexOf('/') + 1);
+  const name = file.slice(dir.length);
+  let locations: string[];
+  if (bytes.byteLength < 64 * 2 ** 20) locations = externalDataLocations(bytes);
+  else {
+    // Not decoded: the files beside it by transformers.js's names, _data then _data_1, _data_2…
+    locations = [];
+    for (let i = 0; await source.has(`${file}_data${i ? `_${i}` : ''}`); i++) locations.push(`${name}_data${i ? `_${i}` : ''}`);
+  }
+  const out: ExternalDataFile[] = [];
+  for (const location of locations) {
+    const path = dir + location;
+    if (!(await source.has(path))) {
+      throw new ModelFolderError(
+        `${source.label}/${file} keeps its weights in ${location}, which ${source.label} does not have: put ${path} beside it (as the export wrote it), or pick another dtype.`,
+        source.label,
+        path,
+      );
+    }
+    out.push({ path: location, data: await source.read(path) });
+  }
+  return out;
 }
 
 /**

@@ -38,12 +38,12 @@ export function decoderOutputs(shape: DecoderShape): string[] {
 }
 
 /** past_key_values.* with zero past positions, for the first run of a sequence. */
-export function emptyPastFeeds(shape: DecoderShape, batch: number): Record<string, ort.Tensor> {
+export function emptyPastFeeds(shape: DecoderShape, batch: number, type: KvType = 'float32'): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
   const dims = [batch, shape.kvHeads, 0, shape.headDim];
   for (let l = 0; l < shape.layers; l++) {
-    feeds[pastKeyName(l)] = new ort.Tensor('float32', new Float32Array(0), dims);
-    feeds[pastValueName(l)] = new ort.Tensor('float32', new Float32Array(0), dims);
+    feeds[pastKeyName(l)] = emptyPast(type, dims);
+    feeds[pastValueName(l)] = emptyPast(type, dims);
   }
   return feeds;
 }
@@ -75,4 +75,75 @@ export function positionIdsFromMask(mask: readonly (readonly number[])[], seqLen
     const positions = row.map((m) => (m ? real++ : 1));
     return positions.slice(row.length - seqLength);
   });
+}
+
+/**
+ * onnx-community exports beyond the float32 layout above, handled where the lab runs a decoder:
+ *   - float16 graphs (model_fp16.onnx, model_q4f16.onnx): past/present key-values and logits in
+ *     float16; the empty past is made in the graph's own type, the logits converted to float32;
+ *   - merged decoders (optimum): a bool [1] input `use_cache_branch`, false on a run with no past
+ *     positions, true after.
+ */
+export const USE_CACHE_BRANCH = 'use_cache_branch';
+
+type DecoderGraph = Pick<ort.InferenceSession, 'inputNames' | 'inputMetadata'>;
+export type KvType = 'float32' | 'float16';
+
+/** The element type of the graph's past key-values (float32 when it declares none or another). */
+export function pastTypeOf(session: DecoderGraph): KvType {
+  const meta = session.inputMetadata.find((m) => m.name.startsWith('past_key_values.'));
+  return meta && meta.isTensor && meta.type === 'float16' ? 'float16' : 'float32';
+}
+
+export function emptyPast(type: KvType, dims: readonly number[]): ort.Tensor {
+  return type === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), dims) : new ort.Tensor('float32', new Float32Array(0), dims);
+}
+
+export function useCacheBranchTensor(on: boolean): ort.Tensor {
+  return new ort.Tensor('bool', new Uint8Array([on ? 1 : 0]), [1]);
+}
+
+/**
+ * The feeds of the float32, unmerged layout made fit for `session`: an empty past in the graph's
+ * own type, and `use_cache_branch` (true when the past has positions) where the graph takes it.
+ */
+export function fitDecoderFeeds(session: DecoderGraph, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+  const pastType = pastTypeOf(session);
+  const merged = session.inputNames.includes(USE_CACHE_BRANCH);
+  if (pastType === 'float32' && !merged) return feeds;
+  const out: Record<string, ort.Tensor> = { ...feeds };
+  let pastPositions = 0;
+  for (const [name, tensor] of Object.entries(feeds)) {
+    if (!name.startsWith('past_key_values.')) continue;
+    pastPositions = Math.max(pastPositions, tensor.dims[2] ?? 0);
+    if (tensor.type !== pastType && tensor.size === 0) out[name] = emptyPast(pastType, tensor.dims);
+  }
+  if (merged && !(USE_CACHE_BRANCH in feeds)) out[USE_CACHE_BRANCH] = useCacheBranchTensor(pastPositions > 0);
+  return out;
+}
+
+/** IEEE half-precision bits to float32 values. */
+export function float16BitsToFloat32(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exponent = (h >> 10) & 0x1f;
+    const mantissa = h & 0x3ff;
+    out[i] = exponent === 0
+      ? sign * mantissa * 2 ** -24
+      : exponent === 31
+        ? (mantissa ? NaN : sign * Infinity)
+        : sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+  }
+  return out;
+}
+
+/** float16 logits (on the GPU or not) as a float32 tensor on the CPU; float32 ones as they are. The float16 tensor is released. */
+export async function logitsAsFloat32(logits: ort.Tensor): Promise<ort.Tensor> {
+  if (logits.type !== 'float16') return logits;
+  const data = logits.location === 'cpu' ? logits.data : await logits.getData(true);
+  const values = data instanceof Uint16Array ? float16BitsToFloat32(data) : Float32Array.from(data as ArrayLike<number>);
+  if (logits.location !== 'cpu') logits.dispose();
+  return new ort.Tensor('float32', values, logits.dims);
 }

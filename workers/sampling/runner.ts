@@ -5,7 +5,7 @@
  * token-choice kernel (or downloaded, where the sampler chooses in JavaScript).
  */
 import type { ort } from '../ort/runtime';
-import { decoderOutputs } from '../ort/decoder-io';
+import { decoderOutputs, fitDecoderFeeds, logitsAsFloat32 } from '../ort/decoder-io';
 import type { FamilyConfig } from '../models/family';
 import { createDecoderSession, decoderShapeOf, type DecoderSession } from '../models/decoder-session';
 import type { DecoderRunner } from './sampler';
@@ -19,10 +19,20 @@ export function decoderRunner(config: FamilyConfig, decoder: DecoderSession, wei
   if (decoder.weightsAreInputs && Object.keys(weightFeeds).length === 0) {
     throw new Error('this decoder takes its weights as inputs: pass the weight feeds (the trainer\'s weightFeeds())');
   }
+  const session = decoder.session;
+  if (decoder.kvType !== 'float16' && !session.inputNames.includes('use_cache_branch')) {
+    return { config, device: decoder.device, run: (feeds) => session.run({ ...weightFeeds, ...feeds }) };
+  }
+  // onnx-community layouts: the sampler's float32 feeds fitted to the graph (empty past in its
+  // type, use_cache_branch), and float16 logits read back as float32 (the sampler then chooses in
+  // JavaScript; the KV cache stays on the GPU in the graph's type).
   return {
     config,
     device: decoder.device,
-    run: (feeds) => decoder.session.run({ ...weightFeeds, ...feeds }),
+    run: async (feeds) => {
+      const outputs = await session.run({ ...weightFeeds, ...fitDecoderFeeds(session, feeds) });
+      return { ...outputs, logits: await logitsAsFloat32(outputs.logits) };
+    },
   };
 }
 

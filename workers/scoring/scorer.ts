@@ -57,11 +57,11 @@ export async function scoreCompletions(
     if (it.completionIds.length === 0) throw new Error(`item ${i}: the completion is empty; there is nothing to score`);
   });
   const sequences = items.map((it) => [...it.promptIds, ...it.completionIds]);
-  const s = await forwardLogits(student, sequences, padId);
+  const s = await forwardLogits(student, sequences, padId, device);
   let t: Awaited<ReturnType<typeof forwardLogits>> | undefined;
   let tokens: GPUBuffer | undefined;
   try {
-    t = await forwardLogits(teacher, sequences, padId);
+    t = await forwardLogits(teacher, sequences, padId, device);
     const blocks = (vocab: number, buffer: GPUBuffer): RowBlock[] =>
       items.map((it, b) => ({ buffer, rows: it.completionIds.length, byteOffset: (b * s.width + it.promptIds.length - 1) * vocab * 4 }));
     const positions = items.reduce((a, it) => a + it.completionIds.length, 0);
