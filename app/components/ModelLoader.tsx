@@ -87,10 +87,12 @@ export function ModelLoader({ role, disabled = false }: { role: ModelRole; disab
   const builtIn = index && !index.models.some((m) => m.role === role) ? '' : builtInModelUrl(builtInFor(role, index));
   // A model loaded by URL keeps its URL in the field when the panel is shown again; else the built-in one.
   const [url, setUrl] = useState(() => byUrl(slot.model?.label) ?? builtIn);
-  // A model loaded by URL elsewhere (the built-in pair, the Models panel) shows its URL here.
+  // A model loaded by URL elsewhere (the built-in pair, the Models panel) shows its URL here;
+  // after a failed load the field keeps what the person typed (the model kept is named below it).
   const loadedUrl = byUrl(slot.model?.label);
+  const failed = slot.error !== null;
   useEffect(() => {
-    if (loadedUrl) setUrl(loadedUrl);
+    if (loadedUrl && !failed) setUrl(loadedUrl);
   }, [loadedUrl]);
   // index.json read after the field was filled: an untouched default follows it.
   useEffect(() => {

@@ -118,6 +118,8 @@ describe('Hugging Face model ids in the lab', () => {
     const alert = page.locator('.loader .error');
     await alert.waitFor({ timeout: 60_000 });
     expect(await alert.textContent()).toMatch(/^There is no model opd-lab-test\/no-such-model on http:\/\/127\.0\.0\.1:\d+ \(HTTP 404\): check the id/);
+    // The field keeps the id typed; the teacher the worker still holds is named below it.
+    expect(await page.getByLabel('Teacher model folder URL').inputValue()).toBe('opd-lab-test/no-such-model');
     expect(await page.getByTestId('teacher-source').textContent()).toBe(`from ${TEACHER}`);
     expect(await page.getByTestId('student-source').textContent()).toBe(`from ${STUDENT}`);
     expect(await page.getByTestId('teacher-summary').textContent()).toMatch(/^llama, 393,888 parameters/);
