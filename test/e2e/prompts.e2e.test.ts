@@ -1,8 +1,8 @@
 /**
  * A prompt set without labels in the Distill panel, as a person uses it: the built-in addition
  * pair loaded, 20 prompts pasted (test/fixtures/prompts-addition.txt), the split shown in place
- * (15 training / 5 held out at a held-out fraction of 0.25), a bad paste's sentence shown in
- * place, then an opd-sampled run whose latest evaluation states the held-out reverse KL (no
+ * (15 training / 5 held out at a held-out fraction of 0.25), the sentences of a bad upload and a
+ * bad paste shown in place, then an opd-sampled run whose latest evaluation states the held-out reverse KL (no
  * accuracy: there is no verifier), read before the first step and after the last.
  *
  * The run is test/unit/prompts-cli.test.ts's, shortened to 6 steps (8 prompts × 4 completions,
@@ -26,7 +26,7 @@ const state = (page: Page) => page.getByTestId('distill-state').textContent();
 
 /** "Held-out reverse KL 1.096 nats per token at step 0 (…)" → step and value. */
 async function heldOutShown(page: Page): Promise<{ step: number; reverseKL: number } | null> {
-  const text = await page.getByTestId('eval-summary').textContent().catch(() => null);
+  const text = await page.getByTestId('eval-summary').textContent({ timeout: 1_000 }).catch(() => null);
   const m = /^Held-out reverse KL (\S+) nats per token at step (\d+)/.exec(text ?? '');
   return m ? { step: Number(m[2]), reverseKL: Number(m[1]) } : null;
 }
@@ -48,19 +48,32 @@ describe('Distill on pasted prompts without labels', () => {
     await expect.poll(() => page.textContent('[data-testid=status-state]'), { timeout: 120_000 }).toBe('Ready');
     await page.getByRole('button', { name: 'Distill', exact: true }).click();
     await page.getByRole('button', { name: 'Load the built-in student and teacher' }).click();
-    await expect.poll(() => page.getByTestId('student-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 20, trainable$/);
-    await expect.poll(() => page.getByTestId('teacher-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 20/);
+    // Loading waits behind nothing else, but on 2 busy cores it can take a while: poll, never a single long wait.
+    const summary = (role: string) => page.getByTestId(`${role}-summary`).textContent({ timeout: 1_000 }).catch(() => null);
+    await expect.poll(() => summary('student'), { timeout: 180_000 }).toMatch(/vocabulary 20, trainable$/);
+    await expect.poll(() => summary('teacher'), { timeout: 180_000 }).toMatch(/vocabulary 20/);
+
+    // An uploaded .jsonl with a line that is not JSON: the sentence names the line, in place.
+    await page.getByRole('radio', { name: 'upload .txt / .jsonl' }).check();
+    await page.getByTestId('held-out-fraction').fill('0.25');
+    await page.getByTestId('prompt-file').setInputFiles({ name: 'bad.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from('{"prompt": "Q:   1+  2= A: "}\n{"prompt": \n') });
+    await expect.poll(() => page.getByTestId('prompt-error').textContent({ timeout: 1_000 }).catch(() => null), { timeout: 30_000 }).toBe(
+      'Line 2 of bad.jsonl is not JSON: each line of a .jsonl file must be one JSON object such as {"prompt": "…"}.',
+    );
+    expect(await page.getByRole('button', { name: 'Start' }).isDisabled()).toBe(true);
+    // The same 20 prompts as a .txt file: the split.
+    await page.getByTestId('prompt-file').setInputFiles({ name: 'prompts-addition.txt', mimeType: 'text/plain', buffer: Buffer.from(PROMPTS) });
+    await expect.poll(() => page.getByTestId('prompt-split').textContent({ timeout: 1_000 }).catch(() => null), { timeout: 30_000 }).toMatch(/^prompts-addition\.txt: 15 training \/ 5 held-out prompts\./);
 
     await page.getByRole('radio', { name: 'paste prompts' }).check();
-    await page.getByTestId('held-out-fraction').fill('0.25');
     // One prompt cannot be split: the sentence, in place, and Start waits.
     await page.getByTestId('prompt-paste').fill('Q:  12+ 34= A: \n\n');
-    await expect.poll(() => page.getByTestId('prompt-error').textContent().catch(() => null), { timeout: 30_000 }).toBe(
+    await expect.poll(() => page.getByTestId('prompt-error').textContent({ timeout: 1_000 }).catch(() => null), { timeout: 30_000 }).toBe(
       'The pasted text has 1 prompt: a run needs at least 2, one to train on and one held out to measure on; add prompts.',
     );
     expect(await page.getByRole('button', { name: 'Start' }).isDisabled()).toBe(true);
     await page.getByTestId('prompt-paste').fill(PROMPTS);
-    await expect.poll(() => page.getByTestId('prompt-split').textContent().catch(() => null), { timeout: 30_000 }).toMatch(/^the pasted text: 15 training \/ 5 held-out prompts\./);
+    await expect.poll(() => page.getByTestId('prompt-split').textContent({ timeout: 1_000 }).catch(() => null), { timeout: 30_000 }).toMatch(/^the pasted text: 15 training \/ 5 held-out prompts\./);
 
     for (const [label, v] of Object.entries(RUN)) await page.getByLabel(label, { exact: true }).fill(String(v));
     const started = performance.now();
