@@ -59,9 +59,9 @@ describe('Hugging Face model ids in the lab', () => {
 
     const studentBytes = await load('student', STUDENT);
     expect(await page.getByTestId('student-summary').textContent()).toMatch(/^llama, 106,816 parameters, vocabulary 512, trainable$/);
-    // The teacher's weights stall half-way for a few seconds: the loader shows the bytes so far.
+    // The teacher's weights stall half-way for 2 s: the loader shows the bytes so far.
     // (Every answer of that file until the screenshot: the lab's HEAD for it takes a body fault too.)
-    hub.fault({ fault: { kind: 'stall', delayMs: 4_000 }, repo: TEACHER, file: 'model.safetensors' });
+    hub.fault({ fault: { kind: 'stall', delayMs: 2_000 }, repo: TEACHER, file: 'model.safetensors' });
     const teacherBytes = await load('teacher', TEACHER, async () => {
       await expect.poll(() => page.getByTestId('teacher-progress').textContent().catch(() => ''), { timeout: 30_000 }).toMatch(/model\.safetensors: [\d.]+ kB of [\d.]+ MB/);
       expect(await page.getByTestId('teacher-progress-text').textContent()).not.toMatch(COMPLETE);
