@@ -5,7 +5,8 @@
  */
 import { useLab } from '../state/labStore';
 import { useDistillRun } from '../state/distillRun';
-import { controlTraining, exportTraining, inspectTrainedStudent, startTraining } from '../lab/connect';
+import { controlTraining, exportForCluster, exportTraining, inspectTrainedStudent, startTraining } from '../lab/connect';
+import { useClusterExport } from '../state/clusterExport';
 import { LlamaStudentPreset, LoadBuiltIns, ModelLoader, SelfDistillPreset } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
@@ -300,6 +301,57 @@ function LatestEval() {
   );
 }
 
+/**
+ * The same experiment for a cluster trainer, when one tab is not enough: the setup, the loaded
+ * models and the prompts written as a TRL script and a tinker-cookbook launcher (one zip), with
+ * what was written for each trainer or the sentence why not.
+ */
+function ClusterExport() {
+  const setup = useLab((s) => s.setup);
+  const loaded = useLab((s) => Boolean(s.models.student.model && s.models.teacher.model));
+  const prompts = usePromptSource();
+  const promptsProblem = promptSourceProblem(prompts);
+  const problem = setupProblem(setup);
+  const state = useClusterExport();
+  const why = !loaded ? 'Load a student and a teacher first.' : (problem ?? promptsProblem);
+  return (
+    <div className="export" data-testid="cluster-export">
+      <div className="buttons">
+        <button className="secondary" disabled={state.busy || why !== null} title={why ?? 'A TRL DistillationTrainer script and a tinker-cookbook launcher with this setup and these prompts, in one zip.'} onClick={() => void exportForCluster(setup, promptTextSource(prompts))}>
+          {state.busy ? 'Writing the scripts…' : 'Export for a cluster (TRL, tinker-cookbook)'}
+        </button>
+      </div>
+      {state.error && (
+        <p className="error" role="alert" data-testid="cluster-export-error">
+          {state.error.message}
+        </p>
+      )}
+      {state.done && (
+        <ul className="muted" data-testid="cluster-export-done">
+          <li>
+            Saved {state.done.fileName} ({formatBytes(state.done.bytes)}) with the training prompts and a README.
+          </li>
+          {(['trl', 'tinker'] as const).map((t) => {
+            const r = state.done!.targets[t];
+            const name = t === 'trl' ? 'TRL DistillationTrainer' : 'tinker-cookbook';
+            return (
+              <li key={t} data-testid={`cluster-target-${t}`}>
+                {'file' in r ? (
+                  <>
+                    {name}: <code>{r.file}</code>
+                  </>
+                ) : (
+                  `${name}: not written. ${r.refused}`
+                )}
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </div>
+  );
+}
+
 export function DistillPanel() {
   const locked = useDistillRun((s) => s.starting || s.phase === 'running' || s.phase === 'paused');
   return (
@@ -316,6 +368,7 @@ export function DistillPanel() {
         <PromptSourcePicker locked={locked} />
         <Setup locked={locked} />
         <Controls />
+        <ClusterExport />
       </section>
       <section className="card wide">
         <h2>Curves</h2>

@@ -252,4 +252,36 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     expect(await refused.textContent()).toMatch(/^The subtraction task cannot run on .*addition-student.*: its tokenizer has no token for some characters of "Q: .*-.*= A: "/);
     expect(lab.errors).toEqual([]);
   });
+  it('exports the setup for a cluster: a TRL script (and a tinker launcher once LoRA is on), the prompts and why a trainer was left out', async () => {
+    const { page } = lab;
+    await page.getByTestId('keep-task').selectOption('');
+    await page.getByLabel('steps', { exact: true }).fill('7');
+    await page.getByLabel('prompts per step', { exact: true }).fill('3');
+    await page.getByLabel('LoRA rank', { exact: true }).fill('0');
+    const button = page.getByRole('button', { name: 'Export for a cluster (TRL, tinker-cookbook)' });
+    const [first] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), button.click()]);
+    expect(first.suggestedFilename()).toBe('opd-lab-cluster.zip');
+    const zip = unzipSync(new Uint8Array(readFileSync(await first.path())));
+    expect(Object.keys(zip).sort()).toEqual(['opd-lab-cluster/README.md', 'opd-lab-cluster/prompts.jsonl', 'opd-lab-cluster/trl_distill.py']);
+    const trl = new TextDecoder().decode(zip['opd-lab-cluster/trl_distill.py']);
+    expect(trl).toMatch(/^STEPS = 7$/m);
+    expect(trl).toMatch(/^LORA_RANK = 0$/m);
+    expect(trl).toMatch(/^STUDENT = "http:\/\/127\.0\.0\.1:\d+\/models\/addition-student\/"$/m);
+    // The built-in task's training stream, as the run's 7 steps × 3 prompts would draw it.
+    const prompts = new TextDecoder().decode(zip['opd-lab-cluster/prompts.jsonl']).trim().split('\n').map((l) => JSON.parse(l).prompt);
+    expect(prompts).toHaveLength(7 * 3);
+    expect(trl).toMatch(/^PROMPTS_PER_STEP = 3$/m);
+    for (const p of prompts) expect(p).toMatch(/^Q: +\d+\+ *\d+= A: $/);
+    expect(await page.getByTestId('cluster-target-trl').textContent()).toBe('TRL DistillationTrainer: trl_distill.py');
+    expect(await page.getByTestId('cluster-target-tinker').textContent()).toMatch(/^tinker-cookbook: not written\. Tinker trains LoRA adapters only: set a LoRA rank/);
+
+    await page.getByLabel('LoRA rank', { exact: true }).fill('8');
+    const [second] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), button.click()]);
+    const both = unzipSync(new Uint8Array(readFileSync(await second.path())));
+    expect(Object.keys(both)).toContain('opd-lab-cluster/tinker_distill.py');
+    expect(new TextDecoder().decode(both['opd-lab-cluster/tinker_distill.py'])).toMatch(/^LORA_RANK = 8$/m);
+    await expect.poll(() => page.getByTestId('cluster-target-tinker').textContent()).toBe('tinker-cookbook: tinker_distill.py');
+    expect(lab.errors).toEqual([]);
+    await screenshot(page, 'distill-cluster-export');
+  });
 });
