@@ -28,7 +28,7 @@ async function send(command: Record<string, unknown> & { type: string }): Promis
 const last = (es: LabEvent[]) => es[es.length - 1];
 
 beforeAll(async () => {
-  hub = await startHub();
+  hub = await startHub({ gated: { 'opd-lab-test/qwen2': 'hf_open_sesame' } });
 });
 afterAll(async () => hub?.close());
 
@@ -78,6 +78,18 @@ describe('Hub ids in the lab engine', () => {
     // The first half came at once, then nothing for 600 ms: its last bytes were reported during the pause.
     expect(during.map((e) => e.loaded)).toContain(Math.floor(size / 2));
     expect(during.every((e) => e.total === size)).toBe(true);
+  });
+
+  it('opens a gated model with the token the page gives, and says what to do without it', async () => {
+    const refused = last(await send({ type: 'model.load', role: 'teacher', hub: 'opd-lab-test/qwen2', endpoint: hub.url }));
+    expect(refused).toMatchObject({ type: 'error', error: { code: 'model-folder' } });
+    expect((refused as LabEventOf<'error'>).error.message).toMatch(/^opd-lab-test\/qwen2 on http:\/\/127\.0\.0\.1:\d+ is gated or private \(HTTP 401\): request access at .* and give an access token \(in the Models panel\)/);
+    hub.requests.length = 0;
+    const opened = last(await send({ type: 'model.load', role: 'teacher', hub: 'opd-lab-test/qwen2', endpoint: hub.url, token: 'hf_open_sesame' }));
+    expect(opened.type).toBe('model.loaded');
+    // The token went as a bearer token to the endpoint (the local Hub's CDN paths are on the same origin).
+    expect(hub.requests.length).toBeGreaterThan(0);
+    expect(hub.requests.filter((r) => r.authorization !== 'Bearer hf_open_sesame')).toEqual([]);
   });
 
   it('answers an unknown id, a bad id and an unreachable endpoint with one sentence each', async () => {
