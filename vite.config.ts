@@ -1,9 +1,12 @@
 import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { builtInModels } from './scripts/vite-built-in-models.ts';
+
+const reactPreambleCode: string = react.preambleCode;
 
 /** Cross-origin isolation: onnxruntime-web's threaded wasm needs SharedArrayBuffer. */
 const isolationHeaders = {
@@ -11,6 +14,60 @@ const isolationHeaders = {
   'Cross-Origin-Embedder-Policy': 'require-corp',
   'Cross-Origin-Resource-Policy': 'same-origin',
 };
+
+/**
+ * The lab's Content-Security-Policy, sent with every response of the dev server, the preview
+ * server and `npm start` (and, for the build served by some other server, as a meta tag).
+ *
+ *   script-src   the lab's own files only: no remote script, no inline script, no eval; only
+ *                'wasm-unsafe-eval', which compiling onnxruntime-web's .wasm (served by the lab
+ *                at /ort/) needs. The dev server adds the hash of @vitejs/plugin-react's
+ *                inline Fast Refresh preamble, its one inline script.
+ *   worker-src   the lab's worker is a file of its own origin; ORT runs single-threaded
+ *                (numThreads 1) and starts no blob: workers.
+ *   connect-src  the lab's origin, and the model folders a person types: any https origin (the
+ *                Hub, a mirror, their CDNs) and plain http only on this machine (localhost,
+ *                127.0.0.1), where a local model server runs. Plain http to another
+ *                host is refused: serve it over https, or forward it to localhost.
+ *   style-src    'unsafe-inline': the dev server injects CSS as <style> elements; styles run no code.
+ *
+ * The worker has a policy of its own (a worker takes the policy of its script's response, not
+ * the page's): the same header reaches it.
+ */
+export function contentSecurityPolicy(options: { dev?: boolean; meta?: boolean } = {}): string {
+  const script = ["'self'", "'wasm-unsafe-eval'"];
+  if (options.dev) script.push(`'sha256-${createHash('sha256').update(reactPreambleCode.replace('__BASE__', '/')).digest('base64')}'`);
+  // (No http://[::1]:*: Chromium rejects an IPv6 literal in a source list as invalid, with a console error.)
+  // data:: onnxruntime-web, in the worker, fetches a data: URL while it starts (measured: without
+  // it the lab never gets past "Starting onnxruntime-web"); a data: URL only carries what the
+  // script already holds, so allowing it lets nothing out.
+  const connect = ["'self'", 'data:', 'https:', 'http://localhost:*', 'http://127.0.0.1:*'];
+  // Vite's hot reload talks over a WebSocket to the dev server.
+  if (options.dev) connect.push('ws://localhost:*', 'ws://127.0.0.1:*');
+  return [
+    "default-src 'self'",
+    `script-src ${script.join(' ')}`,
+    "worker-src 'self'",
+    `connect-src ${connect.join(' ')}`,
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    // A meta tag cannot carry frame-ancestors (browsers ignore it there).
+    ...(options.meta ? [] : ["frame-ancestors 'none'"]),
+  ].join('; ');
+}
+
+/** The built page carries the policy as a meta tag too, for a build served without our headers. */
+function cspMetaTag(): Plugin {
+  return {
+    name: 'opd-lab:csp-meta',
+    apply: 'build',
+    transformIndexHtml: () => [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: contentSecurityPolicy({ meta: true }) }, injectTo: 'head-prepend' }],
+  };
+}
 
 /** The runtime files the `onnxruntime-web/webgpu` build loads at run time. */
 export const ORT_RUNTIME_FILES = ['ort-wasm-simd-threaded.asyncify.wasm', 'ort-wasm-simd-threaded.asyncify.mjs'];
@@ -57,8 +114,11 @@ export const sharedConfig = {
 
 export default defineConfig({
   // The built-in model folders (models/<name>/) at <base>models/, listed in <base>models/index.json.
-  plugins: [react(), ortRuntimeFiles(), builtInModels(resolve(import.meta.dirname, 'models'), isolationHeaders)],
+  plugins: [react(), ortRuntimeFiles(), builtInModels(resolve(import.meta.dirname, 'models'), isolationHeaders), cspMetaTag()],
   ...sharedConfig,
+  // The lab's page gets its Content-Security-Policy (the comparison pages, vite.compare.config.ts, do not).
+  server: { ...sharedConfig.server, headers: { ...isolationHeaders, 'Content-Security-Policy': contentSecurityPolicy({ dev: true }) } },
+  preview: { ...sharedConfig.preview, headers: { ...isolationHeaders, 'Content-Security-Policy': contentSecurityPolicy() } },
   worker: { format: 'es' },
   optimizeDeps: { exclude: ['onnxruntime-web'] },
   build: { target: 'es2022', chunkSizeWarningLimit: 4096 },
