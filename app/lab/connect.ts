@@ -97,7 +97,6 @@ export async function loadModel(
   if ('hub' in from) {
     const { endpoint, token } = useHub.getState();
     command = { type: 'model.load', role, hub: from.hub.trim(), endpoint: endpoint.trim() || undefined, ...(token.trim() ? { token: token.trim() } : {}) };
-    useHub.setState((s) => ({ progress: { ...s.progress, [role]: null } }));
   } else if ('entries' in from) {
     command = { type: 'model.load', role, files: from.entries, label: from.label };
   } else if ('files' in from) {
@@ -108,6 +107,8 @@ export async function loadModel(
     command = { type: 'model.load', role, url: new URL(from.url, location.href).href };
   }
   const previous = useLab.getState().models[role];
+  // An earlier download's bar is not this load's (a folder URL or a picked folder shows none).
+  useHub.setState((s) => ({ progress: { ...s.progress, [role]: null } }));
   setModel(role, { loading: true, model: null, warnings: [], error: null });
   try {
     const loaded = await client.request(command, ['model.loaded'], (e) => e.type === 'model.progress' && addProgress(e));
