@@ -132,7 +132,11 @@ export function mutateJson(text: string, rng: Rng): string {
       }
         break;
       default:
-        setOwn(node, key, -Math.abs(Number((node as Record<string | number, Json>)[key]) || 1) - int(rng, 3));
+      {
+        // A negative of the number that was there (a hostile value may be a null-prototype object: no Number() of it).
+        const was = (node as Record<string | number, Json>)[key];
+        setOwn(node, key, -Math.abs(typeof was === 'number' ? was : 1) - int(rng, 3));
+      }
     }
   }
   let out = JSON.stringify(root);

@@ -137,6 +137,10 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
             if (m.ms > slowest.ms) Object.assign(slowest, { index: m.index, ms: m.ms, case: current!.label });
             next = m.index + 1;
             current = null;
+          } else if (m.type === 'generate-failed') {
+            clearTimeout(timer);
+            record(m.index, `#${m.index} ${kindOf(m.index)} (the fuzzer could not generate it)`, { result: 'crash', detail: `fuzzer bug: ${(m as unknown as { error: string }).error}` });
+            next = m.index + 1;
           } else if (m.type === 'finished') {
             clearTimeout(timer);
             over = true;

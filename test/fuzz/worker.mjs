@@ -11,7 +11,14 @@ const { makeCase, runCase } = await import('./targets.ts');
 
 const { seed, from, to } = workerData;
 for (let index = from; index < to; index++) {
-  const c = makeCase(seed, index);
+  let c;
+  try {
+    c = makeCase(seed, index);
+  } catch (e) {
+    // A bug of the fuzzer itself, not of a loader: reported as such, and the run goes on.
+    parentPort.postMessage({ type: 'generate-failed', index, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+    continue;
+  }
   parentPort.postMessage({ type: 'start', index, kind: c.kind, seedFolder: c.seedFolder, file: c.file, bytes: c.bytes.length });
   const t0 = performance.now();
   const outcome = await runCase(c);

@@ -51,6 +51,14 @@ describe('inputs the fuzzer found', () => {
     expect(() => tokenizerFromJson(json, {}, 'forged')).toThrow(ModelFolderError);
   });
 
+  it('a vocabulary that is a megabyte string, not a table, is refused at once (the library took 18 s over it)', () => {
+    const json = JSON.parse(fixture('qwen3/tokenizer.json').toString('utf8'));
+    json.model.vocab = 'A'.repeat(1 << 20);
+    const t0 = performance.now();
+    expect(() => tokenizerFromJson(json, {}, 'stringy')).toThrow(/gives "model"."vocab" as a string, not a table of tokens/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
   it('a tokenizer whose parts break on the first encode is refused when it loads', () => {
     const json = JSON.parse(fixture('qwen3/tokenizer.json').toString('utf8'));
     json.pre_tokenizer = { type: 'Split', pattern: { Regex: '.' }, behavior: 7, invert: false };

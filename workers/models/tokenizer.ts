@@ -70,6 +70,9 @@ function declaredIds(json: Record<string, unknown>): { count: number; max: numbe
   const vocab = model && typeof model === 'object' ? model.vocab : undefined;
   if (vocab && typeof vocab === 'object' && !Array.isArray(vocab)) {
     for (const [token, id] of Object.entries(vocab)) see(id, `token ${JSON.stringify(token.slice(0, 40))}`);
+  } else if (vocab !== undefined && vocab !== null && !Array.isArray(vocab)) {
+    // (The library would walk a string as a table of one token per character: a megabyte of it takes seconds.)
+    bad = `"model"."vocab" as a ${typeof vocab}, not a table of tokens (an object of ids, or a list)`;
   }
   if (Array.isArray(json.added_tokens)) {
     for (const t of json.added_tokens) see(t && typeof t === 'object' ? (t as { id?: unknown }).id : undefined, 'an added token');
@@ -92,7 +95,7 @@ export function tokenizerFromJson(tokenizerJson: unknown, config: Record<string,
   };
   // The library sizes tables by the largest id it is given: forged ids are refused before it sees them.
   const declared = declaredIds(tokenizerJson as Record<string, unknown>);
-  if (declared.bad !== null) fail(`gives ${declared.bad}: ids must be whole numbers from 0 (a corrupt file).`);
+  if (declared.bad !== null) fail(`gives ${declared.bad}: a vocabulary maps tokens to ids, whole numbers from 0 (a corrupt file).`);
   if (declared.max + 1 > maxPlausibleId(declared.count)) {
     fail(`gives a token the id ${declared.max} but names only ${declared.count} tokens: ids must number the tokens from 0 without vast gaps (a corrupt file).`);
   }
