@@ -13,6 +13,8 @@ import { diskCache } from '../workers/node/hub-cache';
 import { hubIdProblem, looksLikeHubId, normalizeEndpoint } from '../workers/models/hub/id';
 import { hubSource, type HubProgress } from '../workers/models/hub/source';
 import { DEFAULT_TIMEOUT_MS } from '../workers/models/hub/http';
+import { isOnnxDtype, ONNX_DTYPES, type ReadFolderOptions } from '../workers/models/folder';
+import { UsageError } from './args';
 
 /** Whether a model argument is taken as a Hub id: not an existing path, and shaped like one. */
 export const isHubArgument = (arg: string): boolean => !existsSync(arg) && looksLikeHubId(arg);
@@ -62,4 +64,13 @@ export async function openModel(arg: string, env: NodeJS.ProcessEnv = process.en
     onProgress: stderrProgress(),
     onWarning: (w) => process.stderr.write(`opd-lab: warning: ${w}\n`),
   });
+}
+
+/** The help of --dtype / --teacher-dtype. */
+export const DTYPE_HELP = `ONNX variant of an onnx-community folder: ${ONNX_DTYPES.join(', ')} (default: fp32 when there, else the smallest the adapter runs; fp16/q4f16 need shader-f16)`;
+
+/** --dtype's value as the folder reader takes it, with whether `device` runs float16 graphs. */
+export function folderOptions(dtype: unknown, device: GPUDevice, flag = '--dtype'): ReadFolderOptions {
+  if (dtype !== undefined && !isOnnxDtype(dtype)) throw new UsageError(`${flag} '${String(dtype)}' is not an ONNX dtype: use one of ${ONNX_DTYPES.join(', ')}`);
+  return { dtype, shaderF16: device.features.has('shader-f16') };
 }

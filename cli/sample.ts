@@ -1,7 +1,7 @@
 /** `opd-lab sample`: completions from a model folder of a family the lab knows, with the sampler's log-probs. */
 import type { Command } from './main';
 import { cliDevice } from './device';
-import { openModel } from './models';
+import { DTYPE_HELP, folderOptions, openModel } from './models';
 import { loadModel, releaseModel, sampleText } from '../workers/engine/inference';
 
 export const sampleCommand: Command = {
@@ -15,11 +15,12 @@ export const sampleCommand: Command = {
     'top-k': { kind: 'int', default: 0, min: 0, help: 'keep the k most likely tokens (0: all)' },
     'top-p': { kind: 'number', default: 1, min: 0, max: 1, help: 'nucleus sampling mass (1: all)' },
     seed: { kind: 'int', default: 0, help: 'random seed (the same seed gives the same tokens)' },
+    dtype: { kind: 'string', help: DTYPE_HELP },
     json: { kind: 'flag', help: 'print JSON' },
   },
   async run(o) {
-    const model = await loadModel(await openModel(String(o.model)), 'student');
     const device = await cliDevice();
+    const model = await loadModel(await openModel(String(o.model)), 'student', folderOptions(o.dtype, device));
     try {
       const result = await sampleText(device, model, {
         prompt: String(o.prompt),

@@ -1,7 +1,7 @@
 /** `opd-lab score`: per-token log-probs and divergences of a completion, student vs teacher. */
 import type { Command } from './main';
 import { cliDevice } from './device';
-import { openModel } from './models';
+import { DTYPE_HELP, folderOptions, openModel } from './models';
 import { loadModel, releaseModel, scoreText } from '../workers/engine/inference';
 
 export const scoreCommand: Command = {
@@ -13,12 +13,14 @@ export const scoreCommand: Command = {
     completion: { kind: 'string', required: true, help: 'the completion text to score' },
     'top-k': { kind: 'int', default: 5, min: 0, max: 20, help: 'teacher tokens to list per position' },
     temperature: { kind: 'number', default: 1, min: 0.001, max: 1000, help: 'softmax temperature of both models' },
+    dtype: { kind: 'string', help: `the student's ${DTYPE_HELP}` },
+    'teacher-dtype': { kind: 'string', help: `the teacher's ${DTYPE_HELP}` },
     json: { kind: 'flag', help: 'print JSON' },
   },
   async run(o) {
-    const student = await loadModel(await openModel(String(o.student)), 'student');
-    const teacher = await loadModel(await openModel(String(o.teacher)), 'teacher');
     const device = await cliDevice();
+    const student = await loadModel(await openModel(String(o.student)), 'student', folderOptions(o.dtype, device));
+    const teacher = await loadModel(await openModel(String(o.teacher)), 'teacher', folderOptions(o['teacher-dtype'], device, '--teacher-dtype'));
     try {
       const { warnings, ...r } = await scoreText(device, student, teacher, String(o.prompt), String(o.completion), {
         topK: Number(o['top-k']),

@@ -33,6 +33,16 @@ export interface CachedModelSummary {
 
 // ---------------------------------------------------------------- commands (UI → worker)
 
+/**
+ * Which ONNX variant of an onnx-community / transformers.js folder runs: fp32 (onnx/model.onnx),
+ * fp16, q4, q4f16 or quantized (model_<dtype>.onnx). Default: fp32 when the folder has it, else the
+ * smallest the adapter runs (float16 ones only with shader-f16). A folder of a family the lab knows
+ * with model.safetensors runs the lab's own decoder unless a dtype other than fp32 is named.
+ */
+export interface ModelDtype {
+  dtype?: string;
+}
+
 export type LabCommand =
   | {
       type: 'init';
@@ -47,15 +57,15 @@ export type LabCommand =
    * Loads a model folder (config.json, tokenizer.json, onnx/model.onnx, …) as student or teacher:
    * from a URL, or from files the person picked (paths relative to the folder).
    */
-  | { type: 'model.load'; requestId: number; role: ModelRole; url: string }
-  | { type: 'model.load'; requestId: number; role: ModelRole; files: { path: string; file: Blob }[]; label: string }
+  | ({ type: 'model.load'; requestId: number; role: ModelRole; url: string } & ModelDtype)
+  | ({ type: 'model.load'; requestId: number; role: ModelRole; files: { path: string; file: Blob }[]; label: string } & ModelDtype)
   /**
    * A Hugging Face model id, ORG/NAME[@REVISION], read from `endpoint` (https://huggingface.co
    * when not given: a mirror or a local server may serve) through the model cache (the browser's
    * Cache API): a cached file loads with no request at all. `token` opens gated or private models.
    * Bytes stream as `model.progress` events.
    */
-  | { type: 'model.load'; requestId: number; role: ModelRole; hub: string; endpoint?: string; token?: string }
+  | ({ type: 'model.load'; requestId: number; role: ModelRole; hub: string; endpoint?: string; token?: string } & ModelDtype)
   /** The models in the model cache, with their sizes; answered by `cache.listed`. */
   | { type: 'cache.list'; requestId: number }
   /** Forgets a cached model (one revision, or all of them when none is named); answered by `cache.listed` with what is left. */

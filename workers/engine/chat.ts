@@ -84,9 +84,9 @@ export async function scoreChat(
   let t: ForwardResult | undefined;
   let tokens: GPUBuffer | undefined;
   try {
-    s = await forwardLogits(student.scoring, [xs], pad);
+    s = await forwardLogits(student.scoring, [xs], pad, device);
     // Row 0: the teacher on its own rendering; row 1 (only when they differ): on the student's.
-    t = await forwardLogits(teacher.scoring, same ? [xt] : [xt, xs], pad);
+    t = await forwardLogits(teacher.scoring, same ? [xt] : [xt, xs], pad, device);
     tokens = createStorageBuffer(device, Uint32Array.from(completionIds), 'chat completion tokens');
     const block = (f: ForwardResult, row: number, promptLength: number): RowBlock[] => [
       { buffer: f.logits.gpuBuffer as GPUBuffer, rows: n, byteOffset: (row * f.width + promptLength - 1) * f.vocab * 4 },

@@ -5,7 +5,7 @@
  */
 import type { ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from '../protocol';
 import type { ort } from '../ort/runtime';
-import { readModelFolder, type ModelFolder } from '../models/folder';
+import { readModelFolder, type ModelFolder, type ReadFolderOptions } from '../models/folder';
 import type { ModelSource } from '../models/source';
 import { assertSameTokenizer } from '../models/tokenizer';
 import { checkModelFits } from '../models/memory';
@@ -24,8 +24,9 @@ export interface LoadedModel {
   scoring?: ort.InferenceSession;
 }
 
-export async function loadModel(source: ModelSource, role: ModelRole): Promise<LoadedModel> {
-  const folder = await readModelFolder(source);
+/** `options`: which ONNX variant of an onnx-community folder runs (dtype), and whether the adapter has shader-f16. */
+export async function loadModel(source: ModelSource, role: ModelRole, options: ReadFolderOptions = {}): Promise<LoadedModel> {
+  const folder = await readModelFolder(source, options);
   const vocab = Number(folder.config?.vocabSize ?? folder.rawConfig.vocab_size ?? folder.tokenizer.vocab.length);
   return {
     folder,

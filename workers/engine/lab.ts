@@ -10,6 +10,7 @@ import type { LabCommand, LabError, LabEvent, RuntimeSummary, AdapterSummary, Mo
 import { filesSource, ModelFolderError, urlSource, type ModelSource } from '../models/source';
 import { compareTokenizers, TokenizerMismatchError } from '../models/tokenizer';
 import { ModelTooLargeError } from '../models/memory';
+import { isOnnxDtype, ONNX_DTYPES, type OnnxDtype } from '../models/folder';
 import { SamplingError } from '../sampling/sampler';
 import { loadModel, releaseModel, sampleText, scoreText, type LoadedModel } from './inference';
 import { scoreChat, userMessage } from './chat';
@@ -253,6 +254,9 @@ export class LabEngine {
   private async loadModel(c: Extract<LabCommand, { type: 'model.load' }>): Promise<void> {
     const { requestId, role } = c;
     const from = 'files' in c ? c.label : 'hub' in c ? c.hub : c.url;
+    if (c.dtype !== undefined && !isOnnxDtype(c.dtype)) {
+      return this.fail(requestId, { code: 'bad-request', message: `'${c.dtype}' is not an ONNX dtype: use one of ${ONNX_DTYPES.join(', ')}.` });
+    }
     this.options.emit({ type: 'progress', requestId, stage: `Reading the ${role} model from ${from}` });
     try {
       let source: ModelSource;
@@ -273,7 +277,7 @@ export class LabEngine {
           onProgress: this.progressOf(requestId, role),
         });
       }
-      const model = await loadModel(source, role);
+      const model = await loadModel(source, role, { dtype: c.dtype as OnnxDtype | undefined, shaderF16: this.device?.features.has('shader-f16') });
       await releaseModel(this.models[role]);
       this.models[role] = model;
       const other = this.models[role === 'student' ? 'teacher' : 'student'];

@@ -152,7 +152,7 @@ export interface ReadFolderOptions {
   requireWeights?: boolean;
   /** The ONNX variant to run; default: fp32 when there, else the smallest the adapter runs (chooseOnnxDtype). */
   dtype?: OnnxDtype;
-  /** Whether the adapter has shader-f16 (float16 variants need it); unknown counts as no. */
+  /** Whether the adapter has shader-f16 (float16 variants need it); unknown: never the default, and a float16 dtype asked for is left to the session to refuse. */
   shaderF16?: boolean;
 }
 
@@ -170,7 +170,7 @@ export function chooseOnnxDtype(label: string, variants: readonly OnnxDtype[], o
     if (!variants.includes(options.dtype)) {
       throw new ModelFolderError(`${label} has no ${file} (dtype ${options.dtype}): pick one of the dtypes it has (${has}).`, label, file);
     }
-    if (FLOAT16_DTYPES.includes(options.dtype) && !f16) {
+    if (FLOAT16_DTYPES.includes(options.dtype) && options.shaderF16 === false) {
       const others = variants.filter((d) => !FLOAT16_DTYPES.includes(d));
       throw new ModelFolderError(
         `${label}/${file} computes in float16, and this adapter has no shader-f16: ${others.length ? `load it with dtype ${others.join(' or ')}` : 'this folder has no other variant, so use an adapter with shader-f16'}.`,

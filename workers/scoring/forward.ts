@@ -63,7 +63,7 @@ export async function forwardLogits(session: ort.InferenceSession, sequences: re
     // A copy as float32 on the GPU (through the CPU: the lab's device may lack shader-f16).
     const values = (await logitsAsFloat32(logits)).data as Float32Array;
     const buffer = createStorageBuffer(device, values, 'float32 logits of a float16 graph');
-    logits = ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims: outputs.logits.dims, dispose: () => buffer.destroy() });
+    logits = ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims: outputs.logits.dims, download: async () => values, dispose: () => buffer.destroy() });
   }
   if (logits.location !== 'gpu-buffer') throw new ForwardError(`the logits came back on '${logits.location}', not on the GPU: create the session with every output on the GPU`);
   const dims = logits.dims;
