@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES_DIR, startHub, type HubServer } from '../hub/server';
+import { cliDriverEnv, withoutDawnWarnings } from './cli-driver';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opd-lab.mjs');
 /** A fresh process compiles onnxruntime-web's WebGPU shaders on its first run (10–45 s on SwiftShader). */
@@ -17,7 +18,7 @@ const CLI_TIMEOUT = 240_000;
 /** The CLI in a child process, asynchronously: the Hub answers from this process meanwhile. */
 function cli(env: Record<string, string>, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...cliDriverEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -86,7 +87,7 @@ describe('opd-lab by Hugging Face id', () => {
       const r = await cli({ HF_ENDPOINT: server.url, OPD_LAB_CACHE: cache }, 'sample', '--model', 'opd-lab-test/no-such-model', '--prompt', 'x');
       expect(r.code).toBe(1);
       expect(r.stdout).toBe('');
-      expect(r.stderr).toBe(`opd-lab: There is no model opd-lab-test/no-such-model on ${server.url} (HTTP 404): check the id (ORG/NAME), or give an access token (HF_TOKEN) if it is a private model.\n`);
+      expect(withoutDawnWarnings(r.stderr)).toBe(`opd-lab: There is no model opd-lab-test/no-such-model on ${server.url} (HTTP 404): check the id (ORG/NAME), or give an access token (HF_TOKEN) if it is a private model.\n`);
     } finally {
       await server.close();
     }

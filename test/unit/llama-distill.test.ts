@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { LLAMA_STUDENT } from '../../workers/contract/presets';
 import { readModelFolder } from '../../workers/models/folder';
 import { dirSource } from '../../workers/node/fs-source';
-import { lavapipeIcd } from '../../scripts/vulkan-drivers.mjs';
+import { cliDriverEnv } from './cli-driver';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opd-lab.mjs');
 const MODELS = join(import.meta.dirname, '..', '..', 'models');
@@ -42,13 +42,6 @@ const SEED = 0;
 /** The fall asserted, relative to the first evaluation: half the smallest of the 8 seeds measured (7.9%). */
 const MARGIN = 0.04;
 
-/** Lavapipe's ICD unless the caller chose a driver (then theirs; without either the CLI takes SwiftShader). */
-function driverEnv(): NodeJS.ProcessEnv {
-  if (process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES) return process.env;
-  const icd = lavapipeIcd();
-  return icd ? { ...process.env, VK_ICD_FILENAMES: icd } : process.env;
-}
-
 describe('opd-lab train: a Llama-family student distilled from the GPT-2 teacher', () => {
   it('opd-sampled lowers the reverse KL of its answers against the run’s first evaluation, and writes a Llama folder', { timeout: CLI_TIMEOUT }, async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'opd-llama-')), 'run');
@@ -57,9 +50,9 @@ describe('opd-lab train: a Llama-family student distilled from the GPT-2 teacher
       process.execPath,
       [BIN, 'train', '--preset', LLAMA_STUDENT.name, '--models', MODELS, '--steps', String(STEPS), '--batch', String(BATCH), '--group', String(GROUP),
         '--eval-every', '0', '--eval-prompts', String(EVAL_PROMPTS), '--checkpoint-every', '0', '--seed', String(SEED), '--out', out],
-      { encoding: 'utf8', timeout: CLI_TIMEOUT, env: driverEnv() },
+      { encoding: 'utf8', timeout: CLI_TIMEOUT, env: cliDriverEnv() },
     );
-    console.log(`opd-lab train --preset ${LLAMA_STUDENT.name} (${driverEnv().VK_ICD_FILENAMES ?? 'the CLI’s default driver'}): ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`opd-lab train --preset ${LLAMA_STUDENT.name} (${cliDriverEnv().VK_ICD_FILENAMES ?? 'the CLI’s default driver'}): ${((performance.now() - started) / 1000).toFixed(1)} s`);
     expect(r.stderr).not.toMatch(/^opd-lab: /m);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^wrote .*: ${STEPS} steps of opd-sampled; held-out addition accuracy \\d+\\.\\d%; the student is in `));

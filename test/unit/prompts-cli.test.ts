@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { lavapipeIcd } from '../../scripts/vulkan-drivers.mjs';
+import { cliDriverEnv } from './cli-driver';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'opd-lab.mjs');
@@ -30,13 +30,7 @@ const STEPS = 12;
 /** Half the smallest fall measured over 4 seeds (10.9%), rounded down. */
 const MARGIN = 0.05;
 
-function driverEnv(): NodeJS.ProcessEnv {
-  if (process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES) return process.env;
-  const icd = lavapipeIcd();
-  return icd ? { ...process.env, VK_ICD_FILENAMES: icd } : process.env;
-}
-
-const cli = (args: string[]) => spawnSync(process.execPath, [BIN, 'train', '--student', STUDENT, '--teacher', TEACHER, ...args], { encoding: 'utf8', timeout: CLI_TIMEOUT, env: driverEnv() });
+const cli = (args: string[]) => spawnSync(process.execPath, [BIN, 'train', '--student', STUDENT, '--teacher', TEACHER, ...args], { encoding: 'utf8', timeout: CLI_TIMEOUT, env: cliDriverEnv() });
 const tmp = () => mkdtempSync(join(tmpdir(), 'opd-prompts-'));
 
 describe('opd-lab train --prompts FILE', () => {
