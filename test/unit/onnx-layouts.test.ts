@@ -6,7 +6,7 @@
  * the graph's own KV cache against onnxruntime's — or is refused with a sentence naming the file.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testDevice } from './gpu';
@@ -60,6 +60,21 @@ describe('choosing the ONNX variant', () => {
       rmSync(join(tmp, 'onnx', 'model.onnx_data_1'));
       await expect(readModelFolder(await dirSource(tmp))).rejects.toThrow(
         /\/onnx\/model\.onnx keeps its weights in model\.onnx_data_1, which .* does not have: put onnx\/model\.onnx_data_1 beside it \(as the export wrote it\), or pick another dtype\.$/,
+      );
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a layout the lab does not read', () => {
+  it('is refused naming the file found and what to do', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'onnx-layouts-'));
+    try {
+      cpSync(join(DIR, 'merged'), tmp, { recursive: true });
+      renameSync(join(tmp, 'onnx', 'model.onnx'), join(tmp, 'onnx', 'decoder_model_merged.onnx'));
+      await expect(readModelFolder(await dirSource(tmp))).rejects.toThrow(
+        /has onnx\/decoder_model_merged\.onnx but no onnx\/model\.onnx: that is an older optimum \/ transformers\.js v2 layout, .*; use the model's onnx-community export, or save onnx\/decoder_model_merged\.onnx as onnx\/model\.onnx \(a merged decoder with use_cache_branch runs as it is\)\.$/,
       );
     } finally {
       rmSync(tmp, { recursive: true, force: true });

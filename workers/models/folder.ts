@@ -101,6 +101,14 @@ export async function readModelFolder(source: ModelSource, options: ReadFolderOp
     const variants: OnnxDtype[] = [];
     for (const dtype of ONNX_DTYPES) if (await source.has(ONNX_DTYPE_FILES[dtype])) variants.push(dtype);
     if (variants.length === 0) {
+      const other = await otherOnnxLayout(source);
+      if (other) {
+        throw new ModelFolderError(
+          `${source.label} has ${other} but no ${ONNX_PATH}: that is an older optimum / transformers.js v2 layout, and the lab reads onnx/model.onnx or its dtype variants (model_fp16, model_q4, model_q4f16, model_quantized.onnx); use the model's onnx-community export${other.includes('merged') ? `, or save ${other} as ${ONNX_PATH} (a merged decoder with use_cache_branch runs as it is)` : ''}.`,
+          source.label,
+          ONNX_PATH,
+        );
+      }
       throw new ModelFolderError(
         family
           ? `${source.label} has neither ${WEIGHTS_PATH} nor ${ONNX_PATH}: the lab runs a ${family.name} model from its weights (or from an ONNX export in the transformers.js layout).`
@@ -190,6 +198,14 @@ export function chooseOnnxDtype(label: string, variants: readonly OnnxDtype[], o
     );
   }
   return pick;
+}
+
+/** ONNX files of layouts the lab does not read, the first found, to name it in the refusal. */
+async function otherOnnxLayout(source: ModelSource): Promise<string | null> {
+  for (const path of ['onnx/decoder_model_merged.onnx', 'onnx/decoder_model.onnx', 'onnx/decoder_with_past_model.onnx', 'model.onnx']) {
+    if (await source.has(path)) return path;
+  }
+  return null;
 }
 
 /**
