@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cliDriverEnv, withoutDawnWarnings } from './cli-driver';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'opd-lab.mjs');
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'hf');
@@ -22,8 +23,8 @@ const CLI_TIMEOUT = 240_000;
 const TOLERANCE = 2e-4;
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: CLI_TIMEOUT });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: CLI_TIMEOUT, env: cliDriverEnv() });
+  return { code: r.status, stdout: r.stdout, stderr: withoutDawnWarnings(r.stderr ?? '') };
 }
 
 describe('opd-lab on Llama-family folders', () => {
