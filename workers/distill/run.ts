@@ -208,7 +208,7 @@ export class DistillRun {
     const { sequences, completionTokens } = this.sequences(samples);
     const realTokens = sequences.reduce((a, s) => a + s.tokens.length, 0);
     // The teacher's forward over every sample (all objectives: its KL is every run's yardstick).
-    const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens));
+    const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens), 0, this.device);
     // Counted only where the method needs it (OPD); for sft and rl it only feeds the metrics.
     if (definition.teacherForwardCounts) flops.teacherScoring += 2 * this.pTeacher * realTokens;
     let report: StepReport;
@@ -278,7 +278,7 @@ export class DistillRun {
       samples = await greedyAnswers(this.studentRunner, this.tokenizer, this.eos, prompts, maxTokens, Math.max(1, prompts.length), this.task.rendered);
     }
     const { sequences } = this.sequences(samples);
-    const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens));
+    const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens), 0, this.device);
     let kl = 0;
     let sampled = 0;
     let n = 0;
