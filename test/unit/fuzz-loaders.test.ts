@@ -83,6 +83,9 @@ describe('inputs the fuzzer found', () => {
     expect(() => gpt2ConfigFromJson(gpt2)).toThrow(/field "n_head" must be an integer in 1\.\.16777216; got a list nested too deeply to show/);
     const llama = { ...JSON.parse(fixture('qwen3/config.json').toString('utf8')), hidden_size: deep(200_000) };
     expect(() => llamaConfigFromJson(llama)).toThrow(LlamaConfigError);
+    // (seed 2 of the full run: a rope_type nested deep overflowed the stack in String().)
+    const rope = { ...JSON.parse(fixture('qwen3/config.json').toString('utf8')), rope_parameters: { rope_theta: 1e6, rope_type: deep(200_000) } };
+    expect(() => llamaConfigFromJson(rope)).toThrow(/field "rope_parameters.rope_type" is a list nested too deeply to show, which the lab does not implement/);
   });
 
   it('a safetensors header with a shape nested 200,000 deep, a forged header length, or giant offsets is a SafetensorsError', () => {

@@ -127,7 +127,7 @@ export async function readModelFolder(source: ModelSource, options: ReadFolderOp
     throw new ModelFolderError(
       config
         ? `${source.label} has no ${WEIGHTS_PATH}: training a student needs its weights (a ${family!.name} family folder with model.safetensors).`
-        : `${source.label} is a '${String(rawConfig.model_type)}' model: the lab trains ${familyNames()} family students only (it can still serve as a teacher).`,
+        : `${source.label} is ${typeof rawConfig.model_type === 'string' ? `a '${rawConfig.model_type}'` : 'not a'} model: the lab trains ${familyNames()} family students only (it can still serve as a teacher).`,
       source.label,
       WEIGHTS_PATH,
     );

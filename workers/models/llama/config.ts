@@ -145,10 +145,12 @@ function ropeFromJson(r: Raw, file: string): RopeScaling {
     }
     return rope;
   }
+  // describe(), not String(): a list nested deep would overflow the stack in Array.prototype.join.
+  const shown = typeof type === 'string' ? `"${type}"` : describe(type).replace(/^got /, '');
   throw new LlamaConfigError(
     file,
     at(typeField),
-    `is "${String(type)}", which the lab does not implement: it runs rope types default, linear and llama3 (choose a model without ${String(type)} scaling)`,
+    `is ${shown}, which the lab does not implement: it runs rope types default, linear and llama3 (choose a model without ${typeof type === 'string' ? type : 'that'} scaling)`,
   );
 }
 
