@@ -16,6 +16,7 @@ import { readSafetensors, SafetensorsError } from '../../workers/models/safetens
 import { gpt2ConfigFromJson, Gpt2ConfigError } from '../../workers/models/gpt2/config';
 import { llamaConfigFromJson, LlamaConfigError } from '../../workers/models/llama/config';
 import { readModelFolder } from '../../workers/models/folder';
+import onnxProto from 'onnx-proto';
 
 const enc = new TextEncoder();
 const fixture = (path: string) => readFileSync(new URL(`../fixtures/hf/${path}`, import.meta.url));
@@ -106,6 +107,34 @@ describe('inputs the fuzzer found', () => {
     const proto = readSafetensors(header('{"__metadata__":{"__proto__":"x"},"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}'));
     expect(Object.getPrototypeOf(proto.metadata)).toBe(Object.prototype);
     expect(proto.metadata.__proto__).toBe('x');
+  });
+
+  it('an ONNX graph whose external data lies outside its folder (../, /, C:, a URL) is refused before anything is read', async () => {
+    const { onnx } = onnxProto;
+    const graphNaming = (location: string) =>
+      onnx.ModelProto.encode(
+        onnx.ModelProto.create({
+          irVersion: 8,
+          graph: onnx.GraphProto.create({
+            name: 'g',
+            initializer: [onnx.TensorProto.create({ name: 'w', dataType: 1, dims: [4], dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: [onnx.StringStringEntryProto.create({ key: 'location', value: location })] })],
+          }),
+        }),
+      ).finish();
+    const files = new Map(seedFolders().find((f) => f.name === 'addition-student')!.files);
+    files.delete('model.safetensors');
+    const asked: string[] = [];
+    const source = memorySource(files, 'evil');
+    const watched = { ...source, has: (p: string) => (asked.push(p), source.has(p)), read: (p: string) => (asked.push(p), source.read(p)) };
+    for (const location of ['../../secret.bin', '/etc/passwd', 'C:\\w.bin', 'https://evil.example/w.bin', 'a/../../b', '..']) {
+      files.set('onnx/model.onnx', graphNaming(location));
+      asked.length = 0;
+      await expect(readModelFolder(watched), location).rejects.toThrow(/names its external data .*, which is not a file name beside it/);
+      expect(asked.filter((p) => p.includes('secret') || p.includes('passwd') || p.includes('evil') || p.includes('..'))).toEqual([]);
+    }
+    // A name beside it is looked for as usual (and missing here: the sentence says so).
+    files.set('onnx/model.onnx', graphNaming('model.onnx_data'));
+    await expect(readModelFolder(memorySource(files, 'ok'))).rejects.toThrow(/keeps its weights in model.onnx_data, which ok does not have/);
   });
 
   it('an ONNX file nested 20,000 messages deep is handed over as bytes (onnxruntime parses it), the folder read as usual', async () => {

@@ -225,6 +225,15 @@ async function readExternalData(source: ModelSource, file: string, bytes: Uint8A
   }
   const out: ExternalDataFile[] = [];
   for (const location of locations) {
+    // The graph is untrusted: a location is a file name beside it (as ONNX's checker requires),
+    // never a path out of the folder ('..', '/…', 'C:\…', 'https:…') that a URL or disk source would follow.
+    if (!location || location.length > 255 || /^[\/]|^[a-z][a-z0-9+.-]*:|\\|(^|\/)\.\.?(\/|$)|[\u0000-\u001f?#]/i.test(location)) {
+      throw new ModelFolderError(
+        `${source.label}/${file} names its external data ${JSON.stringify(location.slice(0, 80))}, which is not a file name beside it: the file is corrupt or was not written by an ONNX exporter.`,
+        source.label,
+        file,
+      );
+    }
     const path = dir + location;
     if (!(await source.has(path))) {
       throw new ModelFolderError(
