@@ -29,6 +29,7 @@ import { llamaConfigFromJson, LlamaConfigError } from '../../workers/models/llam
 import { familyOf } from '../../workers/models/registry';
 import { Gpt2ParamsError } from '../../workers/models/gpt2/params';
 import { ModelFileError } from '../../workers/models/decoder-session';
+import { externalDataLocations } from '../../workers/ort/external-data';
 import { int, mutateBytes, mutateJson, mutateProtobuf, mutateSafetensors, pick } from './mutate';
 
 import { KINDS, type Kind } from './kinds';
@@ -133,9 +134,34 @@ export function makeCase(seed: number, index: number): FuzzCase {
     }
     case 'onnx': {
       const folder = pick(rng, withFile('onnx/model.onnx'));
-      return { index, kind, seedFolder: folder.name, file: 'onnx/model.onnx', bytes: mutateProtobuf(folder.files.get('onnx/model.onnx')!, rng) };
+      const seedBytes = folder.files.get('onnx/model.onnx')!;
+      // One case in five: the real graph with an initializer moved to external data at a hostile location.
+      const bytes = rng.next() < 0.2 ? withExternalData(seedBytes, rng) : mutateProtobuf(seedBytes, rng);
+      return { index, kind, seedFolder: folder.name, file: 'onnx/model.onnx', bytes };
     }
   }
+}
+
+const HOSTILE_LOCATIONS = [
+  'model.onnx_data', 'model.onnx_data_1', '../model.safetensors', '../../../../etc/passwd', '/etc/passwd', 'C:\\Windows\\x', 'https://example.invalid/w',
+  '//example.invalid/w', 'a/../../b', '.', '..', '', '\u0000', '%2e%2e/x', 'x?y=1', 'x#y', 'A'.repeat(100_000), '__proto__', 'constructor', 'onnx/model.onnx',
+];
+
+/** The graph with one initializer (or a new one) stored as external data at a location from HOSTILE_LOCATIONS. */
+function withExternalData(bytes: Uint8Array, rng: Rng): Uint8Array {
+  const { onnx } = onnxProto;
+  const model = onnx.ModelProto.decode(bytes);
+  const graph = model.graph ?? onnx.GraphProto.create({ name: 'g' });
+  const location = pick(rng, HOSTILE_LOCATIONS);
+  const entries = [onnx.StringStringEntryProto.create({ key: 'location', value: location })];
+  if (rng.next() < 0.5) entries.push(onnx.StringStringEntryProto.create({ key: pick(rng, ['offset', 'length']), value: pick(rng, ['-1', '1e30', '18446744073709551615', 'x']) }));
+  const tensor = graph.initializer?.length && rng.next() < 0.7 ? graph.initializer[int(rng, graph.initializer.length)] : onnx.TensorProto.create({ name: 'fuzz', dataType: 1, dims: [4] });
+  tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+  tensor.externalData = entries;
+  tensor.rawData = new Uint8Array(0);
+  if (!graph.initializer?.includes(tensor)) graph.initializer = [...(graph.initializer ?? []), tensor];
+  model.graph = graph;
+  return onnx.ModelProto.encode(model).finish();
 }
 
 const isTyped = (e: unknown) => TYPED_ERRORS.some((T) => e instanceof T);
@@ -229,7 +255,8 @@ export async function runCase(c: FuzzCase): Promise<Outcome> {
       } catch (e) {
         decode = e instanceof Error ? `threw ${e.name}${/call stack/i.test(e.message) ? ' (stack overflow)' : ''}` : 'threw a non-Error';
       }
-      return { ...combine(asForeign, asFamily), decode };
+      const locations = await attempt('externalDataLocations', () => externalDataLocations(c.bytes));
+      return { ...combine(asForeign, asFamily, locations), decode };
     }
   }
 }
