@@ -27,7 +27,7 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await page.getByRole('button', { name: 'Load teacher' }).click();
     await page.getByTestId('teacher-summary').waitFor({ timeout: 60_000 });
 
-    await page.getByLabel('Prompt').fill('Q: 12+3=');
+    await page.getByLabel('Prompt', { exact: true }).fill('Q: 12+3=');
     await page.getByLabel('Completion to score').fill(' A: 15');
     await page.getByRole('button', { name: 'Score', exact: true }).click();
     await page.getByTestId('heatmap').waitFor({ timeout: 120_000 });

@@ -50,7 +50,7 @@ describe('Llama-family folders in the lab', () => {
   it('samples from the Llama student and scores a completion against the Llama teacher in Inspect', async () => {
     const { page } = lab;
     await page.getByRole('button', { name: 'Inspect', exact: true }).click();
-    await page.getByLabel('Prompt').fill('347+589=');
+    await page.getByLabel('Prompt', { exact: true }).fill('347+589=');
     await page.getByRole('button', { name: 'Sample from the student' }).click();
     await expect.poll(() => page.getByTestId('sample').count(), { timeout: 120_000 }).toBe(4);
     await page.getByRole('button', { name: 'Score this' }).first().waitFor({ timeout: 120_000 });

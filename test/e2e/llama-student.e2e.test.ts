@@ -132,7 +132,7 @@ describe('the built-in Llama student: Models, Distill (opd-sampled, the reverse 
     const { page } = lab;
     await page.getByRole('button', { name: 'Inspect', exact: true }).click();
     expect(await page.getByTestId('student-summary').textContent()).toMatch(/^llama, /);
-    await page.getByLabel('Prompt').fill('Q: 502+853= A: ');
+    await page.getByLabel('Prompt', { exact: true }).fill('Q: 502+853= A: ');
     await page.getByRole('button', { name: 'Sample from the student' }).click();
     await expect.poll(() => page.getByTestId('sample').count(), { timeout: 120_000 }).toBe(4);
     await page.getByRole('button', { name: 'Score this' }).first().waitFor({ timeout: 120_000 });
