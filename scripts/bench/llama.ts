@@ -61,6 +61,7 @@ import { decoderRunner, openSamplingSession } from '../../workers/sampling/runne
 import { sampleCompletions, type DecoderRunner } from '../../workers/sampling/sampler';
 import type { DecoderSession } from '../../workers/models/decoder-session';
 import { currentMatmulVariant, measureMatmulGflops, type MatmulVariant } from '../../workers/kernels/train/matmul';
+import { benchSequences, benchTokenizerFiles } from './bench-data';
 
 /** SmolLM2-135M's shape (HuggingFaceTB/SmolLM2-135M config.json), depth given per case. */
 const SMOLLM2 = {
@@ -96,17 +97,6 @@ function randomLlamaParams(config: LlamaConfig, seed: number): Map<string, Float
     params.set(spec.name, data);
   }
   return params;
-}
-
-/** `batch` sequences of `seq` seeded token ids; every position scored but the last. */
-function benchSequences(batch: number, seq: number, vocab: number): TrainSequence[] {
-  let s = 12345;
-  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-  const scored = batch * (seq - 1);
-  return Array.from({ length: batch }, () => {
-    const tokens = Array.from({ length: seq }, () => next() % vocab);
-    return { tokens, weights: tokens.map((_, t) => (t < seq - 1 ? 1 / scored : 0)) };
-  });
 }
 
 /**
@@ -171,20 +161,6 @@ function integerList(args: Record<string, string>, name: string, fallback: strin
   const values = raw.split(',').map(Number);
   if (values.some((v) => !Number.isInteger(v) || v < 1)) throw new Error(`--${name}: '${raw}' is not a comma-separated list of whole numbers ≥ 1`);
   return values;
-}
-
-/** A WordLevel tokenizer.json of the whole vocabulary (the models never see text here). */
-function benchTokenizerFiles(vocabSize: number): Map<string, Uint8Array> {
-  const vocab: Record<string, number> = { '<|endoftext|>': 0 };
-  for (let i = 1; i < vocabSize; i++) vocab[`t${i}`] = i;
-  const tokenizer = {
-    version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null, decoder: null,
-    added_tokens: [{ id: 0, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-    pre_tokenizer: { type: 'WhitespaceSplit' },
-    model: { type: 'WordLevel', vocab, unk_token: '<|endoftext|>' },
-  };
-  const encode = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
-  return new Map([['tokenizer.json', encode(tokenizer)], ['tokenizer_config.json', encode({ model_max_length: SMOLLM2.positions })]]);
 }
 
 function transformersJsVersion(): string {
@@ -518,7 +494,7 @@ async function versusTransformersJs(shape: Shape, s: Settings, batch: number, ne
   const params = randomLlamaParams(config, 1);
   const dir = mkdtempSync(join(tmpdir(), 'opd-bench-llama-'));
   try {
-    await writeFolder(dir, writeModelFolder(config, params, benchTokenizerFiles(config.vocabSize)));
+    await writeFolder(dir, writeModelFolder(config, params, benchTokenizerFiles(config.vocabSize, { model_max_length: SMOLLM2.positions })));
     params.clear();
     const pages = await openComparePages({ outDir: '.cache/llama-bench-pages' });
     try {

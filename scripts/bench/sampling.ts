@@ -37,6 +37,7 @@ import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import { decoderRunner, openSamplingSession } from '../../workers/sampling/runner';
 import { sampleCompletions } from '../../workers/sampling/sampler';
 import type { SamplingOptions } from '../../workers/sampling/choose';
+import { benchTokenizerFiles } from './bench-data';
 
 const GOALS = { kvSpeedup128: 4, vsTransformersJs: 1 };
 const LENGTHS = [32, 128];
@@ -58,24 +59,10 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** A WordLevel tokenizer.json covering the bench model's vocabulary (the models never see text here). */
-function benchTokenizerFiles(vocabSize: number): Map<string, Uint8Array> {
-  const vocab: Record<string, number> = { '<|endoftext|>': 0 };
-  for (let i = 1; i < vocabSize; i++) vocab[`t${i}`] = i;
-  const tokenizer = {
-    version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null, decoder: null,
-    added_tokens: [{ id: 0, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-    pre_tokenizer: { type: 'WhitespaceSplit' },
-    model: { type: 'WordLevel', vocab, unk_token: '<|endoftext|>' },
-  };
-  const encode = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
-  return new Map([['tokenizer.json', encode(tokenizer)], ['tokenizer_config.json', encode({ eos_token: '<|endoftext|>' })]]);
-}
-
 /** Our sampler against transformers.js' generate, in Chromium, on the same exported folder. */
 async function versusTransformersJs(rounds: number, batch: number, newTokens: number) {
   const params = randomGpt2Params(config, { seed: 1, scheme: 'hf' });
-  const dir = await writeFolder(mkdtempSync(join(tmpdir(), 'opd-bench-folder-')), writeModelFolder(config, params, benchTokenizerFiles(config.vocabSize)));
+  const dir = await writeFolder(mkdtempSync(join(tmpdir(), 'opd-bench-folder-')), writeModelFolder(config, params, benchTokenizerFiles(config.vocabSize, { eos_token: '<|endoftext|>' })));
   const pages = await openComparePages();
   try {
     const url = pages.serveFolder('bench', dir);

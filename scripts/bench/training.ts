@@ -37,11 +37,11 @@ import { countGpt2Parameters, gpt2ParamSpecs, numel, randomGpt2Params } from '..
 import { buildGpt2Decoder } from '../../workers/models/gpt2/decoder';
 import { forwardLogits, openScoringSession } from '../../workers/scoring/forward';
 import { Trainer } from '../../workers/train/trainer';
-import type { TrainSequence } from '../../workers/train/batch';
 import { currentMatmulVariant, measureMatmulGflops, type MatmulVariant } from '../../workers/kernels/train/matmul';
 import { encodeLossGrad, LOSS_STATS } from '../../workers/kernels/train/loss';
 import { attentionPath, attentionScratchBytes, createAttentionWork, encodeAttentionBackward, encodeAttentionForward } from '../../workers/kernels/train/attention';
 import { encodeLayerNormBackward, encodeLayerNormForward, encodeLayerNormParamGrad } from '../../workers/kernels/train/layers';
+import { benchSequences } from './bench-data';
 
 const GOALS = { peakFraction: 0.4, ortForwardRatio: 1 };
 
@@ -77,17 +77,6 @@ function matmulParameters(c: Gpt2Config): number {
   return gpt2ParamSpecs(c)
     .filter((s) => s.role === 'linear-weight' || s.name === 'transformer.wte.weight')
     .reduce((a, s) => a + numel(s.shape), 0);
-}
-
-/** `batch` sequences of `seq` seeded token ids; every position scored but the last, weights 1/(scored tokens). */
-function benchSequences(batch: number, seq: number, vocab: number): TrainSequence[] {
-  let s = 12345;
-  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-  const scored = batch * (seq - 1);
-  return Array.from({ length: batch }, () => {
-    const tokens = Array.from({ length: seq }, () => next() % vocab);
-    return { tokens, weights: tokens.map((_, t) => (t < seq - 1 ? 1 / scored : 0)) };
-  });
 }
 
 interface KernelProbe {
