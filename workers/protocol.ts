@@ -8,7 +8,7 @@
  */
 import type { AdapterSummary, RuntimeSummary } from './contract/adapter';
 import type { LabError } from './contract/errors';
-import type { ChatRenderingSummary, ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from './contract/models';
+import type { ChatRenderingSummary, HubProgress, ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from './contract/models';
 import type { DivergenceSelfCheckReport, InteropReport } from './contract/reports';
 import type { PromptSetSummary, PromptTextSource } from './contract/prompts';
 import type { EvalMetrics, StepMetrics, TrainExportKind, TrainSetup, TrainStateName } from './contract/run';
@@ -150,19 +150,7 @@ export type LabEvent =
    * say), and the bytes done and known so far over the model's files. A file read from the cache
    * comes as one report with `fromCache`.
    */
-  | {
-      type: 'model.progress';
-      requestId: number;
-      role: ModelRole;
-      model: string;
-      file: string;
-      loaded: number;
-      total: number | null;
-      fromCache: boolean;
-      done: boolean;
-      folderLoaded: number;
-      folderTotal: number;
-    }
+  | ({ type: 'model.progress'; requestId: number; role: ModelRole } & HubProgress)
   /** The model cache: each model (repo and revision) with its files and their sizes, and the bytes over all. */
   | { type: 'cache.listed'; requestId: number; models: CachedModelSummary[]; bytes: number; where: string }
   /** One sampled token of completion `completion` (prompt-major order), as it comes. */

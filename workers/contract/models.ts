@@ -88,3 +88,22 @@ export interface ChatRenderingSummary {
   /** Measured on the scored completion when the renderings differ; null when they are the same. */
   cost: TemplateMismatchCost | null;
 }
+
+/** Bytes of a model's files as they come from a Hub (or its cache): one report per chunk, one per file read from the cache. */
+export interface HubProgress {
+  /** The model as the person named it (ORG/NAME or ORG/NAME@REVISION). */
+  model: string;
+  file: string;
+  /** Bytes of this file done; equal to `total` when `done`. */
+  loaded: number;
+  /** The file's size: Content-Length while downloading, the recorded size from the cache; null when the server did not say. */
+  total: number | null;
+  /** True when the file came from the cache (one report, done at once). */
+  fromCache: boolean;
+  /** True on the file's last report. */
+  done: boolean;
+  /** Bytes done over every file of this model read so far (from the cache or the network). */
+  folderLoaded: number;
+  /** Bytes known over those files: the sizes of the finished ones and the totals of the one under way. */
+  folderTotal: number;
+}

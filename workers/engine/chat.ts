@@ -16,7 +16,8 @@ import { checkModelFits } from '../models/memory';
 import { createStorageBuffer } from '../gpu/buffers';
 import { computeDivergences, type DivergenceReadback, type RowBlock } from '../kernels/divergence/divergence';
 import { forwardLogits, openScoringSession, type ForwardResult } from '../scoring/forward';
-import type { LoadedModel } from './inference';
+import { summarizeScored, type LoadedModel } from './inference';
+import { readScoredTokens } from '../scoring/scorer';
 
 /** A person's prompt as a one-turn conversation. */
 export const userMessage = (prompt: string): ChatMessage[] => [{ role: 'user', content: prompt }];
@@ -95,26 +96,7 @@ export async function scoreChat(
       computeDivergences(device, { student: a, teacher: b, studentVocab: av, teacherVocab: bv, positions: n, tokens: tokens!, temperature: 1, topK });
 
     const own = await pair(block(s, 0, r.studentIds.length), s.vocab, block(t, 0, r.teacherIds.length), t.vocab, options.topK);
-    const problems = new Map(own.problems.map((p) => [p.position, p.reasons]));
-    const scored: ScoredTokenSummary[] = completionIds.map((id, p) => {
-      const top: ScoredTokenSummary['teacherTop'] = [];
-      for (let j = 0; j < (own.topK?.k ?? 0); j++) {
-        const c = own.topK!.tokens[p * own.topK!.k + j];
-        if (c >= 0) top.push({ id: c, text: tok.tokenText(c), logprob: own.topK!.teacherLogprob[p * own.topK!.k + j] });
-      }
-      const f = own.fields;
-      return {
-        id,
-        text: tok.tokenText(id),
-        studentLogprob: f.studentLogprob[p],
-        teacherLogprob: f.teacherLogprob[p],
-        sampledKL: f.sampledKL[p],
-        reverseKL: f.reverseKL[p],
-        forwardKL: f.forwardKL[p],
-        teacherTop: top,
-        problems: problems.get(p) ?? [],
-      };
-    });
+    const scored = summarizeScored(tok, readScoredTokens(own, completionIds));
 
     let cost: TemplateMismatchCost | null = null;
     if (!same) {

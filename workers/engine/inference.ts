@@ -7,7 +7,7 @@ import type { ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } f
 import type { ort } from '../ort/runtime';
 import { readModelFolder, type ModelFolder, type ReadFolderOptions } from '../models/folder';
 import type { ModelSource } from '../models/source';
-import { assertSameTokenizer } from '../models/tokenizer';
+import { assertSameTokenizer, type LabTokenizer } from '../models/tokenizer';
 import { checkModelFits } from '../models/memory';
 import { familyNames } from '../models/registry';
 import type { DecoderSession } from '../models/decoder-session';
@@ -15,7 +15,7 @@ import { decoderRunner, openSamplingSession } from '../sampling/runner';
 import { sampleCompletions, type TokenEvent } from '../sampling/sampler';
 import type { SamplingOptions } from '../sampling/choose';
 import { openScoringSession } from '../scoring/forward';
-import { scoreCompletions } from '../scoring/scorer';
+import { scoreCompletions, type ScoredToken } from '../scoring/scorer';
 
 export interface LoadedModel {
   folder: ModelFolder;
@@ -109,7 +109,14 @@ export async function scoreText(
   student.scoring ??= await openScoringSession(device, student.folder.onnx, student.folder.onnxLabel);
   teacher.scoring ??= await openScoringSession(device, teacher.folder.onnx, teacher.folder.onnxLabel);
   const [scored] = await scoreCompletions(device, student.scoring, teacher.scoring, [{ promptIds, completionIds }], { topK: options.topK, temperature: options.temperature ?? 1 }, tok.eosTokenId ?? 0);
-  const tokens: ScoredTokenSummary[] = scored.map((x) => ({
+  const tokens = summarizeScored(tok, scored);
+  const mean = (k: 'reverseKL' | 'sampledKL') => tokens.reduce((a, x) => a + x[k], 0) / tokens.length;
+  return { promptIds, tokens, meanReverseKL: mean('reverseKL'), meanSampledKL: mean('sampledKL'), warnings };
+}
+
+/** Scored tokens as the protocol carries them: each with its text, and its teacher's top-k with theirs. */
+export function summarizeScored(tok: LabTokenizer, scored: readonly ScoredToken[]): ScoredTokenSummary[] {
+  return scored.map((x) => ({
     id: x.id,
     text: tok.tokenText(x.id),
     studentLogprob: x.studentLogprob,
@@ -120,6 +127,4 @@ export async function scoreText(
     teacherTop: x.teacherTop.map((c) => ({ id: c.id, text: tok.tokenText(c.id), logprob: c.logprob })),
     problems: x.problems,
   }));
-  const mean = (k: 'reverseKL' | 'sampledKL') => tokens.reduce((a, x) => a + x[k], 0) / tokens.length;
-  return { promptIds, tokens, meanReverseKL: mean('reverseKL'), meanSampledKL: mean('sampledKL'), warnings };
 }

@@ -6,7 +6,7 @@
  */
 import type { ort } from '../ort/runtime';
 import { createStorageBuffer } from '../gpu/buffers';
-import { computeDivergences, type RowBlock } from '../kernels/divergence/divergence';
+import { computeDivergences, type DivergenceReadback, type RowBlock } from '../kernels/divergence/divergence';
 import { forwardLogits } from './forward';
 
 export interface ScoreItem {
@@ -78,34 +78,11 @@ export async function scoreCompletions(
       beta: options.beta ?? 0.5,
       topK,
     });
-    const problems = new Map(r.problems.map((p) => [p.position, p.reasons]));
     const out: ScoredToken[][] = [];
-    let p = 0;
+    let first = 0;
     for (const it of items) {
-      const row: ScoredToken[] = [];
-      for (const id of it.completionIds) {
-        const top: TeacherTop[] = [];
-        for (let j = 0; j < (r.topK?.k ?? 0); j++) {
-          const tok = r.topK!.tokens[p * r.topK!.k + j];
-          if (tok >= 0) top.push({ id: tok, logprob: r.topK!.teacherLogprob[p * r.topK!.k + j], studentLogprob: r.topK!.studentLogprob[p * r.topK!.k + j] });
-        }
-        const f = r.fields;
-        row.push({
-          id,
-          studentLogprob: f.studentLogprob[p],
-          teacherLogprob: f.teacherLogprob[p],
-          sampledKL: f.sampledKL[p],
-          reverseKL: f.reverseKL[p],
-          forwardKL: f.forwardKL[p],
-          jsd: f.jsd[p],
-          studentEntropy: f.studentEntropy[p],
-          teacherEntropy: f.teacherEntropy[p],
-          teacherTop: top,
-          problems: problems.get(p) ?? [],
-        });
-        p++;
-      }
-      out.push(row);
+      out.push(readScoredTokens(r, it.completionIds, first));
+      first += it.completionIds.length;
     }
     return out;
   } finally {
@@ -113,4 +90,36 @@ export async function scoreCompletions(
     s.logits.dispose();
     t?.logits.dispose();
   }
+}
+
+/**
+ * The scored tokens `ids` of a divergence readback, whose positions first … first+ids.length−1
+ * hold them in order: every field, the teacher's top-k with the student's log-prob of each, and
+ * the sentences of whatever went wrong at a position.
+ */
+export function readScoredTokens(r: DivergenceReadback, ids: readonly number[], first = 0): ScoredToken[] {
+  const problems = new Map(r.problems.map((p) => [p.position, p.reasons]));
+  const f = r.fields;
+  const k = r.topK?.k ?? 0;
+  return ids.map((id, i) => {
+    const p = first + i;
+    const top: TeacherTop[] = [];
+    for (let j = 0; j < k; j++) {
+      const tok = r.topK!.tokens[p * k + j];
+      if (tok >= 0) top.push({ id: tok, logprob: r.topK!.teacherLogprob[p * k + j], studentLogprob: r.topK!.studentLogprob[p * k + j] });
+    }
+    return {
+      id,
+      studentLogprob: f.studentLogprob[p],
+      teacherLogprob: f.teacherLogprob[p],
+      sampledKL: f.sampledKL[p],
+      reverseKL: f.reverseKL[p],
+      forwardKL: f.forwardKL[p],
+      jsd: f.jsd[p],
+      studentEntropy: f.studentEntropy[p],
+      teacherEntropy: f.teacherEntropy[p],
+      teacherTop: top,
+      problems: problems.get(p) ?? [],
+    };
+  });
 }

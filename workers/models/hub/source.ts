@@ -10,25 +10,10 @@ import type { ModelSource } from '../source';
 import { memoryCache, type CacheKey, type ModelCache } from './cache';
 import { etagProblem, fetchFile, probeFile, type HttpOptions } from './http';
 import { hubFileUrl, hubIdLabel, normalizeEndpoint, parseHubId, type HubId } from './id';
+import type { HubProgress } from '../../contract/models';
 
 /** One progress report: a file's bytes done out of its total, and the folder's so far. */
-export interface HubProgress {
-  /** The model as the person named it (ORG/NAME or ORG/NAME@REVISION). */
-  model: string;
-  file: string;
-  /** Bytes of this file done; equal to `total` when `done`. */
-  loaded: number;
-  /** The file's size: Content-Length while downloading, the recorded size from the cache; null when the server did not say. */
-  total: number | null;
-  /** True when the file came from the cache (one report, done at once). */
-  fromCache: boolean;
-  /** True on the file's last report. */
-  done: boolean;
-  /** Bytes done over every file of this model read so far (from the cache or the network). */
-  folderLoaded: number;
-  /** Bytes known over those files: the sizes of the finished ones and the totals of the one under way. */
-  folderTotal: number;
-}
+export type { HubProgress };
 
 export interface HubSourceOptions extends HttpOptions {
   /** The Hub or a mirror; https://huggingface.co when not given (the CLI passes HF_ENDPOINT). */
