@@ -29,7 +29,8 @@ import type { LabTokenizer } from '../models/tokenizer';
 import { assertSameTokenizer } from '../models/tokenizer';
 import type { ort } from '../ort/runtime';
 import type { DecoderSession } from '../models/decoder-session';
-import { decoderRunner, openSamplingSession } from '../sampling/runner';
+import { decoderRunner, openGraphSamplingSession, openSamplingSession } from '../sampling/runner';
+import { graphContextOf, graphSamplingConfig } from '../models/graph-config';
 import { sampleCompletions, type Completion, type DecoderRunner } from '../sampling/sampler';
 import { forwardLogits, openScoringSession } from '../scoring/forward';
 import { Trainer, type StepReport, type TrainerOptions } from '../train/trainer';
@@ -62,6 +63,8 @@ type Sampled = GreedySample;
 export class DistillRun {
   private readonly studentRunner: DecoderRunner;
   private teacherRunner?: DecoderRunner;
+  /** sft's teacher decoder, opened at its first step (released with the run). */
+  private teacherDecoder?: DecoderSession;
   private readonly tokenizer: LabTokenizer;
   private readonly eos: number | null;
   private readonly pStudent: number;
@@ -126,6 +129,8 @@ export class DistillRun {
     assertTaskFits(student.tokenizer, task, student.label);
     if (parts.keptTask) assertTaskFits(student.tokenizer, parts.keptTask.task, student.label);
     assertRunFits(device, student, teacher, task, options, parts.memoryBudgetBytes);
+    // A teacher that samples (sft) and is known only from its graph: what its folder lacks is said before the run starts.
+    if (OBJECTIVE_DEFINITIONS[options.objective].sampler === 'teacher' && !teacher.config) graphContextOf(teacher);
     let trainer: Trainer;
     let state: RunState = { step: 0, promptCursor: 0, flops: { studentSampling: 0, teacherScoring: 0, training: 0 }, options };
     if (parts.checkpoint) {
@@ -159,12 +164,17 @@ export class DistillRun {
     return completions.map((c) => ({ prompt: prompts[c.promptIndex], promptIds: promptIds[c.promptIndex], completion: c }));
   }
 
-  private teacherSampler(): Promise<DecoderRunner> | DecoderRunner {
+  /** sft's teacher sampler: the family's decoder layout, or for a model of no known family the KV layout its graph declares. */
+  private async teacherSampler(): Promise<DecoderRunner> {
     if (this.teacherRunner) return this.teacherRunner;
     const t = this.teacher;
-    const config = t.config;
-    if (!config) throw new DistillError(`sft needs the teacher to sample, and ${t.label} is not a model of a family the sampler can run (${familyNames()})`);
-    return openSamplingSession(this.device, config, t.onnx, t.onnxLabel).then((s) => (this.teacherRunner = decoderRunner(config, s)));
+    if (t.config) {
+      this.teacherDecoder = await openSamplingSession(this.device, t.config, t.onnx, t.onnxLabel);
+      return (this.teacherRunner = decoderRunner(t.config, this.teacherDecoder));
+    }
+    graphContextOf(t);
+    this.teacherDecoder = await openGraphSamplingSession(this.device, t.onnx, t.onnxLabel);
+    return (this.teacherRunner = decoderRunner(graphSamplingConfig(t, this.teacherDecoder.graphVocabSize), this.teacherDecoder));
   }
 
   private text(c: Completion): string {
@@ -333,6 +343,7 @@ export class DistillRun {
   async release(): Promise<void> {
     await this.studentDecoder.session.release();
     await this.teacherScoring.release();
+    await this.teacherDecoder?.session.release();
     this.trainer.destroy();
   }
 }

@@ -9,10 +9,10 @@ import { readModelFolder, type ModelFolder, type ReadFolderOptions } from '../mo
 import type { ModelSource } from '../models/source';
 import { assertSameTokenizer, type LabTokenizer } from '../models/tokenizer';
 import { checkModelFits } from '../models/memory';
-import { familyNames } from '../models/registry';
 import type { DecoderSession } from '../models/decoder-session';
-import { decoderRunner, openSamplingSession } from '../sampling/runner';
-import { sampleCompletions, type TokenEvent } from '../sampling/sampler';
+import { decoderRunner, openGraphSamplingSession, openSamplingSession } from '../sampling/runner';
+import { sampleCompletions, type SampledModel, type TokenEvent } from '../sampling/sampler';
+import { graphContextOf, graphSamplingConfig } from '../models/graph-config';
 import type { SamplingOptions } from '../sampling/choose';
 import { openScoringSession } from '../scoring/forward';
 import { scoreCompletions, type ScoredToken } from '../scoring/scorer';
@@ -64,14 +64,20 @@ export async function sampleText(
   onToken?: (e: TokenEvent, text: string) => void,
 ): Promise<{ promptIds: number[]; completions: SampledCompletion[] }> {
   const { folder } = model;
-  const config = folder.config;
-  if (!config) {
-    throw new Error(`${folder.label} is not a ${familyNames()} family model (config.json model_type '${model.summary.modelType}'): sampling needs the decoder layout of a model family the lab knows`);
-  }
   const tok = folder.tokenizer;
   const promptIds = tok.encode(params.prompt, { addSpecialTokens: params.addSpecialTokens ?? true });
-  checkModelFits(config, params.n, Math.min(config.nPositions, promptIds.length + params.maxTokens), device.limits, folder.label);
-  model.sampling ??= await openSamplingSession(device, config, folder.onnx, folder.onnxLabel);
+  let config: SampledModel & { eosTokenId?: number };
+  if (folder.config) {
+    config = folder.config;
+    checkModelFits(folder.config, params.n, Math.min(config.nPositions, promptIds.length + params.maxTokens), device.limits, folder.label);
+    model.sampling ??= await openSamplingSession(device, folder.config, folder.onnx, folder.onnxLabel);
+  } else {
+    // A model of no family the lab knows: the KV layout from its graph, the context and EOS from
+    // its folder (no memory estimate: the lab does not know its architecture).
+    graphContextOf(folder);
+    model.sampling ??= await openGraphSamplingSession(device, folder.onnx, folder.onnxLabel);
+    config = graphSamplingConfig(folder, model.sampling.graphVocabSize);
+  }
   const completions = await sampleCompletions(
     decoderRunner(config, model.sampling),
     { prompts: [promptIds], n: params.n, maxTokens: params.maxTokens, sampling: params.sampling, seed: params.seed, eosTokenId: tok.eosTokenId ?? config.eosTokenId ?? null },

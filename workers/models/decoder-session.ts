@@ -1,7 +1,7 @@
 /**
  * Running a family's decoder model.onnx on the lab's device: creating the ORT session with
  * errors that name the file (a corrupt model, or an ONNX model that is not a decoder of this
- * config), and building its feeds — token batches with their attention mask and position ids,
+ * config; for a model of no known family, the KV layout read from the graph), and building its feeds — token batches with their attention mask and position ids,
  * an empty KV cache, and the weights straight from the trainer's GPU buffers. The family comes
  * from the registry by the config's model_type.
  */
@@ -27,6 +27,10 @@ export interface DecoderSession {
   device?: GPUDevice;
   /** The type of its key-values and logits: float16 for onnx-community's fp16/q4f16 graphs (the runner converts the logits). */
   kvType?: io.KvType;
+  /** Its KV cache's layout: the family's (decoderShapeOf), or read from the graph for a model of no known family. */
+  shape: io.DecoderShape;
+  /** The vocabulary its logits declare when fixed (a graph of no known family); the family's config says it otherwise. */
+  graphVocabSize?: number;
 }
 
 /** The KV cache's shape of this config's decoder. */
@@ -65,7 +69,40 @@ export async function createDecoderSession(
     await session.release();
     throw new ModelFileError(file, f16);
   }
-  return { session, weightsAreInputs: session.inputNames.includes(family.paramSpecs(config)[0].name), device, kvType };
+  return { session, weightsAreInputs: session.inputNames.includes(family.paramSpecs(config)[0].name), device, kvType, shape: family.decoderShape(config) };
+}
+
+/**
+ * A decoder graph of no family the lab knows (config.json's model_type is none of the registry's):
+ * its KV layout read from the graph (io.decoderShapeFromGraph), checked for the inputs and outputs
+ * the sampler feeds and reads (input_ids, attention_mask, logits; position_ids and
+ * use_cache_branch when it takes them), every output left on the GPU.
+ */
+export async function createGraphDecoderSession(device: GPUDevice, model: Uint8Array, options: SessionOptions & { file?: string } = {}): Promise<DecoderSession> {
+  const file = options.file ?? 'onnx/model.onnx';
+  if (model.byteLength === 0) throw new ModelFileError(file, 'is empty');
+  let session: ort.InferenceSession;
+  try {
+    session = await createSession(device, model, { outputsOnGpu: true, ...options });
+  } catch (e) {
+    throw new ModelFileError(file, `is not a loadable ONNX model (onnxruntime: ${e instanceof Error ? e.message : String(e)})`);
+  }
+  const fail = async (problem: string): Promise<never> => {
+    await session.release();
+    throw new ModelFileError(file, problem);
+  };
+  for (const name of ['input_ids', 'attention_mask']) {
+    if (!session.inputNames.includes(name)) await fail(`has no ${name} input (its inputs: ${session.inputNames.slice(0, 6).join(', ')}…): the sampler feeds input_ids and attention_mask`);
+  }
+  const logits = session.outputMetadata.find((m) => m.name === 'logits');
+  if (!logits) await fail(`has no logits output (its outputs: ${session.outputNames.slice(0, 6).join(', ')}…)`);
+  const shape = io.decoderShapeFromGraph(session);
+  if (typeof shape === 'string') return fail(shape);
+  const kvType = io.pastTypeOf(session);
+  const f16 = kvType === 'float16' || (logits!.isTensor && logits!.type === 'float16') ? float16Refusal(device) : null;
+  if (f16) await fail(f16);
+  const vocab = logits!.isTensor ? logits!.shape[2] : undefined;
+  return { session, weightsAreInputs: false, device, kvType, shape, ...(typeof vocab === 'number' && vocab > 0 ? { graphVocabSize: vocab } : {}) };
 }
 
 type Expected = { type: 'int64' | 'float32' | 'float16'; dims: (number | null)[] }; // null: any size (symbolic)

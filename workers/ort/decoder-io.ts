@@ -89,6 +89,38 @@ export const USE_CACHE_BRANCH = 'use_cache_branch';
 type DecoderGraph = Pick<ort.InferenceSession, 'inputNames' | 'inputMetadata'>;
 export type KvType = 'float32' | 'float16';
 
+/**
+ * The KV cache's layout read from a decoder graph itself, for a model of no family the lab knows:
+ * the layers are the past_key_values.{i}.key|value input pairs from 0 up, each declared
+ * [batch, kv_heads, past, head_dim] with kv_heads and head_dim fixed (as optimum and onnx-community
+ * export them), the same in every layer, with present.{i}.key|value outputs beside them. Returns
+ * the shape, or a sentence (for "<file> …") saying what does not fit.
+ */
+export function decoderShapeFromGraph(session: DecoderGraph & Pick<ort.InferenceSession, 'outputNames'>): DecoderShape | string {
+  let layers = 0;
+  while (session.inputNames.includes(pastKeyName(layers))) layers++;
+  if (layers === 0) return `has no ${pastKeyName(0)} input: sampling needs a decoder with its own KV cache (past_key_values.{i}.key|value in, present.{i}.key|value out), as onnx-community exports it`;
+  let found: { kvHeads: number; headDim: number; from: string } | null = null;
+  for (let l = 0; l < layers; l++) {
+    for (const name of [pastKeyName(l), pastValueName(l)]) {
+      const meta = session.inputMetadata.find((m) => m.name === name);
+      if (!meta) return `has ${pastKeyName(l)} but no ${pastValueName(l)} input`;
+      const dims = meta.isTensor ? meta.shape : [];
+      if (dims.length !== 4 || typeof dims[1] !== 'number' || typeof dims[3] !== 'number') {
+        return `declares ${name} as [${dims.join(', ')}]: the lab reads the KV cache's layout from fixed heads and head_dim ([batch, heads, past, head_dim])`;
+      }
+      if (found && (dims[1] !== found.kvHeads || dims[3] !== found.headDim)) {
+        return `declares ${name} with ${dims[1]} heads of ${dims[3]}, where ${found.from} has ${found.kvHeads} of ${found.headDim}: the lab needs one KV layout for every layer`;
+      }
+      found ??= { kvHeads: dims[1], headDim: dims[3], from: name };
+    }
+    for (const name of [presentKeyName(l), presentValueName(l)]) {
+      if (!session.outputNames.includes(name)) return `takes ${pastKeyName(l)} but gives no ${name} output: the sampler feeds each step's present key-values back as the next step's past`;
+    }
+  }
+  return { layers, kvHeads: found!.kvHeads, headDim: found!.headDim };
+}
+
 /** The element type of the graph's past key-values (float32 when it declares none or another). */
 export function pastTypeOf(session: DecoderGraph): KvType {
   const meta = session.inputMetadata.find((m) => m.name.startsWith('past_key_values.'));
@@ -105,13 +137,17 @@ export function useCacheBranchTensor(on: boolean): ort.Tensor {
 
 /**
  * The feeds of the float32, unmerged layout made fit for `session`: an empty past in the graph's
- * own type, and `use_cache_branch` (true when the past has positions) where the graph takes it.
+ * own type, `use_cache_branch` (true when the past has positions) where the graph takes it, and
+ * no feed the graph does not take.
  */
 export function fitDecoderFeeds(session: DecoderGraph, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
   const pastType = pastTypeOf(session);
   const merged = session.inputNames.includes(USE_CACHE_BRANCH);
-  if (pastType === 'float32' && !merged) return feeds;
+  // A graph of no known family may compute positions itself (no position_ids input): what it does not take is not fed.
+  const unused = Object.keys(feeds).filter((name) => !session.inputNames.includes(name));
+  if (pastType === 'float32' && !merged && unused.length === 0) return feeds;
   const out: Record<string, ort.Tensor> = { ...feeds };
+  for (const name of unused) delete out[name];
   let pastPositions = 0;
   for (const [name, tensor] of Object.entries(feeds)) {
     if (!name.startsWith('past_key_values.')) continue;

@@ -1,6 +1,7 @@
 /**
  * The student sampler: B prompts × n completions in one batch on a decoder session of any
- * registered model family (the transformers.js layout, workers/ort/decoder-io.ts).
+ * registered model family, or of a graph of no known family whose KV layout it declares (the
+ * transformers.js layout, workers/ort/decoder-io.ts).
  * Prompts of unequal length are left-padded (masked); the KV cache stays on the GPU between steps
  * (present → past without a copy), so one more token costs one step, not a re-run of the prefix.
  * Each completion draws from its own seeded stream, stops at EOS or maxTokens, and records the
@@ -15,7 +16,6 @@
  */
 import { ort } from '../ort/runtime';
 import type { FamilyConfig } from '../models/family';
-import { decoderShapeOf } from '../models/decoder-session';
 import { emptyPastFeeds, int64Tensor, positionIdsFromMask, presentAsPast, presentKeyName, presentValueName, type DecoderShape } from '../ort/decoder-io';
 import { chooseToken, validateSampling, type SamplingOptions } from './choose';
 import { Rng } from '../random/rng';
@@ -64,9 +64,14 @@ export interface TokenEvent {
   done: boolean;
 }
 
-/** What the sampler needs from a model: its config and one forward run of the decoder. */
+/** What the sampler reads of a model's config: its vocabulary and context (a family's config has both; workers/models/graph-config.ts gives them for a graph of no known family). */
+export type SampledModel = Pick<FamilyConfig, 'vocabSize' | 'nPositions'>;
+
+/** What the sampler needs from a model: its vocabulary and context, its KV cache's layout and one forward run of the decoder. */
 export interface DecoderRunner {
-  config: FamilyConfig;
+  config: SampledModel;
+  /** The KV cache's layout (the family's, or read from the graph). */
+  shape: DecoderShape;
   /** Runs the decoder on data feeds (weights are the runner's business); present on the GPU, logits on the GPU or the CPU. */
   run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>>;
   /** The device the decoder runs on, when it is one our kernels share (GPU token choice). */
@@ -80,7 +85,7 @@ export class SamplingError extends Error {
   }
 }
 
-export function validateSampleRequest(config: FamilyConfig, r: SampleRequest): void {
+export function validateSampleRequest(config: SampledModel, r: SampleRequest): void {
   validateSampling(r.sampling);
   const every = r.stepsPerReadback ?? 1;
   if (!Number.isInteger(every) || every < 1) throw new SamplingError(`steps per read-back must be a whole number ≥ 1, got ${r.stepsPerReadback}`);
@@ -115,9 +120,8 @@ function choiceError(record: ChoiceRecord): Error {
 }
 
 export async function sampleCompletions(runner: DecoderRunner, request: SampleRequest, onToken?: (e: TokenEvent) => void): Promise<Completion[]> {
-  const { config } = runner;
+  const { config, shape } = runner;
   validateSampleRequest(config, request);
-  const shape = decoderShapeOf(config);
   const { prompts, n, maxTokens, sampling, seed, eosTokenId } = request;
   const useCache = request.useKvCache ?? true;
   const choice = request.tokenChoice ?? 'auto';
