@@ -26,9 +26,9 @@ import { distillOptions } from '../workers/distill/setup';
 import { DEFAULT_SETUP, KNOBS, rangeText, setupProblem, choiceWord, knobProblem, type Knob, type TrainSetup } from '../workers/contract/knobs';
 import type { EvalMetrics } from '../workers/contract/run';
 import { PRESETS, type Preset } from '../workers/contract/presets';
-import { promptSourceOfFile } from '../workers/contract/prompts';
+import { promptSourceOfFile, teacherRenderingSentence } from '../workers/contract/prompts';
 import { preparePromptSet, type PromptSetPrepared } from '../workers/prompts/set';
-import { promptStudentOf } from '../workers/prompts/render';
+import { promptStudentOf, promptTeacherOf } from '../workers/prompts/render';
 
 function bar(done: number, total: number, width = 24): string {
   const filled = Math.round((done / Math.max(1, total)) * width);
@@ -104,9 +104,11 @@ export const trainCommand: Command = {
     const promptFile = o.prompts !== undefined ? resolve(String(o.prompts)) : undefined;
     if (promptFile) {
       if (!existsSync(promptFile)) throw new UsageError(`train: --prompts ${String(o.prompts)}: no such file`);
-      promptSet = preparePromptSet(promptSourceOfFile(basename(promptFile), readFileSync(promptFile, 'utf8')), setup, promptStudentOf(student));
+      promptSet = preparePromptSet(promptSourceOfFile(basename(promptFile), readFileSync(promptFile, 'utf8')), setup, promptStudentOf(student), promptTeacherOf(teacher));
+      const s = promptSet.summary;
+      process.stderr.write(`${s.label}: ${s.train} training / ${s.heldOut} held-out prompts. ${teacherRenderingSentence(s)}\n`);
     }
-    const { task, keptTask } = resolveTasks(setup, student.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(student) });
+    const { task, keptTask } = resolveTasks(setup, student.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(student), teacher: promptTeacherOf(teacher) });
     const steps = setup.totalSteps;
     const device = await cliDevice();
     const checkpoint = o.resume ? new Uint8Array(readFileSync(String(o.resume))) : undefined;
@@ -117,7 +119,7 @@ export const trainCommand: Command = {
     try {
       mkdirSync(join(out, 'checkpoints'), { recursive: true });
       writeFileSync(join(out, 'config.json'), JSON.stringify({ student: where(studentDir), teacher: where(teacherDir), task: promptSet ? null : task.task.name, keptTask: keptTask?.task.name ?? null,
-        prompts: promptSet ? { file: promptFile, prompts: promptSet.summary.prompts, train: promptSet.train.length, heldOut: promptSet.heldOut.length, heldOutFraction: setup.heldOutFraction, splitSeed: setup.splitSeed } : null, preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
+        prompts: promptSet ? { file: promptFile, prompts: promptSet.summary.prompts, train: promptSet.train.length, heldOut: promptSet.heldOut.length, heldOutFraction: setup.heldOutFraction, splitSeed: setup.splitSeed, teacherReads: promptSet.summary.teacherReads } : null, preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
       const metricsFile = join(out, 'metrics.jsonl');
       const record = (line: object) => appendFileSync(metricsFile, JSON.stringify(line) + '\n');
       const tty = process.stderr.isTTY;

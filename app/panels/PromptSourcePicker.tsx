@@ -12,6 +12,7 @@ import { usePromptSource, promptTextSource, type PromptSourceKind } from '../sta
 import { checkPrompts } from '../lab/connect';
 import { NumberField } from '../components/NumberField';
 import { KNOB_BY_NAME, knobProblem, rangeText } from '../../workers/contract/knobs';
+import { teacherRenderingSentence } from '../../workers/contract/prompts';
 
 const KINDS: { kind: PromptSourceKind; text: string }[] = [
   { kind: 'task', text: 'built-in task' },
@@ -27,8 +28,10 @@ export function PromptSourcePicker({ locked }: { locked: boolean }) {
   const ready = useLab((s) => s.phase === 'ready');
   const setup = useLab((s) => s.setup);
   const setSetup = useLab((s) => s.setSetup);
-  // The check depends on the student (its context length and chat template): re-run it when another loads.
+  // The check depends on the student (its context length and chat template) and on the teacher
+  // (its chat template: which rendering it reads): re-run it when another loads.
   const student = useLab((s) => s.models.student.model?.label ?? null);
+  const teacher = useLab((s) => s.models.teacher.model?.label ?? null);
   const { kind, pasted, upload } = source;
   const { heldOutFraction, splitSeed } = setup;
 
@@ -38,7 +41,7 @@ export function PromptSourcePicker({ locked }: { locked: boolean }) {
     if (knobProblem(KNOB_BY_NAME.heldOutFraction, heldOutFraction) || knobProblem(KNOB_BY_NAME.splitSeed, splitSeed)) return;
     const timer = setTimeout(() => void checkPrompts(text, { heldOutFraction, splitSeed }), CHECK_DELAY_MS);
     return () => clearTimeout(timer);
-  }, [ready, kind, pasted, upload, heldOutFraction, splitSeed, student]);
+  }, [ready, kind, pasted, upload, heldOutFraction, splitSeed, student, teacher]);
 
   const fraction = KNOB_BY_NAME.heldOutFraction;
   const seed = KNOB_BY_NAME.splitSeed;
@@ -117,7 +120,7 @@ export function PromptSourcePicker({ locked }: { locked: boolean }) {
             <p data-testid="prompt-split">
               {source.summary.label}: <b>{source.summary.train}</b> training / <b>{source.summary.heldOut}</b> held-out prompts
               {student ? '' : ' (checked again against the student once one is loaded)'}. No verifier: evaluations report the held-out reverse KL and sampled KL instead of
-              accuracy.
+              accuracy. {teacherRenderingSentence(source.summary)}
             </p>
           ) : (
             <p className="muted">{source.checking ? 'Reading the prompts…' : kind === 'upload' && !upload ? 'No file chosen.' : 'Paste prompts, one per line.'}</p>

@@ -35,7 +35,10 @@ describe('prompt sets over the protocol (Node)', () => {
   it('prompts.check: the split, or the sentence; with a student loaded, its context counts', { timeout: 120_000 }, async () => {
     expect((await send({ type: 'init' })).type).toBe('ready');
     const ok = await send({ type: 'prompts.check', source: pasted(PROMPTS), heldOutFraction: 0.25, splitSeed: 0 });
-    expect(ok.type === 'prompts.checked' && ok.summary).toMatchObject({ label: 'the pasted text', prompts: 20, train: 15, heldOut: 5 });
+    expect(ok.type === 'prompts.checked' && ok.summary).toMatchObject({ label: 'the pasted text', prompts: 20, train: 15, heldOut: 5, teacherReads: { kind: 'text' } });
+    // Chat prompts before any model is loaded: which rendering the teacher reads is not known yet.
+    const chat = await send({ type: 'prompts.check', source: { kind: 'jsonl', label: 'chat.jsonl', text: '{"messages": [{"role": "user", "content": "hi"}]}\n{"messages": [{"role": "user", "content": "yo"}]}\n' }, heldOutFraction: 0.5, splitSeed: 0 });
+    expect(chat.type === 'prompts.checked' && chat.summary.teacherReads).toEqual({ kind: 'unknown' });
     const bad = await send({ type: 'prompts.check', source: { kind: 'jsonl', label: 'set.jsonl', text: '{"prompt": "a"}\n{"messages": 3}\n' }, heldOutFraction: 0.25, splitSeed: 0 });
     expect(bad.type === 'error' && bad.error).toEqual({
       code: 'bad-prompts',

@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parsePromptJsonl, parsePromptLines, PromptSetError } from '../../workers/prompts/parse';
 import { splitPrompts } from '../../workers/prompts/split';
-import { checkPromptLengths, promptStudentOf, renderPromptItems, type PromptStudent } from '../../workers/prompts/render';
+import { checkPromptLengths, promptStudentOf, promptTeacherOf, renderPromptItems, type PromptStudent } from '../../workers/prompts/render';
 import { preparePromptSet, promptSetMaxTokens, promptSetTask } from '../../workers/prompts/set';
-import { promptSourceOfFile } from '../../workers/contract/prompts';
+import { promptSourceOfFile, teacherRenderingSentence } from '../../workers/contract/prompts';
 import { additionTokenizerFiles } from '../../workers/tasks/addition';
 import { tokenizerFromJson } from '../../workers/models/tokenizer';
 import { readModelFolder } from '../../workers/models/folder';
@@ -144,5 +144,66 @@ describe('rendering and the context check', () => {
     expect(problem(() => preparePromptSet({ kind: 'lines', label: 'long.txt', text }, { heldOutFraction: 0.5, splitSeed: 0 }, additionStudent()))).toBe(
       'Prompt 2 of long.txt is 40 tokens long, and the student addition-student reads at most 32 tokens, answer included: shorten the prompt or remove it.',
     );
+  });
+});
+
+describe('what the teacher reads', () => {
+  const HF = join(import.meta.dirname, '..', 'fixtures', 'hf');
+  const CHAT = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'prompts-chat.jsonl'), 'utf8');
+  const source = { kind: 'jsonl', label: 'prompts-chat.jsonl', text: CHAT } as const;
+  const knobs = { heldOutFraction: 0.5, splitSeed: 0 };
+
+  it('chat prompts: the teacher reads each one rendered with its own template, the task maps the student’s text to it, and the summary says so', async () => {
+    const studentFolder = await readModelFolder(await dirSource(join(HF, 'qwen3')));
+    const teacherFolder = await readModelFolder(await dirSource(join(HF, 'llama-teacher')));
+    const student = promptStudentOf(studentFolder);
+    // The teacher's side needs no family config (a frozen ONNX folder has none): only its chat side.
+    const teacher = promptTeacherOf({ ...teacherFolder, config: null });
+    expect(teacher.context).toBe(null);
+    const set = preparePromptSet(source, knobs, student, teacher);
+    const messages = CHAT.trim().split('\n').map((l) => JSON.parse(l).messages);
+    const studentTexts = messages.map((m) => renderFolderChat(studentFolder, m, { addGenerationPrompt: true }));
+    const teacherTexts = messages.map((m) => renderFolderChat(teacherFolder, m, { addGenerationPrompt: true }));
+    expect(set.summary.teacherReads).toEqual({ kind: 'own-template', teacher: teacherFolder.label, differing: 4 });
+    expect(teacherRenderingSentence(set.summary)).toBe(
+      `The teacher ${teacherFolder.label} reads each chat prompt rendered with its own chat template, the student with its own: 4 of 4 prompts read differently, and each model is scored on its own.`,
+    );
+    const task = promptSetTask(set);
+    for (const p of [...set.train, ...set.heldOut]) {
+      const i = studentTexts.indexOf(p);
+      expect(i).toBeGreaterThanOrEqual(0);
+      expect(task.teacherPrompt!(p)).toBe(teacherTexts[i]);
+    }
+    expect(task.teacherPrompt!(task.trainPrompt(5, 7))).toBe(teacherTexts[studentTexts.indexOf(task.trainPrompt(5, 7))]);
+    expect(() => task.teacherPrompt!('Q: 1+2= A: ')).toThrow(/^The prompt "Q: 1\+2= A: " is not one of prompts-chat\.jsonl: the teacher's rendering of it is unknown\.$/);
+
+    // With its context known, the teacher's longest rendering (49 tokens) bounds the answers too, and a teacher too short for a prompt is named.
+    const withContext = promptTeacherOf(teacherFolder);
+    const longestStudent = Math.max(...studentTexts.map((t) => studentFolder.tokenizer.encode(t, { addSpecialTokens: false }).length));
+    expect(promptSetMaxTokens(set, student, { ...withContext, context: 60 })).toBe(11);
+    expect(promptSetMaxTokens(set, student, withContext)).toBe(Math.min(64, student.context - longestStudent));
+    expect(problem(() => preparePromptSet(source, knobs, student, { ...withContext, context: 40 }))).toBe(
+      `Prompt 4 of prompts-chat.jsonl, rendered with the teacher's chat template, is 49 tokens long, and the teacher ${teacherFolder.label} reads at most 40 tokens, answer included: shorten the prompt or remove it.`,
+    );
+
+    // A teacher without a template reads the student's rendering (the task has no teacherPrompt).
+    const bare = preparePromptSet(source, knobs, student, promptTeacherOf({ ...teacherFolder, label: 'plain-teacher', chatTemplate: null }));
+    expect(bare.summary.teacherReads).toEqual({ kind: 'student-template', teacher: 'plain-teacher' });
+    expect(teacherRenderingSentence(bare.summary)).toBe("The teacher plain-teacher has no chat template, so it reads the student's rendering of each chat prompt.");
+    expect(bare.teacherTrain).toBeUndefined();
+    expect(promptSetTask(bare).teacherPrompt).toBeUndefined();
+    expect(bare.train).toEqual(set.train);
+    // Before both models are loaded, what the teacher reads is not known yet.
+    expect(preparePromptSet(source, knobs, student).summary.teacherReads).toEqual({ kind: 'unknown' });
+    expect(preparePromptSet(source, knobs, null, teacher).summary.teacherReads).toEqual({ kind: 'unknown' });
+  });
+
+  it('plain prompts: the teacher reads the student’s text, whatever its template', async () => {
+    const teacherFolder = await readModelFolder(await dirSource(join(HF, 'llama-teacher')));
+    const set = preparePromptSet(promptSourceOfFile('prompts-addition.txt', readFileSync(FIXTURE, 'utf8')), { heldOutFraction: 0.25, splitSeed: 0 }, additionStudent(), promptTeacherOf(teacherFolder));
+    expect(set.summary.teacherReads).toEqual({ kind: 'text' });
+    expect(teacherRenderingSentence(set.summary)).toBe('The teacher reads each prompt as written, as the student does.');
+    expect(set.teacherTrain).toBeUndefined();
+    expect(promptSetTask(set).teacherPrompt).toBeUndefined();
   });
 });

@@ -36,4 +36,38 @@ export interface PromptSetSummary {
   /** The first few training and held-out prompts as the model will read them. */
   trainExamples: string[];
   heldOutExamples: string[];
+  /** Which rendering of each prompt the teacher reads (`teacherRenderingSentence` says it in words). */
+  teacherReads: TeacherRendering;
+}
+
+/**
+ * Which text the teacher reads for a prompt of the set:
+ * - `text`: plain prompts; the teacher reads the same text as the student;
+ * - `own-template`: chat prompts, rendered for the teacher with its own chat template (and for
+ *   the student with the student's); `differing` of the set's prompts render differently;
+ * - `student-template`: chat prompts, and the teacher has no chat template: it reads the
+ *   student's rendering;
+ * - `unknown`: chat prompts checked before both models were loaded.
+ */
+export type TeacherRendering =
+  | { kind: 'text' }
+  | { kind: 'own-template'; teacher: string; differing: number }
+  | { kind: 'student-template'; teacher: string }
+  | { kind: 'unknown' };
+
+/** One sentence saying which rendering the teacher reads, for the Distill panel and the CLI. */
+export function teacherRenderingSentence(summary: Pick<PromptSetSummary, 'prompts' | 'teacherReads'>): string {
+  const r = summary.teacherReads;
+  switch (r.kind) {
+    case 'text':
+      return 'The teacher reads each prompt as written, as the student does.';
+    case 'own-template':
+      return r.differing === 0
+        ? `The teacher ${r.teacher} reads each chat prompt rendered with its own chat template, which writes every prompt of the set as the student's does.`
+        : `The teacher ${r.teacher} reads each chat prompt rendered with its own chat template, the student with its own: ${r.differing} of ${summary.prompts} prompts read differently, and each model is scored on its own.`;
+    case 'student-template':
+      return `The teacher ${r.teacher} has no chat template, so it reads the student's rendering of each chat prompt.`;
+    case 'unknown':
+      return 'Which rendering of these chat prompts the teacher reads is known once a student and a teacher are loaded.';
+  }
 }

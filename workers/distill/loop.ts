@@ -19,7 +19,7 @@ import type { TrainSetup } from '../contract/knobs';
 import { builtInTask, type TaskInfo } from '../tasks/registry';
 import { DistillError } from './options';
 import { promptSetMaxTokens, promptSetTask, type PromptSetPrepared } from '../prompts/set';
-import type { PromptStudent } from '../prompts/render';
+import type { PromptStudent, PromptTeacher } from '../prompts/render';
 import type { DistillRun } from './run';
 
 /** Steps in a row that the numerics guard refused to apply before the run is called failed. */
@@ -64,11 +64,11 @@ export type LoopEnd =
 export function resolveTasks(
   setup: Pick<TrainSetup, 'task' | 'keepTask'>,
   hints: Record<string, unknown>,
-  promptSet?: { set: PromptSetPrepared; student: PromptStudent },
+  promptSet?: { set: PromptSetPrepared; student: PromptStudent; teacher?: PromptTeacher | null },
 ): { task: TaskInfo; keptTask: TaskInfo | null } {
   try {
     const task = promptSet
-      ? { task: promptSetTask(promptSet.set), maxTokens: promptSetMaxTokens(promptSet.set, promptSet.student) }
+      ? { task: promptSetTask(promptSet.set), maxTokens: promptSetMaxTokens(promptSet.set, promptSet.student, promptSet.teacher ?? null) }
       : builtInTask(setup.task, hints);
     const keptTask = setup.keepTask === '' ? null : builtInTask(setup.keepTask, hints);
     if (keptTask && keptTask.task.name === task.task.name) throw new Error(`the task to keep must differ from the task trained on (both are ${task.task.name})`);

@@ -18,6 +18,14 @@
  * FLOPs are counted as DESIGN.md says: a forward costs 2·P per token, forward+backward 6·P, with
  * P the parameters of the model doing the work; sampling with the KV cache runs each prompt and
  * completion token through the model once.
+ *
+ * On chat prompts whose task gives the teacher its own rendering (`LabTask.teacherPrompt`, from a
+ * prompt set: workers/prompts/), each model reads the conversation in its own chat template: the
+ * student samples (and trains) on its rendering, the teacher scores the same completion tokens
+ * after its own prompt, and its logits are put back at the student's packed rows
+ * (workers/scoring/align.ts) before the divergence kernels; sft's teacher samples on its own
+ * rendering and the student trains on its prompt + that completion. The teacher's FLOPs count its
+ * own tokens. Without `teacherPrompt` the teacher reads the student's sequences, as before.
  */
 import type { Gpt2Config } from '../models/gpt2/config';
 import type { ModelParams } from '../models/family';
@@ -33,6 +41,7 @@ import { decoderRunner, openGraphSamplingSession, openSamplingSession } from '..
 import { graphContextOf, graphSamplingConfig } from '../models/graph-config';
 import { sampleCompletions, type Completion, type DecoderRunner } from '../sampling/sampler';
 import { forwardLogits, openScoringSession } from '../scoring/forward';
+import { alignTeacherLogits } from '../scoring/align';
 import { Trainer, type StepReport, type TrainerOptions } from '../train/trainer';
 import type { TrainSequence } from '../train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
@@ -57,8 +66,21 @@ export interface RunState {
   options: DistillOptions;
 }
 
-/** A completion with its prompt (text and ids): a step's samples and an evaluation's answers alike. */
-type Sampled = GreedySample;
+/**
+ * A completion with its prompt (text and the student's ids): a step's samples and an evaluation's
+ * answers alike; `teacherPromptIds` when the teacher reads its own rendering of the prompt.
+ */
+type Sampled = GreedySample & { teacherPromptIds?: number[] };
+
+/** The teacher's logits for a batch, at the student's packed rows, with what its forward read. */
+interface TeacherLogits {
+  /** f32 [sequences, W_student, vocab] on the GPU: row b·W + t predicts token t+1 of the student's sequence b (completion rows only, when aligned). */
+  logits: GPUBuffer;
+  vocab: number;
+  /** Tokens the teacher's forward read: its own prompts + the completions. */
+  tokens: number;
+  dispose(): void;
+}
 
 export class DistillRun {
   private readonly studentRunner: DecoderRunner;
@@ -155,13 +177,60 @@ export class DistillRun {
     return prompts;
   }
 
-  private async sample(runner: DecoderRunner, prompts: string[], n: number, seed: number, temperature: number): Promise<Sampled[]> {
-    const promptIds = prompts.map((p) => this.tokenizer.encode(p, { addSpecialTokens: !this.task.rendered }));
+  private encode(text: string): number[] {
+    return this.tokenizer.encode(text, { addSpecialTokens: !this.task.rendered });
+  }
+
+  /** The teacher's prompt ids of each prompt (its own rendering), or null when it reads the student's. */
+  private teacherPromptIds(prompts: string[]): number[][] | null {
+    const teacherPrompt = this.task.teacherPrompt?.bind(this.task);
+    return teacherPrompt ? prompts.map((p) => this.encode(teacherPrompt(p))) : null;
+  }
+
+  /** `reader`: whose rendering the sampling model reads (sft's teacher samples on its own). */
+  private async sample(runner: DecoderRunner, prompts: string[], n: number, seed: number, temperature: number, reader: 'student' | 'teacher' = 'student'): Promise<Sampled[]> {
+    const promptIds = prompts.map((p) => this.encode(p));
+    const teacherIds = this.teacherPromptIds(prompts);
     const completions = await sampleCompletions(runner, {
-      prompts: promptIds, n, maxTokens: this.state.options.maxTokens, seed, eosTokenId: this.eos,
+      prompts: reader === 'teacher' && teacherIds ? teacherIds : promptIds, n, maxTokens: this.state.options.maxTokens, seed, eosTokenId: this.eos,
       sampling: { temperature, topK: 0, topP: 1 },
     });
-    return completions.map((c) => ({ prompt: prompts[c.promptIndex], promptIds: promptIds[c.promptIndex], completion: c }));
+    return completions.map((c) => ({
+      prompt: prompts[c.promptIndex], promptIds: promptIds[c.promptIndex], completion: c,
+      ...(teacherIds ? { teacherPromptIds: teacherIds[c.promptIndex] } : {}),
+    }));
+  }
+
+  /**
+   * The teacher's forward over the samples, logits at the student's packed rows of `sequences`.
+   * Each sample on its own prompt when the teacher reads its own rendering: then the completion
+   * rows are copied into the student's layout (every other row zero and weighted 0, so never
+   * read); else the student's sequences themselves, whose logits already line up.
+   */
+  private async teacherLogits(samples: Sampled[], sequences: TrainSequence[]): Promise<TeacherLogits> {
+    const own = samples.some((s) => s.teacherPromptIds && !sameIds(s.teacherPromptIds, s.promptIds));
+    if (!own) {
+      const f = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens), 0, this.device);
+      return { logits: f.logits.gpuBuffer as GPUBuffer, vocab: f.vocab, tokens: sequences.reduce((a, s) => a + s.tokens.length, 0), dispose: () => f.logits.dispose() };
+    }
+    const teacherPrompts = samples.map((s) => s.teacherPromptIds ?? s.promptIds);
+    const f = await forwardLogits(this.teacherScoring, samples.map((s, b) => [...teacherPrompts[b], ...s.completion.tokens]), 0, this.device);
+    let logits: GPUBuffer;
+    try {
+      logits = await alignTeacherLogits(this.device, {
+        teacher: f.logits.gpuBuffer as GPUBuffer,
+        teacherWidth: f.width,
+        studentWidth: Math.max(...sequences.map((s) => s.tokens.length)),
+        vocab: f.vocab,
+        // Position P−1+i predicts completion token i, in both layouts (see sequences()).
+        sequences: samples.map((s, b) => ({ teacherStart: teacherPrompts[b].length - 1, studentStart: s.promptIds.length - 1, rows: s.completion.tokens.length })),
+      });
+    } finally {
+      // The copy is queued before anything that could reuse ORT's buffer.
+      f.logits.dispose();
+    }
+    const tokens = samples.reduce((a, s, b) => a + teacherPrompts[b].length + s.completion.tokens.length, 0);
+    return { logits, vocab: f.vocab, tokens, dispose: () => logits.destroy() };
   }
 
   /** sft's teacher sampler: the family's decoder layout, or for a model of no known family the KV layout its graph declares. */
@@ -202,31 +271,32 @@ export class DistillRun {
     const prompts = this.nextPrompts();
     const seed = o.seed * 1_000_003 + this.state.step;
     const flops = this.state.flops;
-    const tokensOf = (s: Sampled[]) => s.reduce((a, x) => a + x.promptIds.length + x.completion.tokens.length, 0);
+    const tokensOf = (s: Sampled[], reader: 'student' | 'teacher') => s.reduce((a, x) => a + (reader === 'teacher' && x.teacherPromptIds ? x.teacherPromptIds : x.promptIds).length + x.completion.tokens.length, 0);
     const definition = OBJECTIVE_DEFINITIONS[o.objective];
     let samples: Sampled[];
     if (definition.sampler === 'teacher') {
-      samples = await this.sample(await this.teacherSampler(), prompts, o.groupSize, seed, o.temperature);
-      flops.teacherScoring += 2 * this.pTeacher * tokensOf(samples);
+      samples = await this.sample(await this.teacherSampler(), prompts, o.groupSize, seed, o.temperature, 'teacher');
+      flops.teacherScoring += 2 * this.pTeacher * tokensOf(samples, 'teacher');
     } else {
       samples = await this.sample(this.studentRunner, prompts, o.groupSize, seed, o.temperature);
-      flops.studentSampling += 2 * this.pStudent * tokensOf(samples);
+      flops.studentSampling += 2 * this.pStudent * tokensOf(samples, 'student');
     }
     const verify = this.task.verify;
     // Without a verifier (a prompt set) there is no reward; objectives that need one were refused at create.
     const rewards: number[] = verify ? samples.map((s) => (verify(s.prompt, this.text(s.completion)).correct ? 1 : 0)) : [];
     const { sequences, completionTokens } = this.sequences(samples);
     const realTokens = sequences.reduce((a, s) => a + s.tokens.length, 0);
-    // The teacher's forward over every sample (all objectives: its KL is every run's yardstick).
-    const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens), 0, this.device);
-    // Counted only where the method needs it (OPD); for sft and rl it only feeds the metrics.
-    if (definition.teacherForwardCounts) flops.teacherScoring += 2 * this.pTeacher * realTokens;
+    // The teacher's forward over every sample (all objectives: its KL is every run's yardstick),
+    // each on its own rendering when it has one.
+    const teacher = await this.teacherLogits(samples, sequences);
+    // Counted only where the method needs it (OPD), on the tokens the teacher read; for sft and rl it only feeds the metrics.
+    if (definition.teacherForwardCounts) flops.teacherScoring += 2 * this.pTeacher * teacher.tokens;
     let report: StepReport;
     let sampledKL = 0;
     let reverseKL = 0;
     let entropy = 0;
     try {
-      const teacherBuffer = teacher.logits.gpuBuffer as GPUBuffer;
+      const teacherBuffer = teacher.logits;
       // The student's one forward of the step: the divergences against the teacher come from it,
       // and the loss gradient and backward run on its activations.
       const div = await this.trainer.divergencesAgainst(sequences, teacherBuffer, { temperature: o.temperature, teacherVocab: teacher.vocab });
@@ -250,7 +320,7 @@ export class DistillRun {
       });
       report = await this.trainer.trainStep([train.sequences], train.objective, { forward: div.forward });
     } finally {
-      teacher.logits.dispose();
+      teacher.dispose();
     }
     flops.training += 6 * this.pStudent * realTokens;
     this.state.step++;
@@ -287,20 +357,22 @@ export class DistillRun {
       const prompts = this.task.evalPrompts(count);
       samples = await greedyAnswers(this.studentRunner, this.tokenizer, this.eos, prompts, maxTokens, Math.max(1, prompts.length), this.task.rendered);
     }
+    const teacherIds = this.teacherPromptIds(samples.map((s) => s.prompt));
+    if (teacherIds) samples = samples.map((s, i) => ({ ...s, teacherPromptIds: teacherIds[i] }));
     const { sequences } = this.sequences(samples);
-    const teacher = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens), 0, this.device);
+    const teacher = await this.teacherLogits(samples, sequences);
     let kl = 0;
     let sampled = 0;
     let n = 0;
     try {
-      const div = await this.trainer.divergencesAgainst(sequences, teacher.logits.gpuBuffer as GPUBuffer, { temperature: 1, teacherVocab: teacher.vocab });
+      const div = await this.trainer.divergencesAgainst(sequences, teacher.logits, { temperature: 1, teacherVocab: teacher.vocab });
       for (const r of div.rows) {
         kl += r.reverseKL;
         sampled += r.studentLogprob - r.teacherLogprob;
         n++;
       }
     } finally {
-      teacher.logits.dispose();
+      teacher.dispose();
     }
     const f = this.state.flops;
     let kept: EvalMetrics['kept'];
@@ -375,21 +447,32 @@ export function folderName(label: string): string {
 /**
  * The memory check of a run, before anything is allocated: the student's trainer, sampler and
  * KV cache for the larger of a step's B × G sequences and an evaluation's prompts, each of the
- * longest prompt seen plus max tokens, and the teacher's scoring of as many. Throws
- * ModelTooLargeError naming what does not fit and what to change.
+ * longest prompt seen plus max tokens, and the teacher's scoring of as many, each of the longer
+ * of the two prompts (the student's or the teacher's own rendering) plus max tokens. Throws
+ * ModelTooLargeError naming what does not fit and what to change, or a DistillError when the
+ * teacher's rendering and max tokens run past the teacher's positions.
  */
 function assertRunFits(device: GPUDevice, student: ModelFolder, teacher: ModelFolder, task: LabTask, o: DistillOptions, budgetBytes?: number): void {
   const config = student.config!;
   // A task's prompts are alike in length: the first step's and (up to 64 of) the evaluation's.
   const prompts = [...task.evalPrompts(Math.min(o.evalPrompts, 64)), ...Array.from({ length: Math.min(o.batchPrompts, 64) }, (_, i) => task.trainPrompt(o.seed, i))];
-  const longest = Math.max(...prompts.map((p) => student.tokenizer.encode(p, { addSpecialTokens: !task.rendered }).length));
+  const encoded = (p: string) => student.tokenizer.encode(p, { addSpecialTokens: !task.rendered }).length;
+  const longest = Math.max(...prompts.map(encoded));
   const sequence = Math.min(config.nPositions, longest + o.maxTokens);
+  const teacherPrompt = task.teacherPrompt?.bind(task);
+  const longestTeacher = teacherPrompt ? Math.max(...prompts.map((p) => encoded(teacherPrompt(p)))) : longest;
+  if (teacherPrompt && teacher.config && longestTeacher + o.maxTokens > teacher.config.nPositions) {
+    throw new DistillError(
+      `the teacher ${teacher.label} reads its own rendering of the prompts, up to ${longestTeacher} tokens, and with ${o.maxTokens} new tokens that is more than its ${teacher.config.nPositions} positions: lower max tokens to ${Math.max(0, teacher.config.nPositions - longestTeacher)} or less, or shorten the prompts`,
+    );
+  }
+  const teacherSequence = teacherPrompt ? Math.max(longest, longestTeacher) + o.maxTokens : sequence;
   const stepBatch = o.batchPrompts * o.groupSize;
   const batch = Math.max(stepBatch, o.evalPrompts);
   const batchWhat = stepBatch >= o.evalPrompts ? `${stepBatch} sequences a step (${o.batchPrompts} prompts × ${o.groupSize} completions)` : `${o.evalPrompts} sequences an evaluation (its held-out prompts)`;
   const shaderF16 = device.features.has('shader-f16');
   checkTrainingFits(config, { batch, sequence, loraRank: o.loraRank, f16Base: o.loraRank > 0 && shaderF16 }, device.limits, { budgetBytes, shaderF16, what: student.label, batchWhat });
-  if (teacher.config) checkModelFits(teacher.config, batch, sequence, device.limits, teacher.label);
+  if (teacher.config) checkModelFits(teacher.config, batch, teacherSequence, device.limits, teacher.label);
 }
 
 /** A task whose prompts the student's tokenizer cannot write (they encode to <unk>) cannot run. */
@@ -397,13 +480,19 @@ function assertTaskFits(tokenizer: LabTokenizer, task: LabTask, label: string): 
   const unk = tokenizer.specialTokens.unk;
   const unkId = unk === null ? -1 : tokenizer.vocab.indexOf(unk);
   if (unkId < 0) return;
-  for (const prompt of [...task.evalPrompts(4), task.trainPrompt(0, 0)]) {
+  const teacherPrompt = task.teacherPrompt?.bind(task);
+  const prompts = [...task.evalPrompts(4), task.trainPrompt(0, 0)];
+  for (const prompt of teacherPrompt ? [...prompts, ...prompts.map(teacherPrompt)] : prompts) {
     if (tokenizer.encode(prompt, { addSpecialTokens: !task.rendered }).includes(unkId)) {
       throw new DistillError(
         `the ${task.name} task cannot run on ${label}: its tokenizer has no token for some characters of "${prompt}" (they become ${unk}); choose a task the model was built for, or a model whose vocabulary has them`,
       );
     }
   }
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 function trainerOptions(o: DistillOptions): TrainerOptions {

@@ -12,7 +12,6 @@ import { compareTokenizers, TokenizerMismatchError } from '../models/tokenizer';
 import { ModelTooLargeError } from '../models/memory';
 import { isOnnxDtype, ONNX_DTYPES, type OnnxDtype } from '../models/folder';
 import { SamplingError } from '../sampling/sampler';
-import { ModelFileError } from '../models/decoder-session';
 import { loadModel, releaseModel, sampleText, scoreText, type LoadedModel } from './inference';
 import { scoreChat, userMessage } from './chat';
 import { ChatTemplateError } from '../chat/render';
@@ -110,7 +109,7 @@ export class LabEngine {
           return error ? this.fail(command.requestId, error) : undefined;
         }
         case 'prompts.check': {
-          const result = checkPromptSet(command.source, command, this.models.student?.folder ?? null);
+          const result = checkPromptSet(command.source, command, this.models.student?.folder ?? null, this.models.teacher?.folder ?? null);
           if ('code' in result) return this.fail(command.requestId, result);
           this.options.emit({ type: 'prompts.checked', requestId: command.requestId, summary: result });
           return;
@@ -245,8 +244,7 @@ export class LabEngine {
 
   /** Errors of model work that a person can act on, as values; anything else is rethrown. */
   private requestError(e: unknown): LabError {
-    // ModelFileError: a folder's graph the sampler cannot run (e.g. a graph of no known family without its own KV cache).
-    if (e instanceof ModelFolderError || e instanceof ModelFileError) return { code: 'model-folder', message: e.message };
+    if (e instanceof ModelFolderError) return { code: 'model-folder', message: e.message };
     if (e instanceof TokenizerMismatchError || e instanceof SamplingError || e instanceof ModelTooLargeError || e instanceof ChatTemplateError) {
       return { code: 'bad-request', message: e.message };
     }

@@ -19,20 +19,21 @@ import type { ModelFolder } from '../models/folder';
 import { familyNames } from '../models/registry';
 import type { PromptSetSummary, PromptTextSource } from '../contract/prompts';
 import { preparePromptSet, PromptSetError, type PromptSetPrepared, type SplitKnobs } from '../prompts/set';
-import { promptStudentOf } from '../prompts/render';
+import { promptStudentOf, promptTeacherOf } from '../prompts/render';
 
 /**
- * A prompt set read, rendered for the student (when one is loaded), checked and split, as the
- * run would take it: its summary, or the 'bad-prompts' sentence.
+ * A prompt set read, rendered for the student (when one is loaded) and for the teacher (chat
+ * prompts, with its own template, when one is loaded), checked and split, as the run would take
+ * it: its summary (which says what the teacher reads), or the 'bad-prompts' sentence.
  */
-export function checkPromptSet(source: PromptTextSource, knobs: SplitKnobs, student: ModelFolder | null): PromptSetSummary | LabError {
-  const prepared = preparePrompts(source, knobs, student);
+export function checkPromptSet(source: PromptTextSource, knobs: SplitKnobs, student: ModelFolder | null, teacher: ModelFolder | null = null): PromptSetSummary | LabError {
+  const prepared = preparePrompts(source, knobs, student, teacher);
   return 'code' in prepared ? prepared : prepared.summary;
 }
 
-function preparePrompts(source: PromptTextSource, knobs: SplitKnobs, student: ModelFolder | null): PromptSetPrepared | LabError {
+function preparePrompts(source: PromptTextSource, knobs: SplitKnobs, student: ModelFolder | null, teacher: ModelFolder | null): PromptSetPrepared | LabError {
   try {
-    return preparePromptSet(source, knobs, student && student.config ? promptStudentOf(student) : null);
+    return preparePromptSet(source, knobs, student && student.config ? promptStudentOf(student) : null, teacher ? promptTeacherOf(teacher) : null);
   } catch (e) {
     if (e instanceof PromptSetError) return { code: 'bad-prompts', message: e.message };
     throw e;
@@ -127,14 +128,14 @@ export class Training {
     if (tokenizers.errors.length) return { code: 'tokenizer-mismatch', message: tokenizers.errors.join(' ') };
     let promptSet: PromptSetPrepared | undefined;
     if (prompts) {
-      const prepared = preparePrompts(prompts, setup, folder);
+      const prepared = preparePrompts(prompts, setup, folder, teacher!.folder);
       if ('code' in prepared) return prepared;
       promptSet = prepared;
     }
     let task: TaskInfo;
     let keptTask: TaskInfo | null;
     try {
-      ({ task, keptTask } = resolveTasks(setup, student!.folder.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(folder) }));
+      ({ task, keptTask } = resolveTasks(setup, student!.folder.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(folder), teacher: promptTeacherOf(teacher!.folder) }));
     } catch (e) {
       return { code: 'bad-options', message: asSentence(e instanceof Error ? e.message : String(e)) };
     }

@@ -1,5 +1,6 @@
 /**
- * Prompt items into the text the student reads, and the check that each fits its context.
+ * Prompt items into the text the student reads (and, for chat prompts, the text the teacher
+ * reads: its own template's rendering), and the check that each fits its model's context.
  *
  * A `messages` prompt must go through the student's chat template (with the generation prompt
  * added), exactly as the model was trained to read a conversation; it is never flattened into
@@ -9,7 +10,7 @@ import type { PromptItem } from '../contract/prompts';
 import type { LabTokenizer } from '../models/tokenizer';
 import type { ModelFolder } from '../models/folder';
 import { ChatTemplateError } from '../chat/render';
-import { renderFolderChat } from '../chat/template';
+import { renderFolderChat, type ChatFolder } from '../chat/template';
 import { PromptSetError } from './parse';
 
 /** What rendering and the length check need of the student. */
@@ -58,6 +59,55 @@ export function renderPromptItems(items: PromptItem[], label: string, student: P
     }
   });
   return { texts, rendered: true };
+}
+
+/**
+ * What rendering needs of the teacher: its chat side only. It may be a frozen ONNX folder with no
+ * family config (then its context is unknown and unchecked); it shares the student's tokenizer
+ * (a run checks that), so its prompts are encoded with the student's.
+ */
+export interface PromptTeacher {
+  label: string;
+  /** Its chat template and special tokens; `chatTemplate` null: it has none, and reads the student's rendering. */
+  chat: ChatFolder;
+  /** The longest sequence it takes (its config's positions), in tokens; null when its folder has no family config. */
+  context: number | null;
+}
+
+/** The teacher's side of a prompt set from its folder: no config needed. */
+export function promptTeacherOf(folder: Pick<ModelFolder, 'label' | 'chatTemplate' | 'tokenizerFiles' | 'config'>): PromptTeacher {
+  return { label: folder.label, chat: folder, context: folder.config?.nPositions ?? null };
+}
+
+/**
+ * The teacher's own rendering of every chat item (its template, its special tokens, the
+ * generation prompt), in order; null when the items are text or the teacher has no chat template
+ * (then it reads the student's text). Call after renderPromptItems (which refuses mixed sets).
+ */
+export function renderTeacherPrompts(items: PromptItem[], label: string, teacher: PromptTeacher): string[] | null {
+  if (!items.some((it) => 'messages' in it) || teacher.chat.chatTemplate === null) return null;
+  return items.map((it, i) => {
+    try {
+      return renderFolderChat(teacher.chat, (it as { messages: { role: string; content: string }[] }).messages, { addGenerationPrompt: true });
+    } catch (e) {
+      if (e instanceof ChatTemplateError) throw new PromptSetError(`Prompt ${i + 1} of ${label} could not be rendered with the teacher's template: ${e.message}`);
+      throw e;
+    }
+  });
+}
+
+/** Throws a sentence naming the first prompt whose teacher rendering leaves the teacher no room for an answer (when its context is known). */
+export function checkTeacherPromptLengths(texts: string[], label: string, teacher: PromptTeacher, tokenizer: LabTokenizer): void {
+  const context = teacher.context;
+  if (context === null) return;
+  texts.forEach((text, i) => {
+    const n = tokenizer.encode(text, { addSpecialTokens: false }).length;
+    if (n >= context) {
+      throw new PromptSetError(
+        `Prompt ${i + 1} of ${label}, rendered with the teacher's chat template, is ${n} tokens long, and the teacher ${teacher.label} reads at most ${context} tokens, answer included: shorten the prompt or remove it.`,
+      );
+    }
+  });
 }
 
 /** Throws a sentence naming the first prompt (1-based, in the set's order) that leaves the student no room for an answer. */

@@ -13,6 +13,12 @@ export interface LabTask {
    * as transformers' apply_chat_template does.
    */
   rendered?: boolean;
+  /**
+   * The text the teacher reads for `prompt` (one this task gave), when it differs in kind from the
+   * student's: a chat prompt rendered with the teacher's own chat template (workers/prompts/).
+   * Absent: the teacher reads the student's text. Encoded as the student's is (`rendered`).
+   */
+  teacherPrompt?(prompt: string): string;
   /** The i-th training prompt of the stream for `seed` (never one of the eval prompts). */
   trainPrompt(seed: number, index: number): string;
   /** The held-out prompts (fixed, disjoint from every training stream). */
