@@ -1,9 +1,10 @@
 /**
  * Loading a model folder as the student or the teacher: by URL, by Hugging Face id
  * (ORG/NAME[@REVISION], from the Hub endpoint set in the Models panel, through the model cache,
- * with a progress bar), or from a folder picked on this computer. The worker holds one student
- * and one teacher, so every panel shows the same two. The field starts at the lab's built-in
- * model for the role (models/<name>/ on this server).
+ * with a progress bar), or from a folder picked on this computer, as the ONNX dtype picked beside
+ * it (auto, or one of onnx-community's variants: workers/contract/dtypes.ts). The worker holds one
+ * student and one teacher, so every panel shows the same two. The field starts at the lab's
+ * built-in model for the role (models/<name>/ on this server).
  */
 import { useEffect, useState } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
@@ -11,6 +12,8 @@ import { loadModel } from '../lab/connect';
 import { builtInFor, builtInModelUrl, fetchBuiltIns, useBuiltIns, type BuiltInModel } from '../lab/builtInModels';
 import { LLAMA_STUDENT, SELF_DISTILL, type Preset } from '../../workers/contract/presets';
 import { formatBytes, isHubId, useHub, type HubLoadProgress } from '../state/hub';
+import { useLoadDtype, type DtypePick } from '../state/loadDtype';
+import { isOnnxDtype, ONNX_DTYPE_FILES, ONNX_DTYPE_NOTES, ONNX_DTYPES } from '../../workers/contract/dtypes';
 
 /** A loaded model's label when it can be typed back into the field: its URL or its Hub id. */
 const byUrl = (label: string | undefined) => (label && (/^https?:\/\//.test(label) || isHubId(label)) ? label : null);
@@ -98,6 +101,8 @@ export function ModelLoader({ role, disabled = false }: { role: ModelRole; disab
   useEffect(() => {
     setUrl((old) => (!loadedUrl && old !== builtIn && old === builtInModelUrl(builtInFor(role, null)) ? builtIn : old));
   }, [builtIn]);
+  const dtype = useLoadDtype((s) => s.dtype[role]);
+  const setDtype = useLoadDtype((s) => s.setDtype);
   const endpoint = useHub((s) => s.endpoint);
   const progress = useHub((s) => s.progress[role]);
   const label = role === 'student' ? 'Student' : 'Teacher';
@@ -124,7 +129,7 @@ export function ModelLoader({ role, disabled = false }: { role: ModelRole; disab
         )}
       </p>
       <div className="loader-actions">
-        <button disabled={off || !url.trim()} onClick={() => void loadModel(role, hub ? { hub: url.trim() } : { url: url.trim() })}>
+        <button disabled={off || !url.trim()} onClick={() => void loadModel(role, hub ? { hub: url.trim() } : { url: url.trim() }, dtype || undefined)}>
           {slot.loading ? 'Loading…' : `Load ${role}`}
         </button>
         <label className="pick">
@@ -136,8 +141,19 @@ export function ModelLoader({ role, disabled = false }: { role: ModelRole; disab
             // A folder picker: the browser hands over every file with its path inside the folder.
             {...{ webkitdirectory: '', directory: '' }}
             multiple
-            onChange={(e) => e.target.files && e.target.files.length > 0 && void loadModel(role, { files: e.target.files })}
+            onChange={(e) => e.target.files && e.target.files.length > 0 && void loadModel(role, { files: e.target.files }, dtype || undefined)}
           />
+        </label>
+        <label className="pick" title="Which ONNX file of an onnx-community / transformers.js folder runs. Auto: onnx/model.onnx when the folder has it (for a folder with model.safetensors of a family the lab knows, the decoder built from those weights), else the smallest variant this adapter runs.">
+          {label} ONNX dtype
+          <select value={dtype} disabled={off} onChange={(e) => setDtype(role, (isOnnxDtype(e.target.value) ? e.target.value : '') as DtypePick)}>
+            <option value="">auto (fits this adapter)</option>
+            {ONNX_DTYPES.map((d) => (
+              <option key={d} value={d}>
+                {d}: {ONNX_DTYPE_FILES[d].replace(/^onnx\//, '')} ({ONNX_DTYPE_NOTES[d]})
+              </option>
+            ))}
+          </select>
         </label>
       </div>
       {showProgress && <HubProgressLine role={role} progress={progress} loading={slot.loading} />}
@@ -154,10 +170,21 @@ export function ModelLoader({ role, disabled = false }: { role: ModelRole; disab
           {slot.model.trainable ? ', trainable' : ''}
         </p>
       )}
+      {slot.model && (
+        <p className="muted" data-testid={`${role}-runs`}>
+          {slot.model.onnx ? (
+            <>
+              runs <code>{slot.model.onnx.file}</code> (dtype {slot.model.onnx.dtype})
+            </>
+          ) : (
+            'runs the decoder the lab builds from model.safetensors'
+          )}
+        </p>
+      )}
       {slot.warnings.map((w) => (
         <p key={w} className="warning" role="status">{w}</p>
       ))}
-      {slot.error && <p className="error" role="alert">{slot.error.message}</p>}
+      {slot.error && <p className="error" role="alert" data-testid={`${role}-error`}>{slot.error.message}</p>}
     </div>
   );
 }

@@ -4,6 +4,7 @@
  */
 import { LabClient, LabRequestError, type CommandWithoutId } from './client';
 import { pickedFolderEntries } from '../../workers/contract/files';
+import type { OnnxDtype } from '../../workers/contract/dtypes';
 import type { LabEvent, LabEventOf, PromptTextSource, TrainExportKind, TrainSetup } from '../../workers/protocol';
 import { usePromptSource } from '../state/promptSource';
 import { addProgress, useHub } from '../state/hub';
@@ -85,12 +86,14 @@ function setModel(role: ModelRole, slot: ModelSlot): void {
 /**
  * Loads a model folder from a URL, from the files of a folder the person picked, or by Hugging
  * Face id (ORG/NAME[@REVISION], from the Hub endpoint set in the page, through the model cache,
- * with its download progress in the hub store). A failure leaves the model loaded before in place
- * (the worker keeps it until another one has loaded).
+ * with its download progress in the hub store), as the dtype given when one is. A failure leaves
+ * the model loaded before in place (the worker keeps it until another one has loaded).
  */
 export async function loadModel(
   role: ModelRole,
   from: { url: string } | { files: FileList } | { entries: { path: string; file: Blob }[]; label: string } | { hub: string },
+  /** The ONNX variant to run (the loader's dtype picker); none: the engine's default for this adapter. */
+  dtype?: OnnxDtype,
 ): Promise<void> {
   if (!client) return;
   let command: CommandWithoutId;
@@ -106,6 +109,7 @@ export async function loadModel(
   } else {
     command = { type: 'model.load', role, url: new URL(from.url, location.href).href };
   }
+  if (dtype) command = { ...command, dtype };
   const previous = useLab.getState().models[role];
   // An earlier download's bar is not this load's (a folder URL or a picked folder shows none).
   useHub.setState((s) => ({ progress: { ...s.progress, [role]: null } }));

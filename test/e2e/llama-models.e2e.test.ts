@@ -65,4 +65,32 @@ describe('Llama-family folders in the lab', () => {
     await screenshot(page, 'llama-inspect');
     expect(lab.errors).toEqual([]);
   });
+
+  it('the dtype picker: an onnx-community folder picked as q4 runs model_q4.onnx; fp16 on SwiftShader is refused in place, both models kept', async () => {
+    const { page } = lab;
+    const dtypes = join(import.meta.dirname, '..', 'fixtures', 'onnx-layouts', 'dtypes');
+    expect(await page.getByTestId('teacher-runs').textContent()).toBe('runs the decoder the lab builds from model.safetensors');
+    const teacherSummary = await page.getByTestId('teacher-summary').textContent();
+    expect(await page.getByLabel('Student ONNX dtype').inputValue()).toBe('');
+    await page.getByLabel('Student ONNX dtype').selectOption('q4');
+    await page.getByLabel('Student model folder on this computer').setInputFiles(dtypes);
+    await expect.poll(() => page.getByTestId('student-runs').textContent().catch(() => null), { timeout: 60_000 }).toBe('runs onnx/model_q4.onnx (dtype q4)');
+    // The llama config's parameters, no model.safetensors: not trainable.
+    expect(await page.getByTestId('student-summary').textContent()).toBe('llama, 106,816 parameters, vocabulary 512');
+    expect(await page.getByTestId('student-source').textContent()).toBe("from picked folder 'dtypes'");
+
+    // SwiftShader has no shader-f16: the folder's fp16 graph is refused with the engine's sentence, under the teacher's loader.
+    await page.getByLabel('Teacher ONNX dtype').selectOption('fp16');
+    await page.getByLabel('Teacher model folder on this computer').setInputFiles(dtypes);
+    await expect.poll(() => page.getByTestId('teacher-error').textContent().catch(() => null), { timeout: 60_000 }).toBe(
+      "picked folder 'dtypes'/onnx/model_fp16.onnx computes in float16, and this adapter has no shader-f16: load it with dtype fp32 or q4 or quantized.",
+    );
+    // Both models as they were: the teacher it had, the q4 student.
+    expect(await page.getByTestId('teacher-summary').textContent()).toBe(teacherSummary);
+    expect(await page.getByTestId('teacher-runs').textContent()).toBe('runs the decoder the lab builds from model.safetensors');
+    expect(await page.getByTestId('student-runs').textContent()).toBe('runs onnx/model_q4.onnx (dtype q4)');
+    expect(await page.getByTestId('student-error').count()).toBe(0);
+    await screenshot(page, 'dtype-picker');
+    expect(lab.errors).toEqual([]);
+  });
 });

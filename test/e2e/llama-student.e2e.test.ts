@@ -6,10 +6,15 @@
  *
  * The fall is read as a person reads it: the reverse KL of the greedy answers that the panel's
  * latest evaluation states, before the first step and after the last (the same held-out prompts),
- * and the chart's points by hovering them. The run is test/unit/llama-distill.test.ts's (seed 0:
- * 1.750 → 1.612 in opd-lab train; 8 seeds fell 7.9-12.3%), held to the same 4%. A step's own
- * reverse KL (the chart) is on that step's samples, so it moves with the prompts as much as with
- * training: it is read and checked finite, not held to a fall.
+ * and the chart's points by hovering them. The run is test/unit/llama-distill.test.ts's with half
+ * its steps: 8 steps of the preset's 8 prompts × 4 completions at lr 2e-4, 128 eval prompts (16
+ * steps took 77 of the file's 101 s in a fresh-clone run). Measured with `opd-lab train --preset
+ * llama-student --steps 8 --batch 8 --group 4 --eval-every 0 --eval-prompts 128` over seeds 0-7:
+ * 1.750 → 1.665, 1.590, 1.689, 1.667, 1.548, 1.644, 1.569, 1.584, a fall of 3.5-11.5% (seed 0:
+ * 4.8%); the test asks for 1.75%, half the smallest. The panel gives the CLI's numbers (16 steps,
+ * seed 0: 1.75 → 1.612 in both). A step's own reverse KL (the chart) is on that step's samples,
+ * so it moves with the prompts as much as with training: it is read and checked finite, not held
+ * to a fall.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -22,11 +27,11 @@ const onDisk = modelsIndex(join(import.meta.dirname, '..', '..', 'models')).mode
 const student = onDisk.find((m) => m.name === LLAMA_STUDENT.student);
 const teacher = onDisk.find((m) => m.name === LLAMA_STUDENT.teacher);
 
-/** The run: the preset's objective, learning rate, batch and eval prompts; 16 steps, evaluated before the first and after the last. */
-const RUN = { steps: 16, 'eval every': 0, seed: 0 };
-/** The fall asked for, as in test/unit/llama-distill.test.ts: half the smallest of 8 seeds. */
-const FALL = 0.04;
-/** The run takes minutes on SwiftShader (16 × 32 samples, two evaluations of 128 prompts). */
+/** The run: the preset's objective, learning rate, batch and eval prompts; 8 steps, evaluated before the first and after the last. */
+const RUN = { steps: 8, 'eval every': 0, seed: 0 };
+/** The fall asked for: half the smallest of 8 seeds of this 8-step run (3.5%; see above). */
+const FALL = 0.0175;
+/** The run takes minutes on SwiftShader with the cores busy (8 × 32 samples, two evaluations of 128 prompts). */
 const RUN_TIMEOUT = 900_000;
 
 /** "Held-out accuracy 47.7% (61/128) at step 0; reverse KL of the greedy answers 1.75 nats per token." */

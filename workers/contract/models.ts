@@ -1,4 +1,5 @@
 /** What the page shows about loaded models, sampled completions and scored tokens. */
+import type { OnnxDtype } from './dtypes';
 
 export type ModelRole = 'student' | 'teacher';
 
@@ -35,6 +36,11 @@ export interface ModelSummary {
   vocabSize: number;
   /** True when the folder has trainable weights of a family the lab knows (model.safetensors). */
   trainable: boolean;
+  /**
+   * The graph that runs it: the folder's ONNX file (its path in the folder) and dtype, or null when
+   * the lab builds the family's decoder from model.safetensors.
+   */
+  onnx: { file: string; dtype: OnnxDtype } | null;
 }
 
 export interface SampledCompletion {

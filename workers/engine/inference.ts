@@ -5,7 +5,7 @@
  */
 import type { ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from '../protocol';
 import type { ort } from '../ort/runtime';
-import { readModelFolder, type ModelFolder, type ReadFolderOptions } from '../models/folder';
+import { ONNX_DTYPE_FILES, readModelFolder, type ModelFolder, type ReadFolderOptions } from '../models/folder';
 import type { ModelSource } from '../models/source';
 import { assertSameTokenizer, type LabTokenizer } from '../models/tokenizer';
 import { checkModelFits } from '../models/memory';
@@ -38,6 +38,7 @@ export async function loadModel(source: ModelSource, role: ModelRole, options: R
       architecture: folder.family && folder.config ? folder.family.architecture(folder.config) : null,
       vocabSize: vocab,
       trainable: folder.weights !== null,
+      onnx: folder.onnxDtype ? { file: ONNX_DTYPE_FILES[folder.onnxDtype], dtype: folder.onnxDtype } : null,
     },
   };
 }

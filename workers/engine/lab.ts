@@ -12,6 +12,7 @@ import { compareTokenizers, TokenizerMismatchError } from '../models/tokenizer';
 import { ModelTooLargeError } from '../models/memory';
 import { isOnnxDtype, ONNX_DTYPES, type OnnxDtype } from '../models/folder';
 import { SamplingError } from '../sampling/sampler';
+import { ModelFileError } from '../models/decoder-session';
 import { loadModel, releaseModel, sampleText, scoreText, type LoadedModel } from './inference';
 import { scoreChat, userMessage } from './chat';
 import { ChatTemplateError } from '../chat/render';
@@ -244,7 +245,8 @@ export class LabEngine {
 
   /** Errors of model work that a person can act on, as values; anything else is rethrown. */
   private requestError(e: unknown): LabError {
-    if (e instanceof ModelFolderError) return { code: 'model-folder', message: e.message };
+    // ModelFileError: a folder's graph the sampler cannot run (e.g. a graph of no known family without its own KV cache).
+    if (e instanceof ModelFolderError || e instanceof ModelFileError) return { code: 'model-folder', message: e.message };
     if (e instanceof TokenizerMismatchError || e instanceof SamplingError || e instanceof ModelTooLargeError || e instanceof ChatTemplateError) {
       return { code: 'bad-request', message: e.message };
     }

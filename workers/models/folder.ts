@@ -22,8 +22,9 @@ import type { FamilyConfig, ModelFamily, ModelParams } from './family';
 import { familyFor, familyNames, familyOf } from './registry';
 import { attachExternalData, type ExternalDataFile } from '../ort/runtime';
 import { externalDataLocations } from '../ort/external-data';
+import { FLOAT16_DTYPES, isOnnxDtype, ONNX_DTYPE_FILES, ONNX_DTYPES, type OnnxDtype } from '../contract/dtypes';
 
-export const ONNX_PATH = 'onnx/model.onnx';
+export const ONNX_PATH = ONNX_DTYPE_FILES.fp32;
 export const WEIGHTS_PATH = 'model.safetensors';
 export const GENERATION_CONFIG_PATH = 'generation_config.json';
 /** transformers 5 saves a tokenizer's chat template here (not in tokenizer_config.json); it wins over tokenizer_config.json's. */
@@ -136,25 +137,8 @@ export async function readModelFolder(source: ModelSource, options: ReadFolderOp
   return { label: source.label, rawConfig, family, config, gpt2, tokenizer, tokenizerFiles, chatTemplate, generationConfig, onnx, onnxLabel, onnxDtype, weights };
 }
 
-/**
- * onnx-community's file variants of a transformers.js export, by the dtype names transformers.js
- * uses: fp32 onnx/model.onnx, fp16 model_fp16.onnx (float16 weights, key-values and logits), q4
- * model_q4.onnx (MatMulNBits), q4f16 model_q4f16.onnx (both), quantized model_quantized.onnx (int8).
- */
-export const ONNX_DTYPES = ['fp32', 'fp16', 'q4', 'q4f16', 'quantized'] as const;
-export type OnnxDtype = (typeof ONNX_DTYPES)[number];
-export const ONNX_DTYPE_FILES: Record<OnnxDtype, string> = {
-  fp32: ONNX_PATH,
-  fp16: 'onnx/model_fp16.onnx',
-  q4: 'onnx/model_q4.onnx',
-  q4f16: 'onnx/model_q4f16.onnx',
-  quantized: 'onnx/model_quantized.onnx',
-};
-const FLOAT16_DTYPES: readonly OnnxDtype[] = ['fp16', 'q4f16'];
-
-export function isOnnxDtype(value: unknown): value is OnnxDtype {
-  return typeof value === 'string' && (ONNX_DTYPES as readonly string[]).includes(value);
-}
+// The dtype table (ONNX_DTYPES, ONNX_DTYPE_FILES, FLOAT16_DTYPES) is the contract's: the page's picker offers the same.
+export { ONNX_DTYPES, ONNX_DTYPE_FILES, isOnnxDtype, type OnnxDtype };
 
 export interface ReadFolderOptions {
   requireWeights?: boolean;
