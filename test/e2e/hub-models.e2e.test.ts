@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { launch, openLab, screenshot, type PageRecord } from './browser';
 import { startHub, type HubServer } from '../hub/server';
 
@@ -7,11 +9,21 @@ import { startHub, type HubServer } from '../hub/server';
  * Hugging Face ids in the page, against the local Hub (test/hub/server.ts, in this process,
  * serving test/fixtures/hf as opd-lab-test/NAME): the endpoint set in the Models panel, two ids
  * typed and loaded with their progress, a score; after a reload the same ids load from the
- * browser's Cache API with no request to the Hub; the model manager lists both with their sizes
- * and deletes one; an unknown id says so where it was typed and leaves both models loaded.
+ * browser's Cache API with no request to the Hub; a chat prompt sampled and scored (a heatmap,
+ * the two chat templates' mismatch), then an OPD run on 20 pasted prompts whose held-out reverse
+ * KL falls (issue 13's acceptance, as a person does it); the model manager lists both with their
+ * sizes and deletes one; an unknown id says so where it was typed and leaves both models loaded.
+ *
+ * The run is test/unit/hub-cli.test.ts's (opd-full, lr 1e-2, 4 steps of 4 prompts × 2 answers,
+ * 16 tokens, test/fixtures/prompts-chat.txt split 15 / 5): over seeds 0–3 with opd-lab on
+ * lavapipe its held-out reverse KL fell 3.168 → 2.28–2.52, by 20.6–27.9%; the test asks for 10%.
  */
-const STUDENT = 'opd-lab-test/llama-tied';
+const STUDENT = 'opd-lab-test/qwen3';
 const TEACHER = 'opd-lab-test/llama-teacher';
+const PROMPTS = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'prompts-chat.txt'), 'utf8');
+const RUN = { steps: 4, 'prompts per step': 4, 'completions per prompt': 2, 'learning rate': 0.01, 'max tokens': 16, 'eval every': 0, seed: 0 };
+const FALL = 0.1;
+const RUN_TIMEOUT = 600_000;
 /** "12.3 MB of 12.3 MB": the progress text once every byte has come. */
 const COMPLETE = /^([\d.]+ (?:B|kB|MB|GB)) of \1$/;
 
@@ -58,7 +70,7 @@ describe('Hugging Face model ids in the lab', () => {
     await page.getByRole('button', { name: 'Inspect', exact: true }).click();
 
     const studentBytes = await load('student', STUDENT);
-    expect(await page.getByTestId('student-summary').textContent()).toMatch(/^llama, 106,816 parameters, vocabulary 512, trainable$/);
+    expect(await page.getByTestId('student-summary').textContent()).toMatch(/^qwen3, [\d,]+ parameters, vocabulary 512, trainable$/);
     // The teacher's weights stall half-way for 2 s: the loader shows the bytes so far.
     // (Every answer of that file until the screenshot: the lab's HEAD for it takes a body fault too.)
     hub.fault({ fault: { kind: 'stall', delayMs: 2_000 }, repo: TEACHER, file: 'model.safetensors' });
@@ -87,6 +99,52 @@ describe('Hugging Face model ids in the lab', () => {
     expect(await page.getByTestId('teacher-progress').textContent()).toMatch(/all from the cache/);
     expect(hub.requests).toEqual([]);
     expect(lab.errors).toEqual([]);
+  });
+
+  it('samples a chat prompt and scores it (a heatmap), then an OPD run on 20 pasted prompts lowers the held-out reverse KL', { timeout: RUN_TIMEOUT }, async () => {
+    const { page } = lab;
+    // The two models loaded from the cache above, still held by the worker; no request from here on.
+    hub.requests.length = 0;
+    await page.getByLabel('Prompt', { exact: true }).fill('What is 12+34?');
+    await page.getByRole('checkbox', { name: /Chat prompt/ }).check();
+    await page.getByLabel('completions').fill('1');
+    await page.getByLabel('max tokens').fill('6');
+    await page.getByRole('button', { name: 'Sample from the student' }).click();
+    await page.getByRole('button', { name: 'Score this' }).first().waitFor({ timeout: 120_000 });
+    expect(await page.getByTestId('sampled-rendering').textContent()).toMatch(/^<\|endoftext\|><\|start_header_id\|>user<\|end_header_id\|>\n\nWhat is 12\+34\?/);
+    await page.getByRole('button', { name: 'Score this' }).first().click();
+    await page.getByRole('button', { name: 'Score', exact: true }).click();
+    await expect.poll(() => page.getByTestId('teacher-rendering').textContent().catch(() => null), { timeout: 120_000 }).toMatch(/^<\|im_start\|>system\n/);
+    const heat = page.getByTestId('heatmap-token');
+    expect(await heat.count()).toBeGreaterThan(0);
+    expect(await page.getByTestId('template-mismatch').textContent()).toMatch(/The chat templates differ/);
+    expect(Number(/Mean reverse KL ([\d.]+)/.exec((await page.getByTestId('score-summary').textContent()) ?? '')?.[1])).toBeGreaterThan(0);
+    await screenshot(page, 'hub-chat-heatmap');
+
+    await page.getByRole('button', { name: 'Distill', exact: true }).click();
+    await page.getByRole('radio', { name: 'paste prompts' }).check();
+    await page.getByTestId('held-out-fraction').fill('0.25');
+    await page.getByTestId('prompt-paste').fill(PROMPTS);
+    await expect.poll(() => page.getByTestId('prompt-split').textContent({ timeout: 1_000 }).catch(() => null), { timeout: 30_000 }).toMatch(/^the pasted text: 15 training \/ 5 held-out prompts\./);
+    await page.getByRole('radio', { name: /^opd-full/ }).check();
+    for (const [label, v] of Object.entries(RUN)) await page.getByLabel(label, { exact: true }).fill(String(v));
+    const started = performance.now();
+    await page.getByRole('button', { name: 'Start' }).click();
+    const heldOut = async () => {
+      const m = /^Held-out reverse KL (\S+) nats per token at step (\d+)/.exec((await page.getByTestId('eval-summary').textContent({ timeout: 1_000 }).catch(() => null)) ?? '');
+      return m ? { step: Number(m[2]), reverseKL: Number(m[1]) } : null;
+    };
+    await expect.poll(async () => (await heldOut())?.step, { timeout: 300_000, interval: 250 }).toBe(0);
+    const before = (await heldOut())!;
+    await expect.poll(() => page.getByTestId('distill-state').textContent(), { timeout: RUN_TIMEOUT, interval: 500 }).toBe('finished');
+    const after = (await heldOut())!;
+    console.log(`hub e2e: ${RUN.steps} steps of opd-full in ${((performance.now() - started) / 1000).toFixed(0)} s; held-out reverse KL ${before.reverseKL} → ${after.reverseKL}`);
+    expect(after.step).toBe(RUN.steps);
+    expect(before.reverseKL).toBeGreaterThan(0);
+    expect(after.reverseKL).toBeLessThan(before.reverseKL * (1 - FALL));
+    expect(hub.requests).toEqual([]);
+    expect(lab.errors).toEqual([]);
+    await screenshot(page, 'hub-chat-opd-run');
   });
 
   it('lists both cached models with their sizes and deletes one', async () => {
