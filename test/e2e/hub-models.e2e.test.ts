@@ -142,6 +142,12 @@ describe('Hugging Face model ids in the lab', () => {
     expect(after.step).toBe(RUN.steps);
     expect(before.reverseKL).toBeGreaterThan(0);
     expect(after.reverseKL).toBeLessThan(before.reverseKL * (1 - FALL));
+    expect(await page.getByTestId('distill-message').textContent()).toMatch(new RegExp(`^Finished ${RUN.steps} steps of opd-full\\. Held-out reverse KL \\d+\\.\\d{3} nats per token \\(5 prompts\\)\\.$`));
+    // No verifier: the examples carry no verdict, and the held-out chart is the reverse KL's.
+    expect(await page.getByTestId('eval-example').count()).toBe(5);
+    expect(await page.locator('[data-testid=eval-example] .verdict').count()).toBe(0);
+    await page.getByTestId('chart-heldout-kl').waitFor();
+    expect(await page.getByTestId('chart-accuracy').count()).toBe(0);
     expect(hub.requests).toEqual([]);
     expect(lab.errors).toEqual([]);
     await screenshot(page, 'hub-chat-opd-run');
