@@ -181,6 +181,10 @@ describe('opd-lab train and eval', () => {
 
   it("drives the engine's run loop: 3 unapplied steps in a row fail the run (numerics), the checkpoint kept; no --keep-task keeps none", { timeout: 2 * CLI_TIMEOUT }, async () => {
     // In this process, so that the guard can be made to refuse every step (as engine.test.ts does with the engine).
+    // On the driver the child processes above get (cli-driver.ts: lavapipe when installed, else
+    // SwiftShader), set before this process first loads Dawn (nothing else in this file does):
+    // the run loop's handling is the same on either, and lavapipe compiles its shaders far faster.
+    Object.assign(process.env, cliDriverEnv());
     const real = DistillRun.prototype.trainStep;
     const spy = vi.spyOn(DistillRun.prototype, 'trainStep').mockImplementation(async function (this: DistillRun) {
       return { ...(await real.call(this)), applied: false, problem: 'the gradient norm is not finite' };
