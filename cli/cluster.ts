@@ -29,6 +29,7 @@ export const clusterCommand: Command = {
     preset: { kind: 'string', help: `a ready-made experiment on the built-in models (${Object.keys(PRESETS).join(', ')})` },
     models: { kind: 'string', default: 'models', help: 'where the built-in folders of --preset are' },
     prompts: { kind: 'string', help: 'your own prompts instead of --task (.txt or .jsonl, as for train); their training split is exported' },
+    'chat-lines': { kind: 'flag', help: 'with a .txt --prompts file: each line is a user message, rendered with each model\'s chat template (as a .jsonl "messages" line is)' },
     out: { kind: 'string', required: true, help: 'folder to write (created; must be empty or absent)' },
     ...KNOB_OPTIONS,
   },
@@ -42,6 +43,7 @@ export const clusterCommand: Command = {
     }
     const setup = setupFromOptions(o, preset);
     if (o.prompts !== undefined && wasGiven(o, 'task')) throw new UsageError('cluster: --prompts and --task are two sources of prompts: give one of them');
+    if (o['chat-lines'] && o.prompts === undefined) throw new UsageError('cluster: --chat-lines reads the lines of a --prompts file as user messages: give --prompts FILE.txt');
     const problem = setupProblem(setup);
     if (problem) throw new UsageError(`cluster: ${problem}`);
     const studentArg = o.student !== undefined ? String(o.student) : preset ? join(String(o.models), preset.student) : undefined;
@@ -52,7 +54,7 @@ export const clusterCommand: Command = {
     if (o.prompts !== undefined) {
       const file = resolve(String(o.prompts));
       if (!existsSync(file)) throw new UsageError(`cluster: --prompts ${String(o.prompts)}: no such file`);
-      prompts = promptSourceOfFile(basename(file), readFileSync(file, 'utf8'));
+      prompts = promptSourceOfFile(basename(file), readFileSync(file, 'utf8'), Boolean(o['chat-lines']));
     }
     const experiment = clusterExperimentOf({ setup, student: { name: asNamed(studentArg), folder: student }, teacher: { name: asNamed(teacherArg) }, prompts });
     const exported = clusterExport(experiment, `opd-lab cluster, ${new Date().toISOString().slice(0, 10)}`);

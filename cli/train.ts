@@ -76,6 +76,7 @@ export const trainCommand: Command = {
       kind: 'string',
       help: 'train on your own prompts instead of --task: a .txt file (one prompt per line, blank lines skipped) or a .jsonl file (a "prompt" string or "messages" array per line); no verifier, so evaluations report the held-out reverse KL and sampled KL instead of accuracy (split with --held-out and --split-seed)',
     },
+    'chat-lines': { kind: 'flag', help: 'with a .txt --prompts file: each line is a user message, rendered with each model\'s chat template (as a .jsonl "messages" line is)' },
     out: { kind: 'string', required: true, help: 'run folder to write (created; must be empty or absent unless --resume)' },
     ...KNOB_OPTIONS,
     resume: { kind: 'string', help: 'continue from this checkpoint file (written by an earlier run)' },
@@ -93,6 +94,7 @@ export const trainCommand: Command = {
     }
     const setup = setupFromOptions(o, preset);
     if (o.prompts !== undefined && wasGiven(o, 'task')) throw new UsageError('train: --prompts and --task are two sources of prompts: give one of them');
+    if (o['chat-lines'] && o.prompts === undefined) throw new UsageError('train: --chat-lines reads the lines of a --prompts file as user messages: give --prompts FILE.txt');
     const problem = setupProblem(setup);
     if (problem) throw new UsageError(`train: ${problem}`);
     const studentDir = o.student !== undefined ? String(o.student) : preset ? join(String(o.models), preset.student) : undefined;
@@ -104,7 +106,7 @@ export const trainCommand: Command = {
     const promptFile = o.prompts !== undefined ? resolve(String(o.prompts)) : undefined;
     if (promptFile) {
       if (!existsSync(promptFile)) throw new UsageError(`train: --prompts ${String(o.prompts)}: no such file`);
-      promptSet = preparePromptSet(promptSourceOfFile(basename(promptFile), readFileSync(promptFile, 'utf8')), setup, promptStudentOf(student), promptTeacherOf(teacher));
+      promptSet = preparePromptSet(promptSourceOfFile(basename(promptFile), readFileSync(promptFile, 'utf8'), Boolean(o['chat-lines'])), setup, promptStudentOf(student), promptTeacherOf(teacher));
       const s = promptSet.summary;
       process.stderr.write(`${s.label}: ${s.train} training / ${s.heldOut} held-out prompts. ${teacherRenderingSentence(s)}\n`);
     }

@@ -32,16 +32,16 @@ export function PromptSourcePicker({ locked }: { locked: boolean }) {
   // (its chat template: which rendering it reads): re-run it when another loads.
   const student = useLab((s) => s.models.student.model?.label ?? null);
   const teacher = useLab((s) => s.models.teacher.model?.label ?? null);
-  const { kind, pasted, upload } = source;
+  const { kind, pasted, upload, asChat } = source;
   const { heldOutFraction, splitSeed } = setup;
 
   useEffect(() => {
-    const text = promptTextSource({ kind, pasted, upload });
+    const text = promptTextSource({ kind, pasted, upload, asChat });
     if (!ready || !text || (kind === 'paste' && pasted.trim() === '')) return;
     if (knobProblem(KNOB_BY_NAME.heldOutFraction, heldOutFraction) || knobProblem(KNOB_BY_NAME.splitSeed, splitSeed)) return;
     const timer = setTimeout(() => void checkPrompts(text, { heldOutFraction, splitSeed }), CHECK_DELAY_MS);
     return () => clearTimeout(timer);
-  }, [ready, kind, pasted, upload, heldOutFraction, splitSeed, student, teacher]);
+  }, [ready, kind, pasted, upload, asChat, heldOutFraction, splitSeed, student, teacher]);
 
   const fraction = KNOB_BY_NAME.heldOutFraction;
   const seed = KNOB_BY_NAME.splitSeed;
@@ -91,6 +91,12 @@ export function PromptSourcePicker({ locked }: { locked: boolean }) {
       )}
       {kind !== 'task' && (
         <>
+          {(kind === 'paste' || !upload || !/\.jsonl$/i.test(upload.name)) && (
+            <label className="checkbox">
+              <input type="checkbox" checked={asChat} onChange={(e) => usePromptSource.setState({ asChat: e.target.checked, summary: null, error: null })} /> Each line is a user
+              message, rendered with each model’s chat template (for chat models)
+            </label>
+          )}
           <div className="knobs">
             <NumberField
               label={fraction.label}

@@ -14,17 +14,19 @@ export interface PromptSourceState {
   kind: PromptSourceKind;
   pasted: string;
   upload: { name: string; text: string } | null;
+  /** Each line (pasted or of a .txt) is a user message, rendered with each model's chat template. */
+  asChat: boolean;
   checking: boolean;
   summary: PromptSetSummary | null;
   error: LabError | null;
 }
 
-export const usePromptSource = create<PromptSourceState>(() => ({ kind: 'task', pasted: '', upload: null, checking: false, summary: null, error: null }));
+export const usePromptSource = create<PromptSourceState>(() => ({ kind: 'task', pasted: '', upload: null, asChat: false, checking: false, summary: null, error: null }));
 
 /** The prompts a run takes from the page: undefined for the built-in task. */
-export function promptTextSource(s: Pick<PromptSourceState, 'kind' | 'pasted' | 'upload'> = usePromptSource.getState()): PromptTextSource | undefined {
-  if (s.kind === 'paste') return { kind: 'lines', label: 'the pasted text', text: s.pasted };
-  if (s.kind === 'upload' && s.upload) return promptSourceOfFile(s.upload.name, s.upload.text);
+export function promptTextSource(s: Pick<PromptSourceState, 'kind' | 'pasted' | 'upload' | 'asChat'> = usePromptSource.getState()): PromptTextSource | undefined {
+  if (s.kind === 'paste') return { kind: 'lines', label: 'the pasted text', text: s.pasted, ...(s.asChat ? { asChat: true } : {}) };
+  if (s.kind === 'upload' && s.upload) return promptSourceOfFile(s.upload.name, s.upload.text, s.asChat);
   return undefined;
 }
 

@@ -15,14 +15,15 @@ import { startHub, type HubServer } from '../hub/server';
  * sizes and deletes one; an unknown id says so where it was typed and leaves both models loaded.
  *
  * The run is test/unit/hub-cli.test.ts's (opd-full, lr 1e-2, 4 steps of 4 prompts × 2 answers,
- * 16 tokens, test/fixtures/prompts-chat.txt split 15 / 5): over seeds 0–3 with opd-lab on
- * lavapipe its held-out reverse KL fell 3.168 → 2.28–2.52, by 20.6–27.9%; the test asks for 10%.
+ * 16 tokens, test/fixtures/prompts-chat.txt split 15 / 5, each line a user message that each
+ * model reads through its own chat template): over seeds 0–3 with opd-lab on lavapipe its
+ * held-out reverse KL fell 3.119 → 2.08–2.14, by 31.3–33.4%; the test asks for 15%.
  */
 const STUDENT = 'opd-lab-test/qwen3';
 const TEACHER = 'opd-lab-test/llama-teacher';
 const PROMPTS = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'prompts-chat.txt'), 'utf8');
 const RUN = { steps: 4, 'prompts per step': 4, 'completions per prompt': 2, 'learning rate': 0.01, 'max tokens': 16, 'eval every': 0, seed: 0 };
-const FALL = 0.1;
+const FALL = 0.15;
 const RUN_TIMEOUT = 600_000;
 /** "12.3 MB of 12.3 MB": the progress text once every byte has come. */
 const COMPLETE = /^([\d.]+ (?:B|kB|MB|GB)) of \1$/;
@@ -125,7 +126,10 @@ describe('Hugging Face model ids in the lab', () => {
     await page.getByRole('radio', { name: 'paste prompts' }).check();
     await page.getByTestId('held-out-fraction').fill('0.25');
     await page.getByTestId('prompt-paste').fill(PROMPTS);
-    await expect.poll(() => page.getByTestId('prompt-split').textContent({ timeout: 1_000 }).catch(() => null), { timeout: 30_000 }).toMatch(/^the pasted text: 15 training \/ 5 held-out prompts\./);
+    await page.getByRole('checkbox', { name: /Each line is a user message/ }).check();
+    await expect.poll(() => page.getByTestId('prompt-split').textContent({ timeout: 1_000 }).catch(() => null), { timeout: 30_000 }).toMatch(
+      /^the pasted text: 15 training \/ 5 held-out prompts\..* The teacher opd-lab-test\/llama-teacher reads each chat prompt rendered with its own chat template, the student with its own: 20 of 20 prompts read differently/,
+    );
     await page.getByRole('radio', { name: /^opd-full/ }).check();
     for (const [label, v] of Object.entries(RUN)) await page.getByLabel(label, { exact: true }).fill(String(v));
     const started = performance.now();

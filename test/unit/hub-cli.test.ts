@@ -5,11 +5,11 @@
  *
  * Issue 13's acceptance in the CLI: two chat models by id (qwen3 and llama-teacher, whose chat
  * templates differ), a chat prompt scored (`score --chat`), then an OPD run on 20 prompts
- * (test/fixtures/prompts-chat.txt, 15 training / 5 held out) whose held-out reverse KL falls;
- * then both again with the Hub stopped, from the cache, with identical numbers. The run,
- * opd-full at lr 1e-2, 4 steps of 4 prompts × 2 answers, 16 tokens, measured on lavapipe over
- * seeds 0–3: held-out reverse KL 3.1678 → 2.4138, 2.2844, 2.5154, 2.4485 (a fall of 20.6–27.9%);
- * the test asks for 10%.
+ * (test/fixtures/prompts-chat.txt, each line a user message that each model reads through its
+ * own template, 15 training / 5 held out) whose held-out reverse KL falls; then both again with
+ * the Hub stopped, from the cache, with identical numbers. The run, opd-full at lr 1e-2, 4 steps
+ * of 4 prompts × 2 answers, 16 tokens, measured on lavapipe over seeds 0–3: held-out reverse KL
+ * 3.1194 → 2.0768, 2.0929, 2.1416, 2.1266 (a fall of 31.3–33.4%); the test asks for 15%.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -109,7 +109,7 @@ describe('opd-lab by Hugging Face id', () => {
     const score = ['score', ...ids, '--chat', '--prompt', 'What is 12+34?', '--completion', ' It is 46.', '--top-k', '2', '--json'];
     const PROMPTS = join(import.meta.dirname, '..', 'fixtures', 'prompts-chat.txt');
     const train = (out: string) => [
-      'train', ...ids, '--prompts', PROMPTS, '--held-out', '0.25', '--objective', 'opd-full', '--lr', '1e-2',
+      'train', ...ids, '--prompts', PROMPTS, '--chat-lines', '--held-out', '0.25', '--objective', 'opd-full', '--lr', '1e-2',
       '--steps', '4', '--batch', '4', '--group', '2', '--max-tokens', '16', '--eval-every', '0', '--out', join(dir, out), '--json',
     ];
     /** The run as numbers: every metrics.jsonl line but its wall time and file path, and the summary without its paths. */
@@ -130,12 +130,13 @@ describe('opd-lab by Hugging Face id', () => {
 
       const online = await cli(env, ...train('online'));
       expect(online.code, online.stderr).toBe(0);
+      expect(online.stderr).toMatch(/^prompts-chat\.txt: 15 training \/ 5 held-out prompts\. The teacher opd-lab-test\/llama-teacher reads each chat prompt rendered with its own chat template, the student with its own: 20 of 20 prompts read differently/m);
       const run = numbers('online', online.stdout);
       const evals = run.metrics.filter((m) => m.type === 'eval');
       expect(evals.map((e) => e.step)).toEqual([0, 4]);
       expect(evals[0].prompts).toBe(5);
       expect(evals[0].accuracy).toBeUndefined();
-      expect(evals[1].reverseKL).toBeLessThan(0.9 * evals[0].reverseKL);
+      expect(evals[1].reverseKL).toBeLessThan(0.85 * evals[0].reverseKL);
 
       await server.close();
       server.requests.length = 0;

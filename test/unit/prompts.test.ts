@@ -64,6 +64,17 @@ describe('parsing prompt sets', () => {
   it('takes the format from the file name', () => {
     expect(promptSourceOfFile('A.JSONL', 'x').kind).toBe('jsonl');
     expect(promptSourceOfFile('a.txt', 'x').kind).toBe('lines');
+    // Lines as user messages: a .txt may ask for it; a .jsonl line says itself.
+    expect(promptSourceOfFile('a.txt', 'x', true)).toEqual({ kind: 'lines', label: 'a.txt', text: 'x', asChat: true });
+    expect(promptSourceOfFile('a.jsonl', 'x', true)).toEqual({ kind: 'jsonl', label: 'a.jsonl', text: 'x' });
+  });
+
+  it('reads each line as a user message when asked, blank lines still skipped', () => {
+    expect(parsePromptLines('Why is the sky blue?\r\n\n  \nName a fruit.\n', 'the pasted text', true)).toEqual([
+      { messages: [{ role: 'user', content: 'Why is the sky blue?' }] },
+      { messages: [{ role: 'user', content: 'Name a fruit.' }] },
+    ]);
+    expect(problem(() => parsePromptLines('\n \n', 'the pasted text', true))).toBe('The pasted text has no usable line: write one prompt per line.');
   });
 });
 
@@ -196,6 +207,20 @@ describe('what the teacher reads', () => {
     // Before both models are loaded, what the teacher reads is not known yet.
     expect(preparePromptSet(source, knobs, student).summary.teacherReads).toEqual({ kind: 'unknown' });
     expect(preparePromptSet(source, knobs, null, teacher).summary.teacherReads).toEqual({ kind: 'unknown' });
+  });
+
+  it('lines read as user messages are chat prompts: each model renders them with its own template', async () => {
+    const studentFolder = await readModelFolder(await dirSource(join(HF, 'qwen3')));
+    const teacherFolder = await readModelFolder(await dirSource(join(HF, 'llama-teacher')));
+    const lines = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'prompts-chat.txt'), 'utf8');
+    const set = preparePromptSet(promptSourceOfFile('prompts-chat.txt', lines, true), { heldOutFraction: 0.25, splitSeed: 0 }, promptStudentOf(studentFolder), promptTeacherOf(teacherFolder));
+    expect(set.rendered).toBe(true);
+    expect(set.summary.teacherReads).toEqual({ kind: 'own-template', teacher: teacherFolder.label, differing: 20 });
+    const first = lines.split('\n')[0];
+    const i = set.train.indexOf(renderFolderChat(studentFolder, [{ role: 'user', content: first }], { addGenerationPrompt: true }));
+    const at = i >= 0 ? { side: set.train, i } : { side: set.heldOut, i: set.heldOut.indexOf(renderFolderChat(studentFolder, [{ role: 'user', content: first }], { addGenerationPrompt: true })) };
+    expect(at.i).toBeGreaterThanOrEqual(0);
+    expect(promptSetTask(set).teacherPrompt!(at.side[at.i])).toBe(renderFolderChat(teacherFolder, [{ role: 'user', content: first }], { addGenerationPrompt: true }));
   });
 
   it('plain prompts: the teacher reads the student’s text, whatever its template', async () => {

@@ -10,21 +10,25 @@ export type PromptItem = { text: string } | { messages: { role: string; content:
 
 /**
  * Where a run's prompts come from: a built-in task (its prompts, held-out set and verifier), or
- * text: pasted or a `.txt` file (`lines`: one prompt per line, blank lines skipped), or a
- * `.jsonl` file (`jsonl`: a `prompt` string or a `messages` array per line). `label` names the
- * source in sentences ("pasted prompts", "prompts.jsonl").
+ * text: pasted or a `.txt` file (`lines`: one prompt per line, blank lines skipped; with `asChat`
+ * each line is a user message, rendered with each model's chat template as a `messages` prompt
+ * is), or a `.jsonl` file (`jsonl`: a `prompt` string or a `messages` array per line). `label`
+ * names the source in sentences ("pasted prompts", "prompts.jsonl").
  */
 export type PromptSource =
   | { kind: 'task'; task: string }
-  | { kind: 'lines'; label: string; text: string }
+  | { kind: 'lines'; label: string; text: string; asChat?: boolean }
   | { kind: 'jsonl'; label: string; text: string };
 
 /** A source of prompts written out (pasted or a file), as opposed to a built-in task. */
 export type PromptTextSource = Exclude<PromptSource, { kind: 'task' }>;
 
-/** The source kind a file's name asks for: `.jsonl` is JSON lines, anything else one prompt per line. */
-export function promptSourceOfFile(name: string, text: string): PromptTextSource {
-  return /\.jsonl$/i.test(name) ? { kind: 'jsonl', label: name, text } : { kind: 'lines', label: name, text };
+/**
+ * The source kind a file's name asks for: `.jsonl` is JSON lines, anything else one prompt per
+ * line (each a user message with `asChat`; a .jsonl line says itself whether it is chat).
+ */
+export function promptSourceOfFile(name: string, text: string, asChat = false): PromptTextSource {
+  return /\.jsonl$/i.test(name) ? { kind: 'jsonl', label: name, text } : { kind: 'lines', label: name, text, ...(asChat ? { asChat } : {}) };
 }
 
 /** A prompt set read and split: how many prompts each side holds, and the first few of each. */

@@ -11,13 +11,16 @@ export class PromptSetError extends Error {
   }
 }
 
-/** One prompt per line; blank (or whitespace-only) lines are skipped; a trailing '\r' is dropped. */
-export function parsePromptLines(text: string, label: string): PromptItem[] {
+/**
+ * One prompt per line; blank (or whitespace-only) lines are skipped; a trailing '\r' is dropped.
+ * `asChat`: each line is a one-turn conversation, a user message.
+ */
+export function parsePromptLines(text: string, label: string, asChat = false): PromptItem[] {
   const items = text
     .split('\n')
     .map((l) => l.replace(/\r$/, ''))
     .filter((l) => l.trim() !== '')
-    .map((l) => ({ text: l }));
+    .map((l): PromptItem => (asChat ? { messages: [{ role: 'user', content: l }] } : { text: l }));
   if (items.length === 0) throw new PromptSetError(`${opening(label)} has no usable line: write one prompt per line.`);
   return items;
 }

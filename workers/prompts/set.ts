@@ -36,7 +36,7 @@ export interface SplitKnobs {
 
 /** The items of a text source (pasted or a file); a built-in task has none here. */
 export function parsePromptSource(source: PromptTextSource): PromptItem[] {
-  return source.kind === 'jsonl' ? parsePromptJsonl(source.text, source.label) : parsePromptLines(source.text, source.label);
+  return source.kind === 'jsonl' ? parsePromptJsonl(source.text, source.label) : parsePromptLines(source.text, source.label, source.asChat);
 }
 
 /**
