@@ -87,6 +87,10 @@ describe('cluster export: the folder', () => {
     expect([...e.files.keys()].sort()).toEqual(['README.md', 'prompts.jsonl', 'tinker_distill.py', 'trl_distill.py']);
     const lines = e.files.get('prompts.jsonl')!.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toEqual([{ prompt: 'Q: 1+2= A: ' }, { prompt: 'a "quoted" prompt\nwith a newline' }]);
+    expect(e.files.get('README.md')).not.toMatch(/chat template/);
+    // Chat prompts: the README says the cluster trainer feeds the teacher the student's rendering.
+    const chat = clusterExport(experiment({}, { prompts: [{ messages: [{ role: 'user', content: 'Why?' }] }] }), 'test');
+    expect(chat.files.get('README.md')).toMatch(/renders each one with the student's chat template and feeds the\nteacher the same tokens; a run in the lab gives the teacher its own template/);
   });
 
   it('names the target it could not write, with the reason, and refuses when neither can run', () => {

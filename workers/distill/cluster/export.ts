@@ -44,6 +44,14 @@ export function clusterExport(e: ClusterExperiment, generatedBy: string): Cluste
       '',
       'Each script says at its top how the lab\'s knobs map onto its trainer.',
       '',
+      ...(e.prompts.some((p) => 'messages' in p)
+        ? [
+            'The prompts are chat messages. The cluster trainer renders each one with the student\'s chat template and feeds the',
+            'teacher the same tokens; a run in the lab gives the teacher its own template. Where the two templates differ, the',
+            'teacher\'s signal differs from the lab\'s: Inspect\'s chat mode (or `opd-lab score --chat`) measures by how much.',
+            '',
+          ]
+        : []),
     ].join('\n'),
   );
   return { files, targets };
