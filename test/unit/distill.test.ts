@@ -7,6 +7,15 @@ import { dirSource } from '../../workers/node/fs-source';
 import { DistillRun, discounted, type DistillOptions } from '../../workers/distill/run';
 import { builtInTask, keptTaskOf } from '../../workers/tasks/registry';
 import { SELF_DISTILL } from '../../workers/contract/presets';
+import { cliDriverEnv } from './cli-driver';
+
+// Mesa's lavapipe when it is installed and no driver was chosen (cli-driver.ts, as the CLI tests'
+// `opd-lab train` runs get), else SwiftShader; set before this process first loads Dawn. The runs
+// here give the same numbers on both (1.6496 → 1.4460 opd-sampled, → 1.4266 opd-full, 1.1995 →
+// 0.8423 self-distill), and this file took 16 s on lavapipe against 341-475 s on SwiftShader with
+// the 2 cores busy. DistillRun on SwiftShader is what engine.test.ts, distill-chat.test.ts,
+// memory-run.test.ts and the e2e Distill runs (Chromium's SwiftShader) exercise.
+Object.assign(process.env, cliDriverEnv());
 
 /** The shipped student and teacher (models/, built by `npm run build:models`). */
 const SHIPPED = join(import.meta.dirname, '..', '..', 'models');
