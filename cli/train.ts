@@ -15,7 +15,7 @@ import { totalmem } from 'node:os';
 import type { Command } from './main';
 import { UsageError, wasGiven, type OptionSpec, type Parsed } from './args';
 import { cliDevice } from './device';
-import { isHubArgument, openModel } from './models';
+import { DTYPE_HELP, folderOptions, isHubArgument, openModel } from './models';
 import { writeFolder } from '../workers/node/fs-folder';
 import { readModelFolder } from '../workers/models/folder';
 import { DistillRun } from '../workers/distill/run';
@@ -70,6 +70,7 @@ export const trainCommand: Command = {
   options: {
     student: { kind: 'string', help: 'trainable student folder (GPT-2, Llama, Qwen2 or Qwen3, with model.safetensors) or Hugging Face id ORG/NAME[@REVISION]; required unless --preset' },
     teacher: { kind: 'string', help: 'teacher folder or Hugging Face id (same tokenizer); required unless --preset' },
+    'teacher-dtype': { kind: 'string', help: `the teacher's ${DTYPE_HELP}; a student trains from model.safetensors` },
     preset: { kind: 'string', help: `a ready-made experiment on the built-in models (${Object.keys(PRESETS).join(', ')}): its folders and knobs, which the options given override` },
     models: { kind: 'string', default: 'models', help: 'where the built-in folders of --preset are' },
     prompts: {
@@ -101,7 +102,9 @@ export const trainCommand: Command = {
     const teacherDir = o.teacher !== undefined ? String(o.teacher) : preset ? join(String(o.models), preset.teacher) : undefined;
     if (!studentDir || !teacherDir) throw new UsageError('train: --student and --teacher are required (or a --preset that names them)');
     const student = await readModelFolder(await openModel(studentDir), { requireWeights: true });
-    const teacher = await readModelFolder(await openModel(teacherDir));
+    // A dtype is chosen against the adapter (float16 graphs need shader-f16): only then is the device needed this early.
+    const teacherOptions = o['teacher-dtype'] !== undefined ? folderOptions(o['teacher-dtype'], await cliDevice(), '--teacher-dtype') : {};
+    const teacher = await readModelFolder(await openModel(teacherDir), teacherOptions);
     let promptSet: PromptSetPrepared | undefined;
     const promptFile = o.prompts !== undefined ? resolve(String(o.prompts)) : undefined;
     if (promptFile) {
