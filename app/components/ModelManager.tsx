@@ -34,6 +34,9 @@ export function ModelManager() {
   const ready = useLab((s) => s.phase === 'ready');
   const loading = useLab((s) => s.models.student.loading || s.models.teacher.loading);
   const { listing, busy, error } = useHub((s) => s.cache);
+  // Which cached model each role holds now, by the id it was loaded as (ORG/NAME or ORG/NAME@REV).
+  const studentLabel = useLab((s) => s.models.student.model?.label ?? null);
+  const teacherLabel = useLab((s) => s.models.teacher.model?.label ?? null);
   useEffect(() => {
     if (ready) void listCachedModels();
   }, [ready]);
@@ -59,10 +62,18 @@ export function ModelManager() {
           <tbody>
             {listing.models.map((m) => {
               const name = m.revision === 'main' ? m.repo : `${m.repo}@${m.revision}`;
+              const isIt = (label: string | null) => label === name || label === `${m.repo}@${m.revision}`;
+              const roles = [isIt(studentLabel) && 'student', isIt(teacherLabel) && 'teacher'].filter(Boolean);
               return (
                 <tr key={`${m.repo}@${m.revision}`} data-testid="cached-model" data-model={name}>
                   <td>
                     <code>{name}</code>
+                    {roles.length > 0 && (
+                      <span className="badge" data-testid="cached-model-use">
+                        {' '}
+                        loaded as the {roles.join(' and the ')}
+                      </span>
+                    )}
                   </td>
                   <td title={m.files.map((f) => `${f.file} ${formatBytes(f.size)}`).join('\n')}>{m.files.length}</td>
                   <td className="num" data-testid="cached-model-size">

@@ -164,6 +164,8 @@ describe('Hugging Face model ids in the lab', () => {
     const rows = page.getByTestId('cached-model');
     expect(await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-model')))).toEqual([TEACHER, STUDENT]);
     for (const size of await page.getByTestId('cached-model-size').allTextContents()) expect(size).toMatch(/^[\d.]+ (kB|MB)$/);
+    // Each row says which role holds it now.
+    expect(await page.getByTestId('cached-model-use').allTextContents()).toEqual([' loaded as the teacher', ' loaded as the student']);
     expect(await page.getByTestId('cache-total').textContent()).toMatch(/^2 models, [\d.]+ (kB|MB) in the browser's Cache API 'opd-lab-models'\.$/);
     await page.getByTestId('hub-card').screenshot({ path: await screenshot(page, 'hub-model-manager').then((p) => p.replace(/\.png$/, '-card.png')) });
 
