@@ -8,19 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { testDevice } from './gpu';
 import { createStorageBuffer, readFloat32 } from '../../workers/gpu/buffers';
+import { Rng } from '../../workers/random/rng';
 import { AlignError, alignTeacherLogits, alignTeacherLogitsReference, type AlignedSequence } from '../../workers/scoring/align';
-
-/** A small seeded generator (mulberry32): the same shapes on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   vocab: number;
@@ -75,7 +64,8 @@ async function check(device: GPUDevice, c: Case, r: () => number): Promise<void>
 describe("the teacher's logits in the student's layout", () => {
   it('equal the plain TypeScript copy on the adapter, bit for bit, over random shapes', async () => {
     const device = await testDevice();
-    const r = rng(13);
+    const seeded = new Rng(13);
+    const r = () => seeded.next();
     // Teacher prompts longer, shorter and as long as the student's; an empty completion; vocabularies 1, odd, 512, 50257.
     const fixed: Case[] = [
       { vocab: 7, shapes: [{ ps: 5, pt: 9, l: 3 }, { ps: 9, pt: 2, l: 4 }, { ps: 3, pt: 3, l: 0 }] },
