@@ -76,6 +76,18 @@ describe('the lab engine over its protocol (Node)', () => {
       expect(Math.abs(t.sampledKL - (t.studentLogprob - t.teacherLogprob))).toBeLessThan(1e-5);
     }
     expect(scored.chat).toBeUndefined();
+    // The teacher's alternatives carry the student's log-prob of each too.
+    for (const c of scored.tokens[0].teacherTop) expect(c.studentLogprob).toBeLessThanOrEqual(0);
+    expect(scored.tokens[0].teacherTop.some((c) => c.studentLogprob !== scored.tokens[0].teacherTop[0].studentLogprob)).toBe(true);
+
+    // Characters the character tokenizer has no token for are refused before scoring, named, not scored as its unknown token.
+    const unk = last(await send({ type: 'score', prompt: 'Q: 1+1=', completion: ' A: x2é', topK: 3 }));
+    expect(unk.type === 'error' && unk.error).toEqual({
+      code: 'bad-request',
+      message: `The student's tokenizer (${student.dir}) has no token for "x", "é" in the completion: scoring would score its unknown token, not the text. Remove or replace them and score again.`,
+    });
+    const unkPrompt = last(await send({ type: 'score', prompt: 'Q: 1?1=', completion: ' A: 2', topK: 3 }));
+    expect(unkPrompt.type === 'error' && unkPrompt.error.message).toMatch(/has no token for "\?" in the prompt: .* Remove or replace it and/);
 
     // A chat prompt for folders with no chat template: a sentence naming the folder (sampling and scoring).
     for (const command of [

@@ -58,7 +58,8 @@ export interface ScoredTokenSummary {
   sampledKL: number;
   reverseKL: number;
   forwardKL: number;
-  teacherTop: { id: number; text: string; logprob: number }[];
+  /** The teacher's k most likely next tokens: its log-prob of each, and the student's of the same token. */
+  teacherTop: { id: number; text: string; logprob: number; studentLogprob: number }[];
   problems: string[];
 }
 

@@ -11,7 +11,7 @@
 import type { ChatRenderingSummary, ScoredTokenSummary, TemplateMismatchCost } from '../protocol';
 import type { ChatMessage } from '../chat/render';
 import { renderForStudentAndTeacher } from '../chat/compare';
-import { assertSameTokenizer } from '../models/tokenizer';
+import { assertSameTokenizer, assertWritable } from '../models/tokenizer';
 import { checkModelFits } from '../models/memory';
 import { createStorageBuffer } from '../gpu/buffers';
 import { computeDivergences, type DivergenceReadback, type RowBlock } from '../kernels/divergence/divergence';
@@ -66,6 +66,8 @@ export async function scoreChat(
   options: { topK: number },
 ): Promise<ChatScoreResult> {
   const warnings = assertSameTokenizer(student.folder.tokenizer, teacher.folder.tokenizer);
+  for (const m of messages) if (typeof m.content === 'string') assertWritable(student.folder.tokenizer, m.content, 'the prompt');
+  assertWritable(student.folder.tokenizer, completion, 'the completion');
   const r = renderForBoth(student, teacher, messages);
   const tok = student.folder.tokenizer;
   const completionIds = tok.encode(completion, { addSpecialTokens: false });

@@ -7,7 +7,7 @@ import type { ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } f
 import type { ort } from '../ort/runtime';
 import { ONNX_DTYPE_FILES, readModelFolder, type ModelFolder, type ReadFolderOptions } from '../models/folder';
 import type { ModelSource } from '../models/source';
-import { assertSameTokenizer, type LabTokenizer } from '../models/tokenizer';
+import { assertSameTokenizer, assertWritable, type LabTokenizer } from '../models/tokenizer';
 import { checkModelFits } from '../models/memory';
 import type { DecoderSession } from '../models/decoder-session';
 import { decoderRunner, openGraphSamplingSession, openSamplingSession } from '../sampling/runner';
@@ -109,6 +109,9 @@ export async function scoreText(
 ): Promise<ScoreResult> {
   const warnings = assertSameTokenizer(student.folder.tokenizer, teacher.folder.tokenizer);
   const tok = student.folder.tokenizer;
+  // Text the tokenizer can only write as <unk> is refused here, not scored as <unk>.
+  assertWritable(tok, prompt, 'the prompt');
+  assertWritable(tok, completion, 'the completion');
   const promptIds = tok.encode(prompt);
   const completionIds = tok.encode(completion, { addSpecialTokens: false });
   if (completionIds.length === 0) throw new Error('the completion is empty: there is nothing to score');
@@ -131,7 +134,7 @@ export function summarizeScored(tok: LabTokenizer, scored: readonly ScoredToken[
     sampledKL: x.sampledKL,
     reverseKL: x.reverseKL,
     forwardKL: x.forwardKL,
-    teacherTop: x.teacherTop.map((c) => ({ id: c.id, text: tok.tokenText(c.id), logprob: c.logprob })),
+    teacherTop: x.teacherTop.map((c) => ({ id: c.id, text: tok.tokenText(c.id), logprob: c.logprob, studentLogprob: c.studentLogprob })),
     problems: x.problems,
   }));
 }

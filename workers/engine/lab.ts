@@ -8,7 +8,7 @@
  */
 import type { LabCommand, LabError, LabEvent, RuntimeSummary, AdapterSummary, ModelRole } from '../protocol';
 import { filesSource, ModelFolderError, urlSource, type ModelSource } from '../models/source';
-import { compareTokenizers, TokenizerMismatchError } from '../models/tokenizer';
+import { compareTokenizers, TokenizerMismatchError, UnwritableTextError } from '../models/tokenizer';
 import { ModelTooLargeError } from '../models/memory';
 import { isOnnxDtype, ONNX_DTYPES, type OnnxDtype } from '../models/folder';
 import { SamplingError } from '../sampling/sampler';
@@ -247,7 +247,7 @@ export class LabEngine {
   private requestError(e: unknown): LabError {
     // ModelFileError: a folder's graph the sampler cannot run (e.g. a graph of no known family without its own KV cache).
     if (e instanceof ModelFolderError || e instanceof ModelFileError) return { code: 'model-folder', message: e.message };
-    if (e instanceof TokenizerMismatchError || e instanceof SamplingError || e instanceof ModelTooLargeError || e instanceof ChatTemplateError) {
+    if (e instanceof TokenizerMismatchError || e instanceof UnwritableTextError || e instanceof SamplingError || e instanceof ModelTooLargeError || e instanceof ChatTemplateError) {
       return { code: 'bad-request', message: e.message };
     }
     return { code: 'internal', message: 'The model could not run; the details say why.', detail: describeException(e) };

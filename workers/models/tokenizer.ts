@@ -16,6 +16,8 @@ export interface LabTokenizer {
   readonly vocab: readonly (string | null)[];
   readonly specialTokens: Readonly<Record<SpecialRole, string | null>>;
   readonly eosTokenId: number | null;
+  /** The id text it cannot write becomes (the model's unk_token), or null when it has none (byte-level tokenizers write anything). */
+  readonly unkTokenId: number | null;
   readonly chatTemplate: string | null;
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
@@ -140,6 +142,7 @@ export function tokenizerFromJson(tokenizerJson: unknown, config: Record<string,
     vocab,
     specialTokens,
     eosTokenId,
+    unkTokenId: unkIdOf(tokenizerJson as Record<string, unknown>, specialTokens.unk, tokenizer),
     chatTemplate: chatTemplateOf(config),
     encode(text, options = {}) {
       try {
@@ -170,6 +173,46 @@ export function tokenizerFromJson(tokenizerJson: unknown, config: Record<string,
       return t;
     },
   };
+}
+
+/**
+ * The unknown token's id: the model section's unk_token (WordLevel, WordPiece, BPE) or unk_id
+ * (Unigram), else tokenizer_config.json's unk_token; null when none of them names a known token.
+ */
+function unkIdOf(json: Record<string, unknown>, configUnk: string | null, tokenizer: Tokenizer): number | null {
+  const model = (json.model ?? {}) as Record<string, unknown>;
+  if (typeof model.unk_id === 'number' && Number.isInteger(model.unk_id) && model.unk_id >= 0) return model.unk_id;
+  const text = typeof model.unk_token === 'string' ? model.unk_token : configUnk;
+  return text === null ? null : (tokenizer.token_to_id(text) ?? null);
+}
+
+/** Text a tokenizer can only write as its unknown token: scoring it would score that token, not the text. */
+export class UnwritableTextError extends Error {}
+
+/**
+ * The characters of `text` the tokenizer has no token for, each once, in order of appearance:
+ * those it writes only as its unknown token, and those the tokenizers library gives no id at all
+ * (a WordLevel vocabulary answers an unknown character with an undefined id even when it names an
+ * unk_token). Each character is encoded alone, so the unknown token's own text written literally
+ * (an added token) is not one.
+ */
+export function unwritableCharacters(tok: LabTokenizer, text: string): string[] {
+  const unk = tok.unkTokenId;
+  const unwritable = (ids: readonly number[]) => ids.some((id) => id === unk || !Number.isInteger(id));
+  if (!unwritable(tok.encode(text, { addSpecialTokens: false }))) return [];
+  const found: string[] = [];
+  for (const c of new Set(Array.from(text))) if (unwritable(tok.encode(c, { addSpecialTokens: false }))) found.push(c);
+  return found;
+}
+
+/** Refuses `text` (named `what`: "the prompt", "the completion") when the tokenizer has no token for some of its characters. */
+export function assertWritable(tok: LabTokenizer, text: string, what: string): void {
+  const bad = unwritableCharacters(tok, text);
+  if (bad.length === 0) return;
+  const shown = bad.slice(0, 10).map((c) => JSON.stringify(c)).join(', ') + (bad.length > 10 ? ` and ${bad.length - 10} more` : '');
+  throw new UnwritableTextError(
+    `The student's tokenizer (${tok.label}) has no token for ${shown} in ${what}: scoring would score its unknown token, not the text. Remove or replace ${bad.length === 1 ? 'it' : 'them'} and score again.`,
+  );
 }
 
 /** Loads tokenizer.json (required) and tokenizer_config.json (optional) from a model folder. */
