@@ -4,12 +4,7 @@ import { sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/
 import { LoadBuiltIns, ModelLoader } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 import type { ChatRenderingSummary } from '../../workers/protocol';
-
-/** Background of a token: white at KL 0, deepening red up to the largest KL in the completion. */
-function heat(kl: number, max: number): string {
-  const t = max > 0 ? Math.min(1, Math.max(0, kl / max)) : 0;
-  return `rgba(214, 48, 39, ${(0.08 + 0.77 * t).toFixed(3)})`;
-}
+import { Heatmap, type ScoredInput } from './Heatmap';
 
 /** The student answers the prompt, token by token as they come; any answer can go to the scorer. */
 function StudentSamples({ prompt, chat, onPick }: { prompt: string; chat: boolean; onPick: (text: string) => void }) {
@@ -108,9 +103,8 @@ export function InspectPanel() {
   const [prompt, setPrompt] = useState('');
   const [completion, setCompletion] = useState('');
   const [chat, setChat] = useState(false);
+  const [scored, setScored] = useState<ScoredInput | null>(null);
   const { result, selected } = inspect;
-  const maxKL = result ? Math.max(...result.tokens.map((t) => (Number.isFinite(t.reverseKL) ? t.reverseKL : 0))) : 0;
-  const chosen = result && selected !== null ? result.tokens[selected] : null;
   const canScore = phase === 'ready' && models.student.model && models.teacher.model && prompt && completion && !inspect.scoring;
   return (
     <div className="panel-body">
@@ -133,54 +127,20 @@ export function InspectPanel() {
           Completion to score
           <textarea rows={2} value={completion} onChange={(e) => setCompletion(e.target.value)} />
         </label>
-        <button disabled={!canScore} onClick={() => void scoreCompletion(prompt, completion, 5, chat)}>
+        <button
+          disabled={!canScore}
+          onClick={() => {
+            setScored({ prompt, completion, chat });
+            void scoreCompletion(prompt, completion, 5, chat);
+          }}
+        >
           {inspect.scoring ? 'Scoring…' : 'Score'}
         </button>
         {inspect.error && <p className="error" role="alert">{inspect.error.message}</p>}
       </section>
       {result?.chat && <ChatRenderings chat={result.chat} />}
       {result && (
-        <section className="card wide" data-testid="heatmap-card">
-          <h2>Per-token reverse KL (student ‖ teacher)</h2>
-          <p data-testid="score-summary">
-            Mean reverse KL <b>{result.meanReverseKL.toFixed(4)}</b> nats per token, mean sampled KL <b>{result.meanSampledKL.toFixed(4)}</b>, over{' '}
-            {result.tokens.length} tokens. Click a token for what the teacher wanted instead.
-          </p>
-          <p className="muted legend">
-            Colour: the token’s exact reverse KL, from 0 (pale) to {maxKL.toFixed(3)} (deep red); ␣ is a space.
-          </p>
-          <div className="heatmap" data-testid="heatmap">
-            {result.tokens.map((t, i) => (
-              <button
-                key={i}
-                className={i === selected ? 'token selected' : 'token'}
-                style={{ background: heat(t.reverseKL, maxKL) }}
-                title={`reverse KL ${t.reverseKL.toFixed(4)}`}
-                data-testid="heatmap-token"
-                onClick={() => useLab.setState((s) => ({ inspect: { ...s.inspect, selected: i } }))}
-              >
-                {t.text.replace(/ /g, '␣') || '\u00a0'}
-              </button>
-            ))}
-          </div>
-          {chosen && (
-            <table className="grid details" data-testid="token-details">
-              <tbody>
-                <tr><th>token</th><td>{JSON.stringify(chosen.text)} (id {chosen.id})</td></tr>
-                <tr><th>student log-prob</th><td>{chosen.studentLogprob.toFixed(4)}</td></tr>
-                <tr><th>teacher log-prob</th><td>{chosen.teacherLogprob.toFixed(4)}</td></tr>
-                <tr><th>sampled KL k</th><td>{chosen.sampledKL.toFixed(4)}</td></tr>
-                <tr><th>exact reverse KL</th><td>{chosen.reverseKL.toFixed(4)}</td></tr>
-                <tr><th>forward KL</th><td>{chosen.forwardKL.toFixed(4)}</td></tr>
-                <tr>
-                  <th>teacher wanted</th>
-                  <td data-testid="teacher-top">{chosen.teacherTop.map((c) => `${JSON.stringify(c.text)} ${Math.exp(c.logprob).toFixed(3)}`).join(', ')}</td>
-                </tr>
-                {chosen.problems.length > 0 && <tr><th>problems</th><td>{chosen.problems.join('; ')}</td></tr>}
-              </tbody>
-            </table>
-          )}
-        </section>
+        <Heatmap result={result} selected={selected} input={scored} models={{ student: models.student.model?.label ?? null, teacher: models.teacher.model?.label ?? null }} />
       )}
     </div>
   );

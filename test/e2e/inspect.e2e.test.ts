@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import type { Browser } from 'playwright-core';
 import { launch, openLab, screenshot, type PageRecord } from './browser';
 
@@ -48,6 +49,81 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     for (const entry of top.split(', ')) expect(entry).toMatch(/^".*" 0\.\d{3}$|^".*" 1\.000$/);
     expect(lab.errors).toEqual([]);
     await screenshot(page, 'inspect-heatmap');
+  });
+
+  it('the heatmap: data-* values, tooltip on focus and hover, colour switch and scales, top-k with student probabilities, JSON and PNG downloads', async () => {
+    const { page } = lab;
+    const tokens = page.getByTestId('heatmap-token');
+    const attrs = await tokens.evaluateAll((els) =>
+      els.map((e) => ({ clamped: e.getAttribute('data-clamped') === 'true', index: e.getAttribute('data-token-index'), reverse: e.getAttribute('data-reverse-kl'), sampled: e.getAttribute('data-sampled-kl'), bg: (e as HTMLElement).style.background })),
+    );
+    expect(attrs).toHaveLength(6);
+    attrs.forEach((a, i) => {
+      expect(a.index).toBe(String(i));
+      expect(a.reverse).toMatch(/^\d+\.\d{4}$/);
+      expect(a.sampled).toMatch(/^-?\d+\.\d{4}$/);
+      expect(a.clamped).toBe(Number(a.reverse) > 2);
+    });
+    // Absolute scale by default, the same for every completion.
+    expect(await page.getByTestId('heatmap-legend-text').textContent()).toContain('exact reverse KL, absolute scale from 0 (white) to 2.0000 nats (deep red), the same for every completion; values above 2.0000 are clamped and marked ▲');
+    // Keyboard focus, then hover: the tooltip shows the numbers the attributes carry.
+    await tokens.nth(2).focus();
+    const tip = page.getByTestId('token-tooltip');
+    expect(await tip.getAttribute('data-token-index')).toBe('2');
+    expect(await page.getByTestId('tooltip-reverse-kl').textContent()).toBe(attrs[2].reverse);
+    expect(await page.getByTestId('tooltip-sampled-kl').textContent()).toBe(attrs[2].sampled);
+    for (const id of ['tooltip-student-p', 'tooltip-teacher-p']) expect(await page.getByTestId(id).textContent()).toMatch(/^[01]\.\d{4}$/);
+    await tokens.nth(4).hover();
+    expect(await tip.getAttribute('data-token-index')).toBe('4');
+    expect(await page.getByTestId('tooltip-reverse-kl').textContent()).toBe(attrs[4].reverse);
+
+    // Sampled KL colours differently; the relative scale gives this completion's largest value full colour.
+    await page.getByRole('radio', { name: 'sampled KL' }).check();
+    const sampledBg = await tokens.evaluateAll((els) => els.map((e) => (e as HTMLElement).style.background));
+    expect(sampledBg).not.toEqual(attrs.map((a) => a.bg));
+    expect(await page.getByTestId('heatmap-legend-text').textContent()).toContain('sampled KL');
+    await page.getByRole('radio', { name: 'exact reverse KL' }).check();
+    await page.getByRole('radio', { name: 'relative to this completion' }).check();
+    const largest = Math.max(...attrs.map((a) => Number(a.reverse)));
+    expect(await page.getByTestId('heatmap-legend-text').textContent()).toContain(`relative scale from 0 (white) to this completion’s largest, ${largest.toFixed(4)} nats`);
+    const relativeBg = await tokens.evaluateAll((els) => els.map((e) => (e as HTMLElement).style.background));
+    expect(relativeBg[attrs.findIndex((a) => Number(a.reverse) === largest)]).toBe('rgba(214, 48, 39, 0.85)');
+    await page.getByRole('radio', { name: 'absolute' }).check();
+    expect(await tokens.evaluateAll((els) => els.map((e) => (e as HTMLElement).style.background))).toEqual(attrs.map((a) => a.bg));
+
+    // The teacher's top-k, each with the student's probability of it.
+    await tokens.nth(5).click();
+    const rows = page.getByTestId('topk-row');
+    expect(await rows.count()).toBe(5);
+    const studentP = await page.getByTestId('topk-student-p').allTextContents();
+    const teacherP = await page.getByTestId('topk-teacher-p').allTextContents();
+    for (const p of [...studentP, ...teacherP]) expect(p).toMatch(/^[01]\.\d{4}$/);
+    expect(studentP).not.toEqual(teacherP);
+
+    // JSON: the numbers the attributes show, with the prompt, the completion and the models.
+    const [json] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download JSON' }).click()]);
+    expect(json.suggestedFilename()).toBe('heatmap.json');
+    const doc = JSON.parse(readFileSync((await json.path())!, 'utf8'));
+    expect(doc).toMatchObject({ prompt: 'Q: 12+3=', completion: ' A: 15', chat: false, colourBy: 'reverseKL', scale: 'absolute', scaleMax: 2 });
+    expect(doc.models.student).toContain('student');
+    expect(doc.models.teacher).toContain('teacher');
+    expect(doc.tokens).toHaveLength(6);
+    doc.tokens.forEach((t: { index: number; reverseKL: number; sampledKL: number }, i: number) => {
+      expect(t.index).toBe(i);
+      expect(t.reverseKL.toFixed(4)).toBe(attrs[i].reverse);
+      expect(t.sampledKL.toFixed(4)).toBe(attrs[i].sampled);
+    });
+    expect(doc.tokens[5].teacherTop.map((c: { studentProb: number }) => c.studentProb.toFixed(4))).toEqual(studentP);
+
+    // PNG: a real PNG file.
+    const [png] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download PNG' }).click()]);
+    const bytes = readFileSync((await png.path())!);
+    expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    expect(bytes.length).toBeGreaterThan(1000);
+    expect(lab.errors).toEqual([]);
+    await tokens.nth(3).focus();
+    const shot = await screenshot(page, 'inspect-heatmap-tooltip');
+    await png.saveAs(shot.replace(/[^/]+$/, 'inspect-heatmap-export.png'));
   });
 
   it('samples from the student token by token and sends a sample to the scorer', async () => {
