@@ -124,6 +124,15 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await tokens.nth(3).focus();
     const shot = await screenshot(page, 'inspect-heatmap-tooltip');
     await png.saveAs(shot.replace(/[^/]+$/, 'inspect-heatmap-export.png'));
+
+    // A character the student's tokenizer has no token for is refused with a sentence naming it, not scored.
+    await page.getByLabel('Completion to score').fill(' A: x5');
+    await page.getByRole('button', { name: 'Score', exact: true }).click();
+    await expect.poll(() => page.locator('.card .error').first().textContent(), { timeout: 60_000 }).toMatch(/has no token for "x" in the completion: scoring would score its unknown token, not the text\./);
+    expect(await page.getByTestId('heatmap').count()).toBe(0);
+    await page.getByLabel('Completion to score').fill(' A: 15');
+    await page.getByRole('button', { name: 'Score', exact: true }).click();
+    await expect.poll(() => page.getByTestId('heatmap-token').count(), { timeout: 120_000 }).toBe(6);
   });
 
   it('samples from the student token by token and sends a sample to the scorer', async () => {
