@@ -47,10 +47,30 @@ function Legend({ metric, scale, max }: { metric: HeatmapMetric; scale: HeatmapS
 }
 
 /** The scored completion as coloured tokens, with the colour switch, legend, token details and exports. */
-export function Heatmap({ result, selected, input, models }: { result: ScoreResultView; selected: number | null; input: ScoredInput | null; models: { student: string | null; teacher: string | null } }) {
-  const [metric, setMetric] = useState<HeatmapMetric>('reverseKL');
-  const [scale, setScale] = useState<HeatmapScale>('absolute');
-  const [absoluteMax, setAbsoluteMax] = useState(DEFAULT_ABSOLUTE_MAX_NATS);
+/** How the heatmap colours: kept by the panel, so a new score keeps the person's choice and the same scale. */
+export interface HeatmapView {
+  metric: HeatmapMetric;
+  scale: HeatmapScale;
+  /** The absolute scale's top, in nats (NaN while the field is empty: the default is used). */
+  absoluteMax: number;
+}
+
+export const DEFAULT_HEATMAP_VIEW: HeatmapView = { metric: 'reverseKL', scale: 'absolute', absoluteMax: DEFAULT_ABSOLUTE_MAX_NATS };
+
+export function Heatmap({
+  result, selected, input, models, view, onView,
+}: {
+  result: ScoreResultView;
+  selected: number | null;
+  input: ScoredInput | null;
+  models: { student: string | null; teacher: string | null };
+  view: HeatmapView;
+  onView: (v: HeatmapView) => void;
+}) {
+  const { metric, scale, absoluteMax } = view;
+  const setMetric = (m: HeatmapMetric) => onView({ ...view, metric: m });
+  const setScale = (s: HeatmapScale) => onView({ ...view, scale: s });
+  const setAbsoluteMax = (x: number) => onView({ ...view, absoluteMax: x });
   const [hover, setHover] = useState<number | null>(null);
   const [exportError, setExportError] = useState<string | null>(null);
   const absMax = Number.isFinite(absoluteMax) && absoluteMax > 0 ? absoluteMax : DEFAULT_ABSOLUTE_MAX_NATS;

@@ -4,7 +4,7 @@ import { sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/
 import { LoadBuiltIns, ModelLoader } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 import type { ChatRenderingSummary } from '../../workers/protocol';
-import { Heatmap, type ScoredInput } from './Heatmap';
+import { DEFAULT_HEATMAP_VIEW, Heatmap, type HeatmapView, type ScoredInput } from './Heatmap';
 
 /** The student answers the prompt, token by token as they come; any answer can go to the scorer. */
 function StudentSamples({ prompt, chat, onPick }: { prompt: string; chat: boolean; onPick: (text: string) => void }) {
@@ -104,6 +104,7 @@ export function InspectPanel() {
   const [completion, setCompletion] = useState('');
   const [chat, setChat] = useState(false);
   const [scored, setScored] = useState<ScoredInput | null>(null);
+  const [heatView, setHeatView] = useState<HeatmapView>(DEFAULT_HEATMAP_VIEW);
   const { result, selected } = inspect;
   const canScore = phase === 'ready' && models.student.model && models.teacher.model && prompt && completion && !inspect.scoring;
   return (
@@ -140,7 +141,7 @@ export function InspectPanel() {
       </section>
       {result?.chat && <ChatRenderings chat={result.chat} />}
       {result && (
-        <Heatmap result={result} selected={selected} input={scored} models={{ student: models.student.model?.label ?? null, teacher: models.teacher.model?.label ?? null }} />
+        <Heatmap result={result} selected={selected} input={scored} models={{ student: models.student.model?.label ?? null, teacher: models.teacher.model?.label ?? null }} view={heatView} onView={setHeatView} />
       )}
     </div>
   );

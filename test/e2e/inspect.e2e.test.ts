@@ -126,6 +126,7 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await png.saveAs(shot.replace(/[^/]+$/, 'inspect-heatmap-export.png'));
 
     // A character the student's tokenizer has no token for is refused with a sentence naming it, not scored.
+    await page.getByRole('radio', { name: 'sampled KL' }).check();
     await page.getByLabel('Completion to score').fill(' A: x5');
     await page.getByRole('button', { name: 'Score', exact: true }).click();
     await expect.poll(() => page.locator('.card .error').first().textContent(), { timeout: 60_000 }).toMatch(/has no token for "x" in the completion: scoring would score its unknown token, not the text\./);
@@ -133,6 +134,9 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await page.getByLabel('Completion to score').fill(' A: 15');
     await page.getByRole('button', { name: 'Score', exact: true }).click();
     await expect.poll(() => page.getByTestId('heatmap-token').count(), { timeout: 120_000 }).toBe(6);
+    // The colour setting outlives a new score (the scale stays the same across completions).
+    expect(await page.getByRole('radio', { name: 'sampled KL' }).isChecked()).toBe(true);
+    await page.getByRole('radio', { name: 'exact reverse KL' }).check();
   });
 
   it('samples from the student token by token and sends a sample to the scorer', async () => {
