@@ -108,6 +108,12 @@ export type LabCommand =
        * verifier (evaluations report the held-out reverse KL and sampled KL instead of accuracy).
        */
       prompts?: PromptTextSource;
+      /**
+       * Pauses by itself once this many steps are done (a whole number, 1 or more): the Step
+       * button starts a run with 1. The step-0 evaluation comes first as in any start; the pause
+       * comes as `train.state` 'paused' (no requestId), as if train.pause had been sent.
+       */
+      pauseAfter?: number;
     }
   /**
    * Reads and splits a prompt set as a run would (for the loaded student, when there is one: its
@@ -119,6 +125,13 @@ export type LabCommand =
   | { type: 'train.pause'; requestId: number }
   /** Answered by `train.state` 'running'. */
   | { type: 'train.resume'; requestId: number }
+  /**
+   * Runs exactly one more step of a paused run and pauses again; answered by `train.state`
+   * 'paused' after that step (or the run's end, if it was the last). Refused with 'run-active'
+   * while the run runs (pause it first) and with 'no-run' when there is none (start one with
+   * `pauseAfter: 1`).
+   */
+  | { type: 'train.step'; requestId: number }
   /** Stops between steps, keeping a checkpoint of where it stopped; answered by `train.state` 'stopped' (or the run's end). */
   | { type: 'train.stop'; requestId: number }
   /**
@@ -175,7 +188,7 @@ export type LabEvent =
   | { type: 'train.eval'; runId: number; evaluation: EvalMetrics }
   /**
    * The run changed state. `requestId` is set when the change answers a command (train.start,
-   * train.pause, train.resume, train.stop); `message` is a sentence for the status line, and
+   * train.pause, train.resume, train.step, train.stop); `message` is a sentence for the status line, and
    * `error` says what went wrong when the state is 'failed'.
    */
   | {

@@ -236,16 +236,21 @@ function routeTrainingEvent(event: Extract<LabEvent, { type: 'train.metrics' | '
 /** The LoRA rank of the run being started: the run it begins has a PEFT adapter to export when > 0. */
 let startingLoraRank = 0;
 
-/** Starts a run of the loaded student against the loaded teacher; the previous run's history stays until it runs. */
-export async function startTraining(setup: TrainSetup, prompts?: PromptTextSource): Promise<void> {
+/**
+ * Starts a run of the loaded student against the loaded teacher; the previous run's history stays
+ * until it runs. With `pauseAfter` (the Step button: 1) the run pauses by itself after that many steps.
+ */
+export async function startTraining(setup: TrainSetup, prompts?: PromptTextSource, pauseAfter?: number): Promise<void> {
   if (!client) return;
   startingLoraRank = setup.loraRank;
   useDistillRun.setState({ starting: true, startStage: null, startError: null, controlError: null });
   try {
-    await client.request({ type: 'train.start', setup, ...(prompts ? { prompts } : {}) }, ['train.state'], (e) => {
+    await client.request({ type: 'train.start', setup, ...(prompts ? { prompts } : {}), ...(pauseAfter !== undefined ? { pauseAfter } : {}) }, ['train.state'], (e) => {
       if (e.type === 'progress') useDistillRun.setState({ startStage: e.stage });
     });
-    useDistillRun.setState({ starting: false, startStage: null });
+    // A stepped start waits for its pause as a Step on a paused run does (the pause clears it).
+    const stepping = pauseAfter !== undefined && useDistillRun.getState().phase === 'running';
+    useDistillRun.setState({ starting: false, startStage: null, ...(stepping ? { pending: 'step' as const } : {}) });
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
     useDistillRun.setState({ starting: false, startStage: null, startError: e.error });
@@ -271,8 +276,8 @@ export async function checkPrompts(source: PromptTextSource, knobs: { heldOutFra
   }
 }
 
-/** Pause, resume or stop the run; each takes effect between steps. */
-export async function controlTraining(control: 'pause' | 'resume' | 'stop'): Promise<void> {
+/** Pause, resume, step (one more step of a paused run, then paused again) or stop the run; each takes effect between steps. */
+export async function controlTraining(control: 'pause' | 'resume' | 'step' | 'stop'): Promise<void> {
   if (!client) return;
   useDistillRun.setState({ pending: control, controlError: null });
   try {

@@ -85,7 +85,11 @@ function Setup({ locked }: { locked: boolean }) {
 
 const STATE_WORDS: Record<string, string> = { idle: 'no run yet', running: 'running', paused: 'paused', stopped: 'stopped', finished: 'finished', failed: 'failed' };
 
-/** Start / Pause / Resume / Stop, and the sentence saying where the run stands. */
+/**
+ * Start / Step / Pause / Resume / Stop, and the sentence saying where the run stands. Step with no
+ * run (or after a stopped one) starts a run that pauses after its first step; on a paused run it
+ * runs one more step and pauses again.
+ */
 function Controls() {
   const ready = useLab((s) => s.phase === 'ready');
   const setup = useLab((s) => s.setup);
@@ -98,6 +102,8 @@ function Controls() {
   const active = run.phase === 'running' || run.phase === 'paused';
   const missing = !student.model ? 'Load a student to start.' : !teacher.model ? 'Load a teacher to start.' : !student.model.trainable ? 'This student has no trainable weights (model.safetensors).' : null;
   const canStart = ready && !problem && !missing && !promptsProblem && !active && !run.starting && !student.loading && !teacher.loading;
+  // A finished or failed run has no next step; a stopped one (or none) lets Step begin a new run.
+  const canStep = run.phase === 'paused' ? run.pending === null : canStart && (run.phase === 'idle' || run.phase === 'stopped');
   let status: string;
   let word = STATE_WORDS[run.phase];
   if (run.starting) {
@@ -106,6 +112,9 @@ function Controls() {
   } else if (run.pending === 'stop' && active) {
     word = 'stopping';
     status = 'Stopping after the current step…';
+  } else if (run.pending === 'step' && run.phase === 'running') {
+    word = 'stepping';
+    status = run.message;
   } else if (run.pending === 'pause' && run.phase === 'running') {
     word = 'pausing';
     status = 'Pausing after the current step…';
@@ -120,6 +129,14 @@ function Controls() {
       <div className="buttons">
         <button disabled={!canStart} onClick={() => void startTraining(setup, promptTextSource(prompts))}>
           Start
+        </button>
+        <button
+          className="secondary"
+          disabled={!canStep}
+          title={run.phase === 'paused' ? 'Run one more step, then pause again.' : 'Start a run that pauses after its first step (the step-0 evaluation comes first).'}
+          onClick={() => void (run.phase === 'paused' ? controlTraining('step') : startTraining(setup, promptTextSource(prompts), 1))}
+        >
+          Step
         </button>
         <button disabled={run.phase !== 'running' || run.pending !== null} onClick={() => void controlTraining('pause')}>
           Pause

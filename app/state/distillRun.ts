@@ -55,7 +55,7 @@ export interface DistillRunState {
   /** Why Start was refused (the previous run's history stays). */
   startError: LabError | null;
   /** A control sent and not answered yet: the status line says what is awaited. */
-  pending: 'pause' | 'resume' | 'stop' | null;
+  pending: 'pause' | 'resume' | 'step' | 'stop' | null;
   controlError: LabError | null;
   /** What went wrong when the run failed. */
   failure: LabError | null;

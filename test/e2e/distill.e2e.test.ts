@@ -190,9 +190,43 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     await screenshot(page, 'distill-stopped');
   });
 
+  it('Step: from no run a run paused after step 1, again one more step, then Resume finishes it, with its curves as a normal run', async () => {
+    const { page } = lab;
+    const step = page.getByRole('button', { name: 'Step', exact: true });
+    await setKnobs(page, { steps: 3, 'prompts per step': 2, 'completions per prompt': 2, 'eval every': 0, 'eval prompts': 4 });
+    // No run is going (the last one stopped): Step begins one, which pauses by itself after its first step.
+    expect(await step.isDisabled()).toBe(false);
+    await step.click();
+    await expect.poll(() => state(page), { timeout: 60_000, interval: 100 }).toBe('paused');
+    expect(await stepShown(page)).toBe(1);
+    expect(await page.getByTestId('distill-message').textContent()).toBe('Paused after step 1 of 3: the student keeps its weights; resume to go on.');
+    expect(await page.getByTestId('step-metrics').locator('caption').textContent()).toBe('Step 1 (opd-sampled)');
+    // The step-0 evaluation came first, as in a normal start (eval every 0: the next is after the last step).
+    expect(await page.getByTestId('eval-summary').textContent()).toMatch(/^Held-out accuracy \d+\.\d% \(\d\/4\) at step 0;/);
+
+    // By keyboard this time: one more step, then paused again.
+    await step.focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => stepShown(page), { timeout: 60_000, interval: 100 }).toBe(2);
+    await expect.poll(() => state(page), { timeout: 60_000, interval: 100 }).toBe('paused');
+    expect(await page.getByTestId('step-metrics').locator('caption').textContent()).toBe('Step 2 (opd-sampled)');
+    await expect.poll(() => curvePoints(page, 'chart-loss')).toEqual([2]);
+    await screenshot(page, 'distill-stepped');
+
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await expect.poll(() => state(page), { timeout: 60_000, interval: 100 }).toBe('finished');
+    expect(await stepShown(page)).toBe(3);
+    await expect.poll(() => curvePoints(page, 'chart-loss')).toEqual([3]);
+    await expect.poll(() => curvePoints(page, 'chart-accuracy')).toEqual([2]);
+    // A finished run has no next step.
+    expect(await step.isDisabled()).toBe(true);
+    expect(lab.errors).toEqual([]);
+  });
+
   it('a run the worker refuses (tokenizers differ) says why and leaves the last run’s history in place', async () => {
     const { page } = lab;
     const before = await curvePoints(page, 'chart-loss');
+    const stateBefore = await state(page);
     await page.getByLabel('Teacher model folder URL').fill(`${inject('modelsUrl')}teacher/`);
     await page.getByRole('button', { name: 'Load teacher' }).click();
     await expect.poll(() => page.getByTestId('teacher-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 17/);
@@ -200,7 +234,7 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     const refused = page.getByTestId('start-error');
     await refused.waitFor({ timeout: 60_000 });
     expect(await refused.textContent()).toMatch(/^The student's tokenizer has \d+ tokens and the teacher's 17: per-token distillation needs one shared tokenizer\./);
-    expect(await state(page)).toBe('stopped');
+    expect(await state(page)).toBe(stateBefore);
     expect(await curvePoints(page, 'chart-loss')).toEqual(before);
     expect(lab.errors).toEqual([]);
     await screenshot(page, 'distill-refused');

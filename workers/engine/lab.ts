@@ -106,7 +106,7 @@ export class LabEngine {
         case 'train.start': {
           const device = this.requireDevice(command.requestId);
           if (!device) return;
-          const error = await this.training.start(command.requestId, device, this.models, command.setup, command.prompts);
+          const error = await this.training.start(command.requestId, device, this.models, command.setup, command.prompts, command.pauseAfter);
           return error ? this.fail(command.requestId, error) : undefined;
         }
         case 'prompts.check': {
@@ -131,8 +131,9 @@ export class LabEngine {
         }
         case 'train.pause':
         case 'train.resume':
+        case 'train.step':
         case 'train.stop': {
-          const control = command.type === 'train.pause' ? 'pause' : command.type === 'train.resume' ? 'resume' : 'stop';
+          const control = command.type === 'train.pause' ? 'pause' : command.type === 'train.resume' ? 'resume' : command.type === 'train.step' ? 'step' : 'stop';
           const error = this.training[control](command.requestId);
           return error ? this.fail(command.requestId, error) : undefined;
         }

@@ -63,6 +63,8 @@ interface ActiveRun {
   state: 'running' | 'paused';
   pauseRequested: boolean;
   stopRequested: boolean;
+  /** Steps left before the run pauses by itself (train.step, train.start's pauseAfter); null: it runs on. */
+  stepsLeft: number | null;
   /** Commands answered when the loop reaches the state they asked for (or the run ends). */
   waiters: Waiter[];
   /** Resumes a paused loop. */
@@ -104,6 +106,7 @@ export class Training {
     models: { student?: LoadedModel; teacher?: LoadedModel },
     setup: TrainSetup,
     prompts?: PromptTextSource,
+    pauseAfter?: number,
   ): Promise<LabError | null> {
     if (this.starting) return { code: 'run-active', message: 'A run is being set up already: wait for it, or stop it once it runs.' };
     if (this.active) {
@@ -111,6 +114,9 @@ export class Training {
     }
     const problem = setupProblem(setup);
     if (problem) return { code: 'bad-options', message: problem };
+    if (pauseAfter !== undefined && !(Number.isInteger(pauseAfter) && pauseAfter >= 1)) {
+      return { code: 'bad-options', message: `A run can pause after a whole number of steps, 1 or more; got ${pauseAfter}.` };
+    }
     const { student, teacher } = models;
     for (const [role, m] of [['student', student], ['teacher', teacher]] as const) {
       if (!m) return { code: 'no-model', message: `No ${role} model is loaded: load a model folder as the ${role} first.` };
@@ -151,11 +157,12 @@ export class Training {
     } finally {
       this.starting = false;
     }
-    const a: ActiveRun = { id: requestId, run, setup, state: 'running', pauseRequested: false, stopRequested: false, waiters: [] };
+    const a: ActiveRun = { id: requestId, run, setup, state: 'running', pauseRequested: false, stopRequested: false, stepsLeft: pauseAfter ?? null, waiters: [] };
     this.active = a;
     const keeping = keptTask ? ` (keeping ${keptTask.task.name}, evaluated beside it)` : '';
     const on = promptSet ? `${task.task.name} (${promptSet.train.length} training prompts, ${promptSet.heldOut.length} held out; no verifier)` : task.task.name;
-    this.emitState(a, 'running', `Running ${setup.objective} on ${on}${keeping}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.`, [requestId]);
+    const pausing = pauseAfter === undefined ? '' : ` Pausing after ${pauseAfter === 1 ? 'the first step' : `${pauseAfter} steps`}.`;
+    this.emitState(a, 'running', `Running ${setup.objective} on ${on}${keeping}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.${pausing}`, [requestId]);
     this.loopDone = this.loop(a);
     return null;
   }
@@ -207,12 +214,30 @@ export class Training {
     const a = this.active;
     if (!a) return this.noRun();
     a.pauseRequested = false;
+    a.stepsLeft = null;
     // A pause asked for and not reached yet is answered by the resume that cancels it.
     const cancelled = a.waiters.filter((w) => w.until === 'paused').map((w) => w.requestId);
     a.waiters = a.waiters.filter((w) => w.until !== 'paused');
     const wasPaused = a.state === 'paused';
     a.state = 'running';
     this.emitState(a, 'running', wasPaused ? `Running again from step ${a.run.step} of ${a.setup.totalSteps}.` : `Running: step ${a.run.step} of ${a.setup.totalSteps}.`, [requestId, ...cancelled]);
+    a.wake?.();
+    return null;
+  }
+
+  /** One more step of a paused run, then paused again (the waiter is answered when it pauses, or the run ends). */
+  step(requestId: number): LabError | null {
+    const a = this.active;
+    if (!a) return this.noRun();
+    if (a.state !== 'paused' || a.stopRequested) {
+      const why = a.stopRequested ? 'is stopping' : a.pauseRequested ? 'is pausing after the current step' : 'is running';
+      return { code: 'run-active', message: `The run ${why} (step ${a.run.step} of ${a.setup.totalSteps}): one step at a time works on a paused run, so pause it first.` };
+    }
+    a.stepsLeft = 1;
+    a.pauseRequested = false;
+    a.state = 'running';
+    a.waiters.push({ requestId, until: 'paused' });
+    this.emitState(a, 'running', `Running step ${a.run.step + 1} of ${a.setup.totalSteps}, then pausing.`, []);
     a.wake?.();
     return null;
   }
@@ -260,8 +285,15 @@ export class Training {
       exclusive: (work) => this.host.exclusive(work),
       beforeStep: async () => {
         await macrotask();
+        // The steps asked for (Step, pauseAfter) are done: pause as train.pause would.
+        if (a.stepsLeft === 0) {
+          a.stepsLeft = null;
+          a.pauseRequested = true;
+        }
         while (a.pauseRequested && !a.stopRequested) await this.waitWhilePaused(a);
-        return !a.stopRequested;
+        if (a.stopRequested) return false;
+        if (a.stepsLeft !== null) a.stepsLeft--;
+        return true;
       },
       step: (metrics) => this.host.emit({ type: 'train.metrics', runId: a.id, metrics }),
       evaluation: (evaluation) => {
