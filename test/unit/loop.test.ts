@@ -100,6 +100,36 @@ describe('the run loop', () => {
     expect(log).toEqual(['eval 0', 'step 1', 'checkpoint 1', 'step 2', 'checkpoint 2']);
   });
 
+  it('stepped one step at a time (the Step button: beforeStep waits for each release), a run does exactly what a free run does, and nothing more between releases', async () => {
+    const free = recorder();
+    await runLoop(standIn(), cadence({}), free.hooks);
+    const stepped = recorder();
+    let release: (() => void) | undefined;
+    let waiting = 0;
+    const hooks: LoopHooks = {
+      ...stepped.hooks,
+      beforeStep: () => {
+        waiting++;
+        return new Promise<boolean>((resolve) => (release = () => resolve(true)));
+      },
+    };
+    const ended = runLoop(standIn(), cadence({}), hooks);
+    const settle = () => new Promise((r) => setTimeout(r, 0));
+    await settle();
+    // Paused before step 1, after the step-0 evaluation, as Step from no run shows it.
+    expect(stepped.log).toEqual(['eval 0']);
+    for (let step = 1; step <= 5; step++) {
+      expect(waiting).toBe(step);
+      const before = stepped.log.length;
+      release!();
+      await settle();
+      // Exactly one step ran (with the evaluation and checkpoint due after it), then the loop waits again.
+      expect(stepped.log.slice(before).filter((e) => e.startsWith('step'))).toEqual([`step ${step}`]);
+    }
+    expect(await ended).toMatchObject({ state: 'finished', step: 5, checkpointStep: 5 });
+    expect(stepped.log).toEqual(free.log);
+  });
+
   it("the kept task: the setup's keepTask, '' for none, whatever the student's config.json hints", () => {
     const hints = { task_kept: 'subtraction' };
     expect(resolveTasks({ task: 'addition', keepTask: '' }, hints).keptTask).toBeNull();
