@@ -11,10 +11,12 @@ import { cliDriverEnv } from './cli-driver';
 
 // Mesa's lavapipe when it is installed and no driver was chosen (cli-driver.ts, as the CLI tests'
 // `opd-lab train` runs get), else SwiftShader; set before this process first loads Dawn. The runs
-// here give the same numbers on both (1.6496 → 1.4460 opd-sampled, → 1.4266 opd-full, 1.1995 →
-// 0.8423 self-distill), and this file took 16 s on lavapipe against 341-475 s on SwiftShader with
-// the 2 cores busy. DistillRun on SwiftShader is what engine.test.ts, distill-chat.test.ts,
-// memory-run.test.ts and the e2e Distill runs (Chromium's SwiftShader) exercise.
+// here gave the same numbers on both (with the opd tests' earlier lr 1e-3 and 4 prompts a step:
+// 1.6496 → 1.4460 opd-sampled, → 1.4266 opd-full; 1.1995 → 0.8423 self-distill), and this file
+// took 16 s on lavapipe against 341-475 s on SwiftShader with the 2 cores busy. At the opd tests'
+// present settings lavapipe gives 1.6496 → 1.3227 and → 1.2925, as `opd-lab train` does (the
+// file: 20-28 s; not rerun on SwiftShader). DistillRun on SwiftShader is what engine.test.ts,
+// distill-chat.test.ts, memory-run.test.ts and the e2e Distill runs (Chromium's SwiftShader) exercise.
 Object.assign(process.env, cliDriverEnv());
 
 /** The shipped student and teacher (models/, built by `npm run build:models`). */
@@ -37,10 +39,22 @@ describe('the distillation loop', () => {
     expect(discounted([1, 2, 3, 4], [0, 1, 1, 0], 0.5)).toEqual([0, 3.5, 3, 0]);
   });
 
+  // The fall each objective must reach: about half the smallest of seeds 0-7 (measured with
+  // `opd-lab train` on lavapipe at these settings: lr 5e-4, 8 prompts × 2 completions, 8 steps,
+  // 16 eval prompts; the held-out reverse KL starts at 1.6496 for every seed):
+  //   opd-sampled: 17.0 16.5 12.3 19.8 10.2 10.1 15.4 10.4 % (seeds 0-7; smallest 10.1 %)
+  //   opd-full:    22.5 21.9 15.9 21.6 18.6 21.2 23.6 18.7 % (seeds 0-7; smallest 15.9 %)
+  // At the old lr 1e-3 with 4 prompts a step (another engineer's measurement) the fall swung with
+  // the seed: opd-sampled from a 12.3 % fall to a 24.6 % rise, opd-full 4.4 %, a rise and 2.1 % on
+  // seeds 2, 5, 7. lr 2e-3 (8 prompts) or 3e-3 (4 prompts) made the KL rise on seeds 0-1 by
+  // 30-174 %, and lr 3e-4 with 4 prompts fell only 2.2 % on seed 5; likely because Adam's first
+  // steps move each weight by about lr whatever the gradient's size, a smaller step on a larger
+  // batch is what makes 8 steps dependable.
+  const fall = { 'opd-sampled': 0.05, 'opd-full': 0.08 } as const;
   for (const objective of ['opd-sampled', 'opd-full'] as const) {
     it(`${objective}: a few steps lower the student's reverse KL to the teacher on a fixed eval batch`, async () => {
       const { device, student, teacher, task, maxTokens } = await setUp();
-      const run = await DistillRun.create(device, { student, teacher, task, options: base({ objective, maxTokens }) });
+      const run = await DistillRun.create(device, { student, teacher, task, options: base({ objective, maxTokens, lr: 5e-4, batchPrompts: 8 }) });
       try {
         const before = await run.evaluate();
         const steps = [];
@@ -55,8 +69,8 @@ describe('the distillation loop', () => {
         // On-policy: the first step's ratios are 1 (sampler and trainer agree).
         expect(Math.abs(steps[0].meanRatio - 1)).toBeLessThan(1e-3);
         console.log(`${objective}: eval reverse KL ${before.reverseKL.toFixed(4)} → ${after.reverseKL.toFixed(4)}`);
-        // Deterministic for a seed on one adapter; measured on SwiftShader after 8 steps: 1.650 → 1.446 (opd-sampled) and → 1.427 (opd-full).
-        expect(after.reverseKL).toBeLessThan(before.reverseKL * 0.95);
+        // Deterministic for a seed on one adapter; seed 3 (base) falls 19.8 % (opd-sampled) and 21.6 % (opd-full).
+        expect(after.reverseKL).toBeLessThan(before.reverseKL * (1 - fall[objective]));
       } finally {
         await run.release();
       }
@@ -128,6 +142,8 @@ describe('the distillation loop', () => {
       for (let i = 0; i < 8; i++) expect((await run.trainStep()).applied).toBe(true);
       const after = await run.evaluate();
       console.log(`self-distill: addition ${before.accuracy} → ${after.accuracy}, reverse KL ${before.reverseKL.toFixed(4)} → ${after.reverseKL.toFixed(4)}; subtraction ${before.kept?.accuracy} → ${after.kept?.accuracy}`);
+      // Seeds 0-7 through `opd-lab train --preset self-distill --group 2 --steps 8 --eval-prompts 16`
+      // (lavapipe): 1.1995 falls 32.5 37.9 30.0 29.8 42.7 35.0 41.8 43.8 %, so 5 % is far from the edge.
       expect(after.reverseKL).toBeLessThan(before.reverseKL * 0.95);
       for (const e of [before, after]) {
         expect(e.kept).toMatchObject({ task: 'subtraction', prompts: 16 });
