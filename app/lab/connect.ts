@@ -3,6 +3,7 @@
  * the actions panels call.
  */
 import { LabClient, LabRequestError, type CommandWithoutId } from './client';
+import { saveBlob } from './save';
 import { pickedFolderEntries } from '../../workers/contract/files';
 import type { OnnxDtype } from '../../workers/contract/dtypes';
 import type { LabEvent, LabEventOf, PromptTextSource, TrainExportKind, TrainSetup } from '../../workers/protocol';
@@ -290,14 +291,7 @@ export async function controlTraining(control: 'pause' | 'resume' | 'step' | 'st
 
 /** Saves bytes as a file through the browser's download. */
 function download(bytes: Uint8Array, fileName: string, type: string): void {
-  const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = fileName;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  saveBlob(new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), fileName);
 }
 
 /**

@@ -3,7 +3,8 @@ import { useLab } from '../state/labStore';
 import type { ScoredTokenSummary } from '../../workers/protocol';
 import { NumberField } from '../components/NumberField';
 import { DEFAULT_ABSOLUTE_MAX_NATS, fmt, heat, legendText, prob, scaleMax, type HeatmapMetric, type HeatmapScale } from './heatmapScale';
-import { heatmapJson, heatmapPng, saveBlob, type HeatmapExport } from './heatmapExport';
+import { heatmapJson, heatmapPng, type HeatmapExport } from './heatmapExport';
+import { saveBlob } from '../lab/save';
 
 /** What was scored: kept from the moment Score was pressed, since the fields may change after. */
 export interface ScoredInput {

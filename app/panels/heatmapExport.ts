@@ -125,15 +125,3 @@ export async function heatmapPng(e: HeatmapExport): Promise<Blob> {
     canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error('The browser could not encode the heatmap as PNG: save it as JSON instead.'))), 'image/png'),
   );
 }
-
-/** Saves a blob as a file through the browser's download. */
-export function saveBlob(blob: Blob, fileName: string): void {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = fileName;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
