@@ -66,6 +66,11 @@ export type LabCommand =
    * Bytes stream as `model.progress` events.
    */
   | ({ type: 'model.load'; requestId: number; role: ModelRole; hub: string; endpoint?: string; token?: string } & ModelDtype)
+  /**
+   * The sanity check: the model loaded as `sameAs` also loaded as `role` (the teacher as the
+   * student): the same folder, its own sessions. Every KL between the two is then 0.
+   */
+  | { type: 'model.load'; requestId: number; role: ModelRole; sameAs: ModelRole; dtype?: undefined }
   /** The models in the model cache, with their sizes; answered by `cache.listed`. */
   | { type: 'cache.list'; requestId: number }
   /** Forgets a cached model (one revision, or all of them when none is named); answered by `cache.listed` with what is left. */

@@ -87,18 +87,21 @@ function setModel(role: ModelRole, slot: ModelSlot): void {
 /**
  * Loads a model folder from a URL, from the files of a folder the person picked, or by Hugging
  * Face id (ORG/NAME[@REVISION], from the Hub endpoint set in the page, through the model cache,
- * with its download progress in the hub store), as the dtype given when one is. A failure leaves
- * the model loaded before in place (the worker keeps it until another one has loaded).
+ * with its download progress in the hub store), as the dtype given when one is; or, for the
+ * sanity check, the model the other role holds (`sameAs`). A failure leaves the model loaded
+ * before in place (the worker keeps it until another one has loaded).
  */
 export async function loadModel(
   role: ModelRole,
-  from: { url: string } | { files: FileList } | { entries: { path: string; file: Blob }[]; label: string } | { hub: string },
+  from: { url: string } | { files: FileList } | { entries: { path: string; file: Blob }[]; label: string } | { hub: string } | { sameAs: ModelRole },
   /** The ONNX variant to run (the loader's dtype picker); none: the engine's default for this adapter. */
   dtype?: OnnxDtype,
 ): Promise<void> {
   if (!client) return;
   let command: CommandWithoutId;
-  if ('hub' in from) {
+  if ('sameAs' in from) {
+    command = { type: 'model.load', role, sameAs: from.sameAs };
+  } else if ('hub' in from) {
     const { endpoint, token } = useHub.getState();
     command = { type: 'model.load', role, hub: from.hub.trim(), endpoint: endpoint.trim() || undefined, ...(token.trim() ? { token: token.trim() } : {}) };
   } else if ('entries' in from) {
@@ -110,7 +113,7 @@ export async function loadModel(
   } else {
     command = { type: 'model.load', role, url: new URL(from.url, location.href).href };
   }
-  if (dtype) command = { ...command, dtype };
+  if (dtype && !('sameAs' in command)) command = { ...command, dtype };
   const previous = useLab.getState().models[role];
   // An earlier download's bar is not this load's (a folder URL or a picked folder shows none).
   useHub.setState((s) => ({ progress: { ...s.progress, [role]: null } }));

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { useLab } from '../state/labStore';
-import { sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/connect';
+import { loadModel, sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/connect';
 import { LoadBuiltIns, ModelLoader } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 import type { ChatRenderingSummary } from '../../workers/protocol';
@@ -116,6 +116,16 @@ export function InspectPanel() {
           <ModelLoader role="student" />
           <ModelLoader role="teacher" />
         </div>
+        <p className="sanity">
+          <button
+            className="secondary small"
+            disabled={phase !== 'ready' || !models.teacher.model || models.student.loading || models.teacher.loading}
+            onClick={() => void loadModel('student', { sameAs: 'teacher' })}
+          >
+            Sanity check: the teacher as the student
+          </button>{' '}
+          <span className="muted">loads the teacher’s folder as the student too: a student equal to its teacher has a KL of 0 at every token.</span>
+        </p>
         <label className="field">
           Prompt
           <textarea rows={2} value={prompt} onChange={(e) => setPrompt(e.target.value)} />

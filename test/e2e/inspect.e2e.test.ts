@@ -164,6 +164,25 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await screenshot(page, 'inspect-samples');
   });
 
+  it('the sanity check: the teacher as the student gives a KL of 0 at every token', async () => {
+    const { page } = lab;
+    const teacherSource = await page.getByTestId('teacher-source').textContent();
+    await page.getByRole('button', { name: 'Sanity check: the teacher as the student' }).click();
+    await expect.poll(() => page.getByTestId('student-source').textContent(), { timeout: 60_000 }).toBe(teacherSource);
+    expect(await page.getByTestId('student-summary').textContent()).toBe(await page.getByTestId('teacher-summary').textContent());
+    await page.getByLabel('Completion to score').fill(' A: 15');
+    await page.getByRole('button', { name: 'Score', exact: true }).click();
+    await expect.poll(() => page.getByTestId('score-summary').textContent(), { timeout: 120_000 }).toMatch(/^Mean reverse KL 0\.0000 nats per token, mean sampled KL -?0\.0000, over 6 tokens/);
+    const tokens = page.getByTestId('heatmap-token');
+    expect(await tokens.count()).toBe(6);
+    for (const t of await tokens.all()) {
+      expect(await t.getAttribute('data-reverse-kl')).toBe('0.0000');
+      expect(await t.getAttribute('data-sampled-kl')).toMatch(/^-?0\.0000$/);
+    }
+    await screenshot(page, 'inspect-sanity-check');
+    expect(lab.errors).toEqual([]);
+  });
+
   it('loads a model from a folder the person picks on their computer', async () => {
     const { page } = lab;
     const dir = inject('studentDir');

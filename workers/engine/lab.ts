@@ -256,6 +256,7 @@ export class LabEngine {
 
   private async loadModel(c: Extract<LabCommand, { type: 'model.load' }>): Promise<void> {
     const { requestId, role } = c;
+    if ('sameAs' in c) return this.loadSameAs(requestId, role, c.sameAs);
     const from = 'files' in c ? c.label : 'hub' in c ? c.hub : c.url;
     if (c.dtype !== undefined && !isOnnxDtype(c.dtype)) {
       return this.fail(requestId, { code: 'bad-request', message: `'${c.dtype}' is not an ONNX dtype: use one of ${ONNX_DTYPES.join(', ')}.` });
@@ -295,6 +296,17 @@ export class LabEngine {
     } catch (e) {
       this.fail(requestId, this.requestError(e));
     }
+  }
+
+  /** The sanity check: the folder loaded as `sameAs` loaded as `role` too, with sessions of its own. */
+  private async loadSameAs(requestId: number, role: ModelRole, sameAs: ModelRole): Promise<void> {
+    const source = this.models[sameAs];
+    if (role === sameAs) return this.fail(requestId, { code: 'bad-request', message: `A model cannot be loaded as the ${role} from itself: name the other role.` });
+    if (!source) return this.fail(requestId, { code: 'no-model', message: `Load a ${sameAs} first: the sanity check loads the ${sameAs}'s folder as the ${role} too.` });
+    const model: LoadedModel = { folder: source.folder, summary: { ...source.summary, role } };
+    await releaseModel(this.models[role]);
+    this.models[role] = model;
+    this.options.emit({ type: 'model.loaded', requestId, model: model.summary, warnings: [] });
   }
 
   /** The model cache, opened once; a sentence when this browser has none. */
