@@ -34,7 +34,7 @@ import { trainedFolderFiles } from '../models/folder';
 import { checkModelFits, checkTrainingFits } from '../models/memory';
 import { familyNames } from '../models/registry';
 import type { LabTokenizer } from '../models/tokenizer';
-import { assertSameTokenizer } from '../models/tokenizer';
+import { assertSameTokenizer, unwritableCharacters } from '../models/tokenizer';
 import type { ort } from '../ort/runtime';
 import type { DecoderSession } from '../models/decoder-session';
 import { decoderRunner, openGraphSamplingSession, openSamplingSession } from '../sampling/runner';
@@ -477,15 +477,12 @@ function assertRunFits(device: GPUDevice, student: ModelFolder, teacher: ModelFo
 
 /** A task whose prompts the student's tokenizer cannot write (they encode to <unk>) cannot run. */
 function assertTaskFits(tokenizer: LabTokenizer, task: LabTask, label: string): void {
-  const unk = tokenizer.specialTokens.unk;
-  const unkId = unk === null ? -1 : tokenizer.vocab.indexOf(unk);
-  if (unkId < 0) return;
   const teacherPrompt = task.teacherPrompt?.bind(task);
   const prompts = [...task.evalPrompts(4), task.trainPrompt(0, 0)];
   for (const prompt of teacherPrompt ? [...prompts, ...prompts.map(teacherPrompt)] : prompts) {
-    if (tokenizer.encode(prompt, { addSpecialTokens: !task.rendered }).includes(unkId)) {
+    if (unwritableCharacters(tokenizer, prompt).length > 0) {
       throw new DistillError(
-        `the ${task.name} task cannot run on ${label}: its tokenizer has no token for some characters of "${prompt}" (they become ${unk}); choose a task the model was built for, or a model whose vocabulary has them`,
+        `the ${task.name} task cannot run on ${label}: its tokenizer has no token for some characters of "${prompt}" (they become ${tokenizer.specialTokens.unk ?? 'no token at all'}); choose a task the model was built for, or a model whose vocabulary has them`,
       );
     }
   }
