@@ -50,15 +50,19 @@ export function renderPromptItems(items: PromptItem[], label: string, student: P
       `Prompt ${firstChat + 1} of ${label} is a chat prompt (a "messages" field), and the student ${student.label} has no chat template to render it with: write the prompts as text (a "prompt" field, or one per line), or use a student whose folder has a chat template.`,
     );
   }
-  const texts = items.map((it, i) => {
+  return { texts: renderChatItems(items, label, chat, ''), rendered: true };
+}
+
+/** Every (chat) item through `chat`'s template with the generation prompt; a template error names the prompt (`whose`: " with the teacher's template", or ''). */
+function renderChatItems(items: PromptItem[], label: string, chat: ChatFolder, whose: string): string[] {
+  return items.map((it, i) => {
     try {
       return renderFolderChat(chat, (it as { messages: { role: string; content: string }[] }).messages, { addGenerationPrompt: true });
     } catch (e) {
-      if (e instanceof ChatTemplateError) throw new PromptSetError(`Prompt ${i + 1} of ${label} could not be rendered: ${e.message}`);
+      if (e instanceof ChatTemplateError) throw new PromptSetError(`Prompt ${i + 1} of ${label} could not be rendered${whose}: ${e.message}`);
       throw e;
     }
   });
-  return { texts, rendered: true };
 }
 
 /**
@@ -86,39 +90,25 @@ export function promptTeacherOf(folder: Pick<ModelFolder, 'label' | 'chatTemplat
  */
 export function renderTeacherPrompts(items: PromptItem[], label: string, teacher: PromptTeacher): string[] | null {
   if (!items.some((it) => 'messages' in it) || teacher.chat.chatTemplate === null) return null;
-  return items.map((it, i) => {
-    try {
-      return renderFolderChat(teacher.chat, (it as { messages: { role: string; content: string }[] }).messages, { addGenerationPrompt: true });
-    } catch (e) {
-      if (e instanceof ChatTemplateError) throw new PromptSetError(`Prompt ${i + 1} of ${label} could not be rendered with the teacher's template: ${e.message}`);
-      throw e;
-    }
-  });
+  return renderChatItems(items, label, teacher.chat, " with the teacher's template");
 }
 
 /** Throws a sentence naming the first prompt whose teacher rendering leaves the teacher no room for an answer (when its context is known). */
 export function checkTeacherPromptLengths(texts: string[], label: string, teacher: PromptTeacher, tokenizer: LabTokenizer): void {
-  const context = teacher.context;
-  if (context === null) return;
-  texts.forEach((text, i) => {
-    const n = tokenizer.encode(text, { addSpecialTokens: false }).length;
-    if (n >= context) {
-      throw new PromptSetError(
-        `Prompt ${i + 1} of ${label}, rendered with the teacher's chat template, is ${n} tokens long, and the teacher ${teacher.label} reads at most ${context} tokens, answer included: shorten the prompt or remove it.`,
-      );
-    }
-  });
+  if (teacher.context === null) return;
+  checkLengths(texts, tokenizer, false, teacher.context, (i, n) => `Prompt ${i + 1} of ${label}, rendered with the teacher's chat template, is ${n} tokens long, and the teacher ${teacher.label} reads at most ${teacher.context} tokens`);
 }
 
 /** Throws a sentence naming the first prompt (1-based, in the set's order) that leaves the student no room for an answer. */
 export function checkPromptLengths(texts: string[], label: string, student: PromptStudent, rendered = false): void {
+  checkLengths(texts, student.tokenizer, !rendered, student.context, (i, n) => `Prompt ${i + 1} of ${label} is ${n} tokens long, and the student ${student.label} reads at most ${student.context} tokens`);
+}
+
+/** Throws, for the first text of `context` tokens or more, the sentence `what` begins (prompt index i, its length n). */
+function checkLengths(texts: string[], tokenizer: LabTokenizer, addSpecialTokens: boolean, context: number, what: (i: number, n: number) => string): void {
   texts.forEach((text, i) => {
-    const n = student.tokenizer.encode(text, { addSpecialTokens: !rendered }).length;
-    if (n >= student.context) {
-      throw new PromptSetError(
-        `Prompt ${i + 1} of ${label} is ${n} tokens long, and the student ${student.label} reads at most ${student.context} tokens, answer included: shorten the prompt or remove it.`,
-      );
-    }
+    const n = tokenizer.encode(text, { addSpecialTokens }).length;
+    if (n >= context) throw new PromptSetError(`${what(i, n)}, answer included: shorten the prompt or remove it.`);
   });
 }
 
