@@ -38,6 +38,16 @@ export function decoderShapeOf(config: FamilyConfig): io.DecoderShape {
   return familyFor(config).decoderShape(config);
 }
 
+/** The ORT session of a decoder file, or a ModelFileError naming `file` when it is empty or not a loadable ONNX model. */
+async function openDecoderFile(device: GPUDevice, model: Uint8Array, file: string, options: SessionOptions): Promise<ort.InferenceSession> {
+  if (model.byteLength === 0) throw new ModelFileError(file, 'is empty');
+  try {
+    return await createSession(device, model, options);
+  } catch (e) {
+    throw new ModelFileError(file, `is not a loadable ONNX model (onnxruntime: ${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
 /**
  * Creates the session and checks its signature against the config: the data inputs and outputs
  * of a decoder with the config's KV heads, head size and vocabulary, and either every weight as
@@ -50,13 +60,7 @@ export async function createDecoderSession(
   options: SessionOptions & { file?: string } = {},
 ): Promise<DecoderSession> {
   const file = options.file ?? 'onnx/model.onnx';
-  if (model.byteLength === 0) throw new ModelFileError(file, 'is empty');
-  let session: ort.InferenceSession;
-  try {
-    session = await createSession(device, model, options);
-  } catch (e) {
-    throw new ModelFileError(file, `is not a loadable ONNX model (onnxruntime: ${e instanceof Error ? e.message : String(e)})`);
-  }
+  const session = await openDecoderFile(device, model, file, options);
   const family = familyFor(config);
   const kvType = io.pastTypeOf(session);
   const problems = signatureProblems(config, session, kvType);
@@ -80,13 +84,7 @@ export async function createDecoderSession(
  */
 export async function createGraphDecoderSession(device: GPUDevice, model: Uint8Array, options: SessionOptions & { file?: string } = {}): Promise<DecoderSession> {
   const file = options.file ?? 'onnx/model.onnx';
-  if (model.byteLength === 0) throw new ModelFileError(file, 'is empty');
-  let session: ort.InferenceSession;
-  try {
-    session = await createSession(device, model, { outputsOnGpu: true, ...options });
-  } catch (e) {
-    throw new ModelFileError(file, `is not a loadable ONNX model (onnxruntime: ${e instanceof Error ? e.message : String(e)})`);
-  }
+  const session = await openDecoderFile(device, model, file, { outputsOnGpu: true, ...options });
   const fail = async (problem: string): Promise<never> => {
     await session.release();
     throw new ModelFileError(file, problem);
