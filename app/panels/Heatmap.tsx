@@ -47,7 +47,6 @@ function Legend({ metric, scale, max }: { metric: HeatmapMetric; scale: HeatmapS
   );
 }
 
-/** The scored completion as coloured tokens, with the colour switch, legend, token details and exports. */
 /** How the heatmap colours: kept by the panel, so a new score keeps the person's choice and the same scale. */
 export interface HeatmapView {
   metric: HeatmapMetric;
@@ -58,6 +57,7 @@ export interface HeatmapView {
 
 export const DEFAULT_HEATMAP_VIEW: HeatmapView = { metric: 'reverseKL', scale: 'absolute', absoluteMax: DEFAULT_ABSOLUTE_MAX_NATS };
 
+/** The scored completion as coloured tokens, with the colour switch, legend, token details and exports. */
 export function Heatmap({
   result, selected, input, models, view, onView,
 }: {
