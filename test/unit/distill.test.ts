@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { configureOrt } from '../../workers/ort/runtime';
 import { readModelFolder } from '../../workers/models/folder';
 import { dirSource } from '../../workers/node/fs-source';
-import { DistillRun, discounted, type DistillOptions } from '../../workers/distill/run';
+import { DistillRun, discounted, type DistillOptions, type EvalMetrics } from '../../workers/distill/run';
 import { builtInTask, keptTaskOf } from '../../workers/tasks/registry';
 import { SELF_DISTILL } from '../../workers/contract/presets';
 import { cliDriverEnv } from './cli-driver';
@@ -32,6 +32,41 @@ async function setUp() {
 }
 
 const base = (over: Partial<DistillOptions>): Partial<DistillOptions> => ({ batchPrompts: 4, groupSize: 2, lr: 1e-3, evalPrompts: 16, seed: 3, ...over });
+
+/**
+ * The probes (the default 2): at the first evaluation the fixed completion is the greedy answer,
+ * scored in a batch of its own, so its numbers must equal the greedy answer's, scored within the
+ * 16-prompt evaluation batch (other padding, other rows); later the fixed text stays while the
+ * greedy answer is the evaluation's own example.
+ */
+function checkProbes(before: EvalMetrics, after: EvalMetrics): void {
+  for (const e of [before, after]) {
+    expect(e.probes?.map((p) => `${p.kind} ${p.probe}`)).toEqual(['fixed 0', 'fixed 1', 'greedy 0', 'greedy 1']);
+    for (const p of e.probes!) {
+      expect(p.tokens.length).toBeGreaterThan(0);
+      for (const t of p.tokens) expect(Number.isFinite(t.reverseKL) && t.reverseKL >= -1e-6 && Number.isFinite(t.sampledKL)).toBe(true);
+    }
+    e.probes!.filter((p) => p.kind === 'greedy').forEach((p, i) => {
+      expect(p.prompt).toBe(e.examples[i].prompt);
+      expect(p.completion).toBe(e.examples[i].completion);
+      expect(p.correct).toBe(e.examples[i].correct);
+    });
+  }
+  for (const i of [0, 1]) {
+    const [fixed, greedy] = [before.probes![i], before.probes![i + 2]];
+    expect(fixed.completion).toBe(greedy.completion);
+    fixed.tokens.forEach((t, j) => {
+      expect(t.text).toBe(greedy.tokens[j].text);
+      expect(Math.abs(t.reverseKL - greedy.tokens[j].reverseKL)).toBeLessThan(1e-5);
+      expect(Math.abs(t.sampledKL - greedy.tokens[j].sampledKL)).toBeLessThan(1e-4);
+    });
+    // The fixed completion is the first evaluation's, whatever the student writes now.
+    expect(after.probes![i].completion).toBe(fixed.completion);
+    expect(after.probes![i].tokens.map((t) => t.text)).toEqual(fixed.tokens.map((t) => t.text));
+  }
+  // The student changed, so its penalties on the fixed text did.
+  expect(after.probes![0].tokens.some((t, j) => Math.abs(t.reverseKL - before.probes![0].tokens[j].reverseKL) > 1e-4)).toBe(true);
+}
 
 describe('the distillation loop', () => {
   it('discounts advantages over completion positions only', () => {
@@ -71,6 +106,7 @@ describe('the distillation loop', () => {
         console.log(`${objective}: eval reverse KL ${before.reverseKL.toFixed(4)} → ${after.reverseKL.toFixed(4)}`);
         // Deterministic for a seed on one adapter; seed 3 (base) falls 19.8 % (opd-sampled) and 21.6 % (opd-full).
         expect(after.reverseKL).toBeLessThan(before.reverseKL * (1 - fall[objective]));
+        if (objective === 'opd-full') checkProbes(before, after);
       } finally {
         await run.release();
       }
@@ -111,6 +147,9 @@ describe('the distillation loop', () => {
       const c = await DistillRun.create(device, { student, teacher, task, options, checkpoint });
       try {
         expect(c.step).toBe(2);
+        // The probes' fixed completions travel in the checkpoint's run state.
+        const [ea, ec] = [await a.evaluate(), await c.evaluate()];
+        expect(ec.probes!.map((p) => p.completion)).toEqual(ea.probes!.map((p) => p.completion));
         const ma = await a.trainStep();
         const mc = await c.trainStep();
         expect(mc.loss).toBe(ma.loss);

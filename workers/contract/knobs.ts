@@ -127,6 +127,10 @@ export const KNOBS = [
     help: 'Held-out prompts per evaluation (greedy answers).',
   }),
   number({
+    name: 'probes', label: 'probe prompts', noun: 'the probe prompts', flag: 'probes', default: 2, integer: true, min: 0, max: 8,
+    help: 'Held-out prompts re-scored token by token at every evaluation (the first N): the student’s answer of the first evaluation, kept fixed, and its greedy answer of the moment; the Distill panel shows them as heatmaps over the steps.',
+  }),
+  number({
     name: 'checkpointEvery', label: 'checkpoint every', noun: 'checkpoint every', flag: 'checkpoint-every', default: 10, integer: true, min: 0, max: MILLION,
     help: 'Keep a checkpoint every N steps (also when the run ends, is stopped or fails; 0: only then).',
   }),

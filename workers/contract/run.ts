@@ -8,7 +8,7 @@ export const OBJECTIVES = ['opd-sampled', 'opd-full', 'sft', 'rl'] as const;
 export type ObjectiveName = (typeof OBJECTIVES)[number];
 
 /** The built-in tasks (workers/tasks/registry.ts builds them): the CLI's --task, the Distill panel's list. */
-export const TASK_NAMES = ['addition', 'subtraction'] as const;
+export const TASK_NAMES = ['addition', 'subtraction', 'worked-addition'] as const;
 
 /** A run's setup: one field per knob of the schema in knobs.ts, which gives each its default and range. */
 export type { TrainSetup } from './knobs';
@@ -51,6 +51,33 @@ export interface EvalExample {
   reason?: string;
 }
 
+/** One token of a probe's heatmap: its text and the teacher's penalty on it. */
+export interface ProbeToken {
+  text: string;
+  /** Exact reverse KL of the student's distribution at this position against the teacher's. */
+  reverseKL: number;
+  /** log π_student(token) − log π_teacher(token). */
+  sampledKL: number;
+}
+
+/**
+ * A probe prompt's completion scored token by token at one evaluation: 'fixed' is the student's
+ * greedy answer at the run's first evaluation, the same text at every evaluation (its penalties
+ * fade as the student comes to agree with the teacher); 'greedy' is the student's greedy answer at
+ * this evaluation (its text changes as the student learns).
+ */
+export interface ProbeHeatmap {
+  /** Which probe prompt (0-based: the i-th held-out prompt). */
+  probe: number;
+  kind: 'fixed' | 'greedy';
+  prompt: string;
+  completion: string;
+  tokens: ProbeToken[];
+  meanReverseKL: number;
+  /** With a verifier: whether this completion is right. */
+  correct?: boolean;
+}
+
 export interface EvalMetrics {
   step: number;
   /** Held-out accuracy and answers right, where the prompts have a verifier (a built-in task); absent on a prompt set. */
@@ -69,6 +96,8 @@ export interface EvalMetrics {
    * student's greedy held-out accuracy on the skill it must not lose while it is distilled.
    */
   kept?: { task: string; accuracy: number; correct: number; prompts: number; examples: { prompt: string; completion: string; correct: boolean; reason?: string }[] };
+  /** The probe prompts' heatmaps (the `probes` knob; absent when it is 0). */
+  probes?: ProbeHeatmap[];
 }
 
 /**

@@ -49,9 +49,10 @@ import { peftAdapterFiles, trainerLoraAdapter } from '../train/peft-adapter';
 import type { LabTask } from '../tasks/task';
 import type { TaskInfo } from '../tasks/registry';
 import { evaluateGreedy, evaluateRunner, greedyAnswers, type FolderEvaluation, type GreedySample } from './evaluate';
+import { probeHeatmap, rowsByIndex, type ProbeAnswer, type ProbeReader } from './probes';
 import { OBJECTIVE_DEFINITIONS } from './objectives';
 import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions } from './options';
-import type { EvalMetrics, FlopCount, StepMetrics } from '../contract/run';
+import type { EvalMetrics, FlopCount, ProbeHeatmap, StepMetrics } from '../contract/run';
 
 export type { EvalMetrics, FlopCount, StepMetrics };
 export { discounted } from './objectives';
@@ -64,6 +65,8 @@ export interface RunState {
   promptCursor: number;
   flops: FlopCount;
   options: DistillOptions;
+  /** The probe prompts' fixed completions, set at the run's first evaluation (probes.ts). */
+  probeAnswers?: ProbeAnswer[];
 }
 
 /**
@@ -361,6 +364,8 @@ export class DistillRun {
     if (teacherIds) samples = samples.map((s, i) => ({ ...s, teacherPromptIds: teacherIds[i] }));
     const { sequences } = this.sequences(samples);
     const teacher = await this.teacherLogits(samples, sequences);
+    const probeCount = Math.min(this.state.options.probes ?? 0, samples.length);
+    const probes: ProbeHeatmap[] = [];
     let kl = 0;
     let sampled = 0;
     let n = 0;
@@ -371,8 +376,15 @@ export class DistillRun {
         sampled += r.studentLogprob - r.teacherLogprob;
         n++;
       }
+      const rows = rowsByIndex(div.rows);
+      for (let i = 0; i < probeCount; i++) probes.push(probeHeatmap(i, 'greedy', samples[i], i, div.forward.packed.width, rows, this.probeReader()));
     } finally {
       teacher.dispose();
+    }
+    if (probeCount > 0) {
+      // The first evaluation's answers become the probes' fixed completions for the whole run.
+      this.state.probeAnswers ??= samples.slice(0, probeCount).map((s) => ({ prompt: s.prompt, tokens: [...s.completion.tokens] }));
+      probes.unshift(...(await this.scoreFixedProbes(samples.slice(0, probeCount))));
     }
     const f = this.state.flops;
     let kept: EvalMetrics['kept'];
@@ -390,7 +402,38 @@ export class DistillRun {
       flopsTotal: f.studentSampling + f.teacherScoring + f.training,
       examples,
       ...(kept ? { kept } : {}),
+      ...(probes.length > 0 ? { probes } : {}),
     };
+  }
+
+  private probeReader(): ProbeReader {
+    const verify = this.task.verify;
+    return {
+      tokenText: (id) => this.tokenizer.decode([id], { skipSpecialTokens: false }),
+      text: (ids) => this.tokenizer.decode(ids, { skipSpecialTokens: true }),
+      ...(verify ? { verify: (p: string, c: string) => verify(p, c) } : {}),
+    };
+  }
+
+  /** The probes' fixed completions scored against the teacher by the student as it is now. */
+  private async scoreFixedProbes(greedy: Sampled[]): Promise<ProbeHeatmap[]> {
+    const fixed: Sampled[] = [];
+    (this.state.probeAnswers ?? []).forEach((a, i) => {
+      const g = greedy[i];
+      // A probe whose prompt is not the i-th held-out prompt any more (never, for a fixed task) is skipped, not misread.
+      if (!g || g.prompt !== a.prompt || a.tokens.length === 0) return;
+      fixed.push({ ...g, completion: { promptIndex: i, sample: 0, tokens: a.tokens, logprobs: a.tokens.map(() => 0), finish: 'length' } });
+    });
+    if (fixed.length === 0) return [];
+    const { sequences } = this.sequences(fixed);
+    const teacher = await this.teacherLogits(fixed, sequences);
+    try {
+      const div = await this.trainer.divergencesAgainst(sequences, teacher.logits, { temperature: 1, teacherVocab: teacher.vocab });
+      const rows = rowsByIndex(div.rows);
+      return fixed.map((s, b) => probeHeatmap(s.completion.promptIndex, 'fixed', s, b, div.forward.packed.width, rows, this.probeReader()));
+    } finally {
+      teacher.dispose();
+    }
   }
 
   /** The trainer's tensors and the run's state, as one safetensors file. */
