@@ -3,6 +3,7 @@ import type { LabTask } from './task';
 import { TASK_NAMES } from '../contract/run';
 import { additionTask, type AdditionFormat } from './addition';
 import { subtractionTask } from './subtraction';
+import { DEFAULT_WORKED_DIGITS, maxWorkedTokens, workedAdditionTask, WORKED_TASK_NAME } from './worked-addition';
 
 export interface TaskInfo {
   task: LabTask;
@@ -12,13 +13,18 @@ export interface TaskInfo {
 
 export { TASK_NAMES };
 
-function digitsHint(hints: Record<string, unknown>): [number, number] {
+function digitsHint(hints: Record<string, unknown>, fallback: readonly [number, number] = [1, 3]): [number, number] {
   const d = hints.task_digits;
-  return Array.isArray(d) && d.length === 2 && d.every((x) => Number.isInteger(x)) ? [d[0], d[1]] : [1, 3];
+  return Array.isArray(d) && d.length === 2 && d.every((x) => Number.isInteger(x)) ? [d[0], d[1]] : [fallback[0], fallback[1]];
 }
 
 /** A built-in task, configured from a model folder's config.json hints (task_format, task_digits) when present. */
 export function builtInTask(name: string, hints: Record<string, unknown> = {}): TaskInfo {
+  if (name === WORKED_TASK_NAME) {
+    // Addition with its working written out (3-digit operands unless the folder says otherwise).
+    const worked = digitsHint(hints, DEFAULT_WORKED_DIGITS);
+    return { task: workedAdditionTask({ digits: worked }), maxTokens: maxWorkedTokens({ digits: worked }) };
+  }
   const digits = digitsHint(hints);
   if (name === 'subtraction') {
     // a − b with a ≥ b has at most as many digits as a, then the end of text.
