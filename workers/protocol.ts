@@ -119,6 +119,13 @@ export type LabCommand =
        * comes as `train.state` 'paused' (no requestId), as if train.pause had been sent.
        */
       pauseAfter?: number;
+      /**
+       * Resumes a run from a checkpoint the page kept (a `train.checkpoint` event's `file`, or the
+       * one in an imported run file): the trainer's tensors and the run's state (step, prompt
+       * cursor, FLOPs) come from it, the setup's knobs from `setup`. The `train.state` 'running'
+       * answering it carries the restored step; no step-0 evaluation is made.
+       */
+      resume?: { checkpoint: Uint8Array };
     }
   /**
    * Reads and splits a prompt set as a run would (for the loaded student, when there is one: its
@@ -206,8 +213,12 @@ export type LabEvent =
       message: string;
       error?: LabError;
     }
-  /** The engine now holds a checkpoint of the run at `step` (trainer tensors and run state), `bytes` long. */
-  | { type: 'train.checkpoint'; runId: number; step: number; bytes: number }
+  /**
+   * The engine now holds a checkpoint of the run at `step` (trainer tensors and run state), `bytes`
+   * long; `file` is that checkpoint (one safetensors file, a copy), for the page to keep so a run
+   * survives a reload, a lost device or a crashed worker.
+   */
+  | { type: 'train.checkpoint'; runId: number; step: number; bytes: number; file: Uint8Array }
   /** The answer to train.export: files by their path inside the folder (one file for a checkpoint). */
   | { type: 'train.exported'; requestId: number; what: TrainExportKind; step: number; files: { path: string; bytes: Uint8Array }[] }
   /** The answer to cluster.export: the files (text), and per target the file or why it was not written. */

@@ -106,7 +106,7 @@ export class LabEngine {
         case 'train.start': {
           const device = this.requireDevice(command.requestId);
           if (!device) return;
-          const error = await this.training.start(command.requestId, device, this.models, command.setup, command.prompts, command.pauseAfter);
+          const error = await this.training.start(command.requestId, device, this.models, command.setup, command.prompts, command.pauseAfter, command.resume);
           return error ? this.fail(command.requestId, error) : undefined;
         }
         case 'prompts.check': {

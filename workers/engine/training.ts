@@ -107,6 +107,8 @@ export class Training {
     setup: TrainSetup,
     prompts?: PromptTextSource,
     pauseAfter?: number,
+    /** A checkpoint to resume from (trainer tensors and run state; the page kept it). */
+    resume?: { checkpoint: Uint8Array },
   ): Promise<LabError | null> {
     if (this.starting) return { code: 'run-active', message: 'A run is being set up already: wait for it, or stop it once it runs.' };
     if (this.active) {
@@ -150,9 +152,10 @@ export class Training {
     this.starting = true;
     let run: DistillRun;
     try {
-      run = await this.host.exclusive(() => DistillRun.create(device, { student: student!.folder, teacher: teacher!.folder, task: task.task, options, keptTask }));
+      run = await this.host.exclusive(() => DistillRun.create(device, { student: student!.folder, teacher: teacher!.folder, task: task.task, options, keptTask, ...(resume ? { checkpoint: resume.checkpoint } : {}) }));
     } catch (e) {
       if (e instanceof DistillError) return { code: 'bad-options', message: asSentence(e.message) };
+      if (resume) return { code: 'bad-request', message: `The checkpoint to resume from cannot be read for this student (${e instanceof Error ? e.message : String(e)}): load the student the run trained, or start a new run.` };
       return this.host.describe(e);
     } finally {
       this.starting = false;
@@ -162,7 +165,8 @@ export class Training {
     const keeping = keptTask ? ` (keeping ${keptTask.task.name}, evaluated beside it)` : '';
     const on = promptSet ? `${task.task.name} (${promptSet.train.length} training prompts, ${promptSet.heldOut.length} held out; no verifier)` : task.task.name;
     const pausing = pauseAfter === undefined ? '' : ` Pausing after ${pauseAfter === 1 ? 'the first step' : `${pauseAfter} steps`}.`;
-    this.emitState(a, 'running', `Running ${setup.objective} on ${on}${keeping}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.${pausing}`, [requestId]);
+    const resumed = resume ? `, resumed from the checkpoint of step ${run.step}` : '';
+    this.emitState(a, 'running', `Running ${setup.objective} on ${on}${keeping}${resumed}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.${pausing}`, [requestId]);
     this.loopDone = this.loop(a);
     return null;
   }
@@ -302,7 +306,8 @@ export class Training {
       },
       checkpoint: (step, bytes) => {
         this.kept = { runId: a.id, step, bytes, student: run.student };
-        this.host.emit({ type: 'train.checkpoint', runId: a.id, step, bytes: bytes.byteLength });
+        // The page keeps a copy (IndexedDB), so a reload or a lost device resumes from here.
+        this.host.emit({ type: 'train.checkpoint', runId: a.id, step, bytes: bytes.byteLength, file: bytes });
       },
     });
     let failure: LabError | undefined;
