@@ -8,7 +8,7 @@ import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'r
 import { runHistory, subscribeHistory, useDistillRun, type RunHistory } from '../state/distillRun';
 import { formatMetric, formatSi } from '../components/numbers';
 
-const THROTTLE_MS = 250;
+export const THROTTLE_MS = 250;
 
 const COLORS = {
   reverseKL: '#3056d3',
@@ -23,7 +23,7 @@ const COLORS = {
 const snapshot = (): RunHistory => ({ steps: [...runHistory.steps], evals: [...runHistory.evals] });
 
 /** The history, redrawn at a throttled rate while it grows. */
-function useThrottledHistory(ms: number): RunHistory {
+export function useThrottledHistory(ms: number): RunHistory {
   const [history, setHistory] = useState(snapshot);
   useEffect(() => {
     let timer: ReturnType<typeof setTimeout> | undefined;

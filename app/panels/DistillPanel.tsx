@@ -11,6 +11,7 @@ import { LlamaStudentPreset, LoadBuiltIns, ModelLoader, SelfDistillPreset } from
 import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
 import { DistillCharts } from './DistillCharts';
+import { ProbeStrip } from './ProbeStrip';
 import { formatBytes } from '../../workers/contract/format';
 import { setupProblem } from '../../workers/contract/knobs';
 import { OBJECTIVES, type ObjectiveName } from '../../workers/contract/run';
@@ -390,6 +391,10 @@ export function DistillPanel() {
       <section className="card wide">
         <h2>Curves</h2>
         <DistillCharts />
+      </section>
+      <section className="card wide" data-testid="probe-card">
+        <h2>Penalties at each evaluation</h2>
+        <ProbeStrip />
       </section>
       <section className="card">
         <h2>Latest step</h2>

@@ -8,7 +8,7 @@
  * next run starts.
  */
 import { create } from 'zustand';
-import type { EvalMetrics, LabError, StepMetrics, TrainExportKind, TrainStateName } from '../../workers/protocol';
+import type { EvalMetrics, LabError, ProbeHeatmap, StepMetrics, TrainExportKind, TrainStateName } from '../../workers/protocol';
 
 /** One step as the charts plot it (non-finite values become gaps). */
 export interface StepPoint {
@@ -32,6 +32,8 @@ export interface EvalPoint {
   sampledKL: number | null;
   /** Percent on the kept task (runs that keep one), else absent. */
   keptAccuracy?: number;
+  /** The probe prompts' heatmaps at this evaluation (runs with probes). */
+  probes?: ProbeHeatmap[];
 }
 
 export interface RunHistory {
@@ -137,7 +139,21 @@ export function addEval(e: EvalMetrics): void {
   runHistory.evals.push({
     step: e.step, flops: e.flopsTotal, accuracy: e.accuracy === undefined ? null : 100 * e.accuracy, reverseKL: finite(e.reverseKL), sampledKL: e.sampledKL === undefined ? null : finite(e.sampledKL),
     ...(e.kept ? { keptAccuracy: 100 * e.kept.accuracy } : {}),
+    ...(e.probes ? { probes: e.probes } : {}),
   });
   useDistillRun.setState({ latestEval: e });
+  historyChanged();
+}
+
+/**
+ * The history replaced by a kept run's points (the run archive's: after a reload, or a resumed
+ * run going on from its checkpoint), the latest step and evaluation with them.
+ */
+export function restoreHistory(steps: StepMetrics[], evals: EvalMetrics[]): void {
+  runHistory.steps = [];
+  runHistory.evals = [];
+  useDistillRun.setState({ latest: null, latestEval: null, problems: [] });
+  for (const m of steps) addStep(m);
+  for (const e of evals) addEval(e);
   historyChanged();
 }

@@ -109,6 +109,24 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     expect(examples).toHaveLength(8);
     for (const e of examples) expect(e).toMatch(/^[✓✗]Q: +\d+\+ *\d+= A: /);
     expect(await page.getByTestId('distill-checkpoint').textContent()).toMatch(/^Checkpoint of step 3 kept in the lab worker \([\d.]+ (B|KiB|MiB)\)\.$/);
+    // The probes: a row per evaluation in the strip; the scrubber shows one large, with the
+    // fixed completion's tokens the same text at every step and their numbers on data-*.
+    const strip = page.getByTestId('probe-row');
+    await expect.poll(() => strip.count()).toBe(4);
+    expect(await strip.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-step')))).toEqual(['0', '1', '2', '3']);
+    expect(await page.getByTestId('probe-step').textContent()).toBe('3');
+    const probeTokens = async () => page.getByTestId('probe-token').evaluateAll((ts) => ts.map((t) => ({ text: t.textContent, kl: Number(t.getAttribute('data-reverse-kl')) })));
+    const atLast = await probeTokens();
+    expect(atLast.length).toBeGreaterThan(0);
+    for (const t of atLast) expect(Number.isFinite(t.kl) && t.kl >= 0).toBe(true);
+    await page.getByTestId('probe-scrubber').fill('0');
+    expect(await page.getByTestId('probe-step').textContent()).toBe('0');
+    const atFirst = await probeTokens();
+    expect(atFirst.map((t) => t.text)).toEqual(atLast.map((t) => t.text));
+    // Trained 3 steps at lr 0.01, the student's numbers on the same text moved.
+    expect(atFirst.some((t, i) => Math.abs(t.kl - atLast[i].kl) > 1e-4)).toBe(true);
+    await page.getByTestId('probe-card').scrollIntoViewIfNeeded();
+    await screenshot(page, 'distill-probes');
     expect(lab.errors).toEqual([]);
     await screenshot(page, 'distill-finished');
   });
