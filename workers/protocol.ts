@@ -31,6 +31,40 @@ export interface CachedModelSummary {
   bytes: number;
 }
 
+/**
+ * A completion judged by the loaded student's task (its config.json `task`), when the prompt is
+ * one of that task's: right or wrong, and what the answer should be, as written and as read.
+ */
+export interface TaskVerdict {
+  /** The task's name ('addition', …). */
+  task: string;
+  correct: boolean;
+  /** The verifier's sentence, when wrong. */
+  reason?: string;
+  /** The completion the task expects, as the model should write it (without the end of text). */
+  expected: string;
+  /** The expected completion as a person reads it (addition's units-first "639" is "936"); `expected` when it reads as written. */
+  expectedReadable: string;
+  /** The judged completion as a person reads it. */
+  gotReadable: string;
+}
+
+/** A prompt drawn from the loaded student's task (`task.draw`), with how the task writes things. */
+export interface DrawnTaskPrompt {
+  task: string;
+  prompt: string;
+  /** Which prompt of the task's fixed held-out set (never trained on), of `heldOut`. */
+  index: number;
+  heldOut: number;
+  /** How the task's prompts and answers are written, for people; null when the task does not say. */
+  format: string | null;
+  /** The completion the task expects for this prompt (without the end of text), and as a person reads it. */
+  expected: string;
+  expectedReadable: string;
+  /** New tokens an answer of this task needs at most (a sampling budget). */
+  maxTokens: number;
+}
+
 // ---------------------------------------------------------------- commands (UI → worker)
 
 /**
@@ -78,6 +112,8 @@ export type LabCommand =
   /**
    * Samples completions of a prompt from the loaded student; tokens stream as `tokens` events.
    * With `chat`, the prompt is a user message, rendered with the student's chat template.
+   * With `forced` (token ids), every completion starts with those tokens and the student samples
+   * the rest (up to `maxTokens` more): a branch from a token the student did not write.
    */
   | {
       type: 'sample';
@@ -90,7 +126,14 @@ export type LabCommand =
       topK: number;
       topP: number;
       seed: number;
+      forced?: number[];
     }
+  /**
+   * Draws a prompt from the loaded student's task (its config.json `task`): the `index`-th of the
+   * task's fixed held-out set (wrapped around; a random one when absent). Answered by `task.drawn`,
+   * or an error 'no-task' when the student names no built-in task.
+   */
+  | { type: 'task.draw'; requestId: number; index?: number }
   /**
    * Scores a completion token by token, student against teacher. With `chat`, the prompt is a
    * user message rendered with each model's own chat template; the answer's `chat` shows both
@@ -180,8 +223,14 @@ export type LabEvent =
   | { type: 'cache.listed'; requestId: number; models: CachedModelSummary[]; bytes: number; where: string }
   /** One sampled token of completion `completion` (prompt-major order), as it comes. */
   | { type: 'tokens'; requestId: number; completion: number; step: number; token: number; text: string; logprob: number; done: boolean }
-  /** `renderedPrompt`: the prompt as the student read it (a chat prompt rendered with its template). */
-  | { type: 'sample.result'; requestId: number; promptIds: number[]; completions: SampledCompletion[]; renderedPrompt?: string }
+  /**
+   * `renderedPrompt`: the prompt as the student read it (a chat prompt rendered with its template).
+   * `verdicts` (one per completion) when the prompt is one of the loaded student's task. With
+   * `forced`, each completion's tokens and text begin with the forced tokens, whose log-probs are
+   * NaN (they were not sampled).
+   */
+  | { type: 'sample.result'; requestId: number; promptIds: number[]; completions: SampledCompletion[]; renderedPrompt?: string; verdicts?: TaskVerdict[] }
+  | { type: 'task.drawn'; requestId: number; drawn: DrawnTaskPrompt }
   | {
       type: 'score.result';
       requestId: number;
@@ -191,6 +240,8 @@ export type LabEvent =
       meanSampledKL: number;
       /** A chat prompt's renderings (the student's and the teacher's) and the cost of their mismatch. */
       chat?: ChatRenderingSummary;
+      /** The completion's verdict, when the prompt is one of the loaded student's task. */
+      verdict?: TaskVerdict;
     }
   /** The answer to prompts.check: the set's size and split, and a few prompts of each side. */
   | { type: 'prompts.checked'; requestId: number; summary: PromptSetSummary }

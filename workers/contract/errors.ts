@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'selfcheck-failed'
   | 'model-folder'
   | 'no-model'
+  /** `task.draw` with a student that names no built-in task (config.json `task`). */
+  | 'no-task'
   | 'bad-request'
   | 'bad-command'
   /** The student folder has no trainable weights (model.safetensors) or is of no model family the lab knows. */

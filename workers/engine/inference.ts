@@ -3,7 +3,7 @@
  * the student and scoring a completion, student against teacher. The lab worker and the CLI both
  * use these, so the page and the terminal give the same numbers.
  */
-import type { ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary } from '../protocol';
+import type { DrawnTaskPrompt, ModelRole, ModelSummary, SampledCompletion, ScoredTokenSummary, TaskVerdict } from '../protocol';
 import type { ort } from '../ort/runtime';
 import { ONNX_DTYPE_FILES, readModelFolder, type ModelFolder, type ReadFolderOptions } from '../models/folder';
 import type { ModelSource } from '../models/source';
@@ -11,11 +11,12 @@ import { assertSameTokenizer, assertWritable, type LabTokenizer } from '../model
 import { checkModelFits } from '../models/memory';
 import type { DecoderSession } from '../models/decoder-session';
 import { decoderRunner, openGraphSamplingSession, openSamplingSession } from '../sampling/runner';
-import { sampleCompletions, type SampledModel, type TokenEvent } from '../sampling/sampler';
+import { SamplingError, sampleCompletions, type SampledModel, type TokenEvent } from '../sampling/sampler';
 import { graphContextOf, graphSamplingConfig } from '../models/graph-config';
 import type { SamplingOptions } from '../sampling/choose';
 import { openScoringSession } from '../scoring/forward';
 import { scoreCompletions, type ScoredToken } from '../scoring/scorer';
+import { builtInTask, TASK_NAMES, type TaskInfo } from '../tasks/registry';
 
 export interface LoadedModel {
   folder: ModelFolder;
@@ -56,6 +57,12 @@ export interface SampleParams {
   maxTokens: number;
   sampling: SamplingOptions;
   seed: number;
+  /**
+   * Token ids every completion starts with (a branch: the student's tokens up to a position, then
+   * one it did not write); the student samples up to `maxTokens` more after them. Their log-probs
+   * are NaN in the result (they were not sampled). Ending with the end of text: nothing is sampled.
+   */
+  forced?: readonly number[];
 }
 
 export async function sampleText(
@@ -67,6 +74,10 @@ export async function sampleText(
   const { folder } = model;
   const tok = folder.tokenizer;
   const promptIds = tok.encode(params.prompt, { addSpecialTokens: params.addSpecialTokens ?? true });
+  const forced = [...(params.forced ?? [])];
+  const vocab = Number(folder.config?.vocabSize ?? folder.tokenizer.vocab.length);
+  const badForced = forced.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
+  if (badForced !== undefined) throw new SamplingError(`the forced start of the completion has token id ${badForced}, outside the student's vocabulary (0..${vocab - 1})`);
   let config: SampledModel & { eosTokenId?: number };
   if (folder.config) {
     config = folder.config;
@@ -79,14 +90,79 @@ export async function sampleText(
     model.sampling ??= await openGraphSamplingSession(device, folder.onnx, folder.onnxLabel);
     config = graphSamplingConfig(folder, model.sampling.graphVocabSize);
   }
-  const completions = await sampleCompletions(
-    decoderRunner(config, model.sampling),
-    { prompts: [promptIds], n: params.n, maxTokens: params.maxTokens, sampling: params.sampling, seed: params.seed, eosTokenId: tok.eosTokenId ?? config.eosTokenId ?? null },
-    onToken && ((e) => onToken(e, tok.tokenText(e.token))),
-  );
+  const eosTokenId = tok.eosTokenId ?? config.eosTokenId ?? null;
+  // A forced start that already ends the completion leaves nothing to sample.
+  const ended = forced.length > 0 && eosTokenId !== null && forced[forced.length - 1] === eosTokenId;
+  const completions = ended
+    ? Array.from({ length: params.n }, () => ({ tokens: [] as number[], logprobs: [] as number[], finish: 'eos' as const }))
+    : await sampleCompletions(
+        decoderRunner(config, model.sampling),
+        // The forced tokens are read as the prompt's continuation: the KV cache holds them like the prompt.
+        { prompts: [[...promptIds, ...forced]], n: params.n, maxTokens: params.maxTokens, sampling: params.sampling, seed: params.seed, eosTokenId },
+        onToken && ((e) => onToken(e, tok.tokenText(e.token))),
+      );
   return {
     promptIds,
-    completions: completions.map((c) => ({ tokens: c.tokens, text: tok.decode(c.tokens, { skipSpecialTokens: true }), logprobs: c.logprobs, finish: c.finish })),
+    completions: completions.map((c) => {
+      const tokens = [...forced, ...c.tokens];
+      return { tokens, text: tok.decode(tokens, { skipSpecialTokens: true }), logprobs: [...forced.map(() => NaN), ...c.logprobs], finish: c.finish };
+    }),
+  };
+}
+
+/** The built-in task a model folder names (config.json `task`, with its hints), or null. */
+export function folderTask(model: LoadedModel | undefined): TaskInfo | null {
+  const name = model?.folder.rawConfig.task;
+  if (typeof name !== 'string' || !(TASK_NAMES as readonly string[]).includes(name)) return null;
+  try {
+    return builtInTask(name, model!.folder.rawConfig);
+  } catch {
+    return null;
+  }
+}
+
+/** How many of a task's held-out prompts `task.draw` draws among. */
+export const DRAWN_HELD_OUT = 256;
+
+/** The `index`-th prompt of the task's held-out set (wrapped around), with how the task writes things. */
+export function drawTaskPrompt(info: TaskInfo, index: number): DrawnTaskPrompt {
+  const { task } = info;
+  const prompts = task.evalPrompts(DRAWN_HELD_OUT);
+  if (prompts.length === 0) throw new Error(`the task '${task.name}' has no held-out prompts to draw from`);
+  const i = ((Math.trunc(index) % prompts.length) + prompts.length) % prompts.length;
+  const prompt = prompts[i];
+  const expected = task.expected?.(prompt) ?? '';
+  return {
+    task: task.name,
+    prompt,
+    index: i,
+    heldOut: prompts.length,
+    format: task.formatNote ?? null,
+    expected,
+    expectedReadable: task.readable ? task.readable(expected) : expected,
+    maxTokens: info.maxTokens,
+  };
+}
+
+/**
+ * The verdict of `completion` (decoded text, special tokens dropped) on `prompt` by the task,
+ * when the task can judge it: it has a verifier and an expected answer, and the prompt is one of
+ * its own (a non-empty expected completion). Otherwise null.
+ */
+export function taskVerdict(info: TaskInfo | null, prompt: string, completion: string): TaskVerdict | null {
+  const task = info?.task;
+  if (!task?.verify || !task.expected) return null;
+  const expected = task.expected(prompt);
+  if (!expected) return null;
+  const v = task.verify(prompt, completion);
+  const readable = (text: string) => (task.readable ? task.readable(text) : text);
+  return {
+    task: task.name,
+    correct: v.correct,
+    ...(v.correct || v.reason === undefined ? {} : { reason: v.reason }),
+    expected,
+    expectedReadable: readable(expected),
+    gotReadable: readable(completion),
   };
 }
 

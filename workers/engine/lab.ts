@@ -13,7 +13,7 @@ import { ModelTooLargeError } from '../models/memory';
 import { isOnnxDtype, ONNX_DTYPES, type OnnxDtype } from '../models/folder';
 import { SamplingError } from '../sampling/sampler';
 import { ModelFileError } from '../models/decoder-session';
-import { loadModel, releaseModel, sampleText, scoreText, type LoadedModel } from './inference';
+import { drawTaskPrompt, folderTask, loadModel, releaseModel, sampleText, scoreText, taskVerdict, type LoadedModel } from './inference';
 import { scoreChat, userMessage } from './chat';
 import { ChatTemplateError } from '../chat/render';
 import { renderFolderChat } from '../chat/template';
@@ -103,6 +103,8 @@ export class LabEngine {
           return await this.sample(command);
         case 'score':
           return await this.score(command);
+        case 'task.draw':
+          return this.drawTask(command.requestId, command.index);
         case 'train.start': {
           const device = this.requireDevice(command.requestId);
           if (!device) return;
@@ -375,14 +377,35 @@ export class LabEngine {
       const result = await this.exclusive(() => sampleText(
         device,
         model,
-        { prompt, addSpecialTokens: !c.chat, n: c.n, maxTokens: c.maxTokens, sampling: { temperature: c.temperature, topK: c.topK, topP: c.topP }, seed: c.seed },
+        { prompt, addSpecialTokens: !c.chat, n: c.n, maxTokens: c.maxTokens, sampling: { temperature: c.temperature, topK: c.topK, topP: c.topP }, seed: c.seed, forced: c.forced },
         (e, text) =>
           this.options.emit({ type: 'tokens', requestId: c.requestId, completion: e.promptIndex * c.n + e.sample, step: e.step, token: e.token, text, logprob: e.logprob, done: e.done }),
       ));
-      this.options.emit({ type: 'sample.result', requestId: c.requestId, ...result, ...(c.chat ? { renderedPrompt: prompt } : {}) });
+      // A prompt of the student's own task: each completion judged (right or wrong, and what it should be).
+      const task = c.chat ? null : folderTask(model);
+      const verdicts = result.completions.map((x) => taskVerdict(task, c.prompt, x.text));
+      this.options.emit({
+        type: 'sample.result', requestId: c.requestId, ...result, ...(c.chat ? { renderedPrompt: prompt } : {}),
+        ...(verdicts.every((v) => v !== null) && verdicts.length ? { verdicts } : {}),
+      });
     } catch (e) {
       this.fail(c.requestId, this.requestError(e));
     }
+  }
+
+  /** A prompt of the loaded student's task (config.json `task`), with how the task writes things. */
+  private drawTask(requestId: number, index?: number): void {
+    const student = this.requireModel(requestId, 'student');
+    if (!student) return;
+    const task = folderTask(student);
+    if (!task) {
+      return this.fail(requestId, {
+        code: 'no-task',
+        message: `The student ${student.summary.label} names no built-in task in its config.json ("task"), so there is no task prompt to draw: type a prompt, or load the built-in student.`,
+      });
+    }
+    const drawn = drawTaskPrompt(task, index ?? Math.floor(Math.random() * 2 ** 31));
+    this.options.emit({ type: 'task.drawn', requestId, drawn });
   }
 
   private async score(c: Extract<LabCommand, { type: 'score' }>): Promise<void> {
@@ -398,7 +421,8 @@ export class LabEngine {
         return;
       }
       const { promptIds, tokens, meanReverseKL, meanSampledKL } = await this.exclusive(() => scoreText(device, student, teacher, c.prompt, c.completion, { topK: c.topK }));
-      this.options.emit({ type: 'score.result', requestId: c.requestId, promptIds, tokens, meanReverseKL, meanSampledKL });
+      const verdict = taskVerdict(folderTask(student), c.prompt, c.completion);
+      this.options.emit({ type: 'score.result', requestId: c.requestId, promptIds, tokens, meanReverseKL, meanSampledKL, ...(verdict ? { verdict } : {}) });
     } catch (e) {
       this.fail(c.requestId, this.requestError(e));
     }

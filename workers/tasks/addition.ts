@@ -584,5 +584,25 @@ export function additionTask(options: AdditionOptions = {}) {
       const v = verifyAddition(prompt, completion, { format });
       return v.correct ? { correct: true } : { correct: false, reason: v.reason };
     },
+    /** The correct completion of `prompt` in this task's format, without the end of text ("639" for 347+589); '' for a prompt that is not an addition prompt. */
+    expected(prompt: string): string {
+      const operands = parseAdditionPrompt(prompt);
+      return operands ? answerText(operands.a, operands.b, format) : '';
+    },
+    /** The answer as people read it: "639" (units first) → "936"; a completion that does not parse, as written. */
+    readable: (completion: string): string => displayAnswer(completion, format),
+    formatNote: additionFormatNote(settings),
   };
+}
+
+/** How the task's prompts and answers are written, for people (Inspect shows it beside a drawn prompt). */
+export function additionFormatNote(options: AdditionOptions = {}): string {
+  const digits = options.digits ?? DEFAULT_ADDITION_DIGITS;
+  const format = options.format ?? DEFAULT_ADDITION_FORMAT;
+  const [a, b] = digits[1] >= 3 ? [347, 589] : [7, 8];
+  const prompt = `Prompts are written ${JSON.stringify(additionPrompt(a, b, { digits }))}, each number right-aligned to ${digits[1]} character${digits[1] === 1 ? '' : 's'}.`;
+  const example = `${a}+${b} = ${a + b} is written ${JSON.stringify(answerText(a, b, format))}`;
+  if (format === 'plain') return `${prompt} The answer is written as usual, most significant digit first, then the end of text.`;
+  if (format === 'reversed') return `${prompt} The answer is written units first, then the end of text: ${example}; answers are shown here in the usual order too.`;
+  return `${prompt} The answer is written units first, each digit followed by 'c' when its column carries into the next and '.' when it does not: ${example}.`;
 }

@@ -174,5 +174,16 @@ export function subtractionTask(options: SubtractionOptions = {}) {
       const v = verifySubtraction(prompt, completion);
       return v.correct ? { correct: true } : { correct: false, reason: v.reason };
     },
+    /** The correct completion of `prompt`, units first, without the end of text ("242" for 589-347); '' for a prompt that is not a subtraction prompt (a < b included). */
+    expected(prompt: string): string {
+      const operands = parseSubtractionPrompt(prompt);
+      return operands && operands.a >= operands.b ? reverse(String(operands.a - operands.b)) : '';
+    },
+    /** The answer as people read it ("242" units first → "242", "58" → "85"); a completion that is not all digits, as written. */
+    readable(completion: string): string {
+      const { segment } = answerSegment(completion);
+      return /^\d+$/.test(segment) ? reverse(segment) : segment;
+    },
+    formatNote: `Prompts are written ${JSON.stringify(subtractionPrompt(589, 347, { digits }))}, the larger number first, each right-aligned to ${digits[1]} characters. The answer is written units first, then the end of text: 589-347 = 242 is written "242", 93-58 = 35 is written "53"; answers are shown here in the usual order too.`,
   };
 }

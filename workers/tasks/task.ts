@@ -25,4 +25,17 @@ export interface LabTask {
   evalPrompts(count: number): string[];
   /** Whether `completion` (decoded text, special tokens dropped) answers `prompt` correctly; absent for prompts without labels. */
   verify?(prompt: string, completion: string): { correct: boolean; reason?: string };
+  /**
+   * The correct completion of `prompt` as the model should write it (decoded text, without the
+   * end of text: what `verify` accepts), or '' when `prompt` is not one of this task's. Inspect
+   * shows it beside a verdict ("the answer should be …").
+   */
+  expected?(prompt: string): string;
+  /**
+   * A completion of this task as a person reads it, where the format writes it otherwise
+   * (addition's units-first "639" is 936). Absent: a completion reads as it is written.
+   */
+  readable?(completion: string): string;
+  /** How this task's prompts and answers are written, in a sentence or two for people (Inspect shows it beside a drawn prompt). */
+  formatNote?: string;
 }
