@@ -23,6 +23,12 @@
  *    SwiGLU, tied head) with the addition tokenizer, so the GPT-2 addition-teacher can teach it,
  *    trained by cross-entropy on ground truth (training stream) and stopped as soon as its held-out
  *    accuracy passes RECIPE.llamaStudent.stopAbove, as the GPT-2 student is.
+ * 5. The reasoning pair (`--only worked` builds it alone, leaving the others as they are): the
+ *    worked-addition task (workers/tasks/worked-addition.ts: every column's working written out,
+ *    then the answer), a Llama teacher (RECIPE.worked.teacher) trained by cross-entropy on ground
+ *    truth until its held-out accuracy reaches RECIPE.worked.teacher.target, and a smaller Llama
+ *    student (RECIPE.worked.student) trained by cross-entropy on that teacher's own samples and
+ *    stopped as soon as it passes RECIPE.worked.student.stopAbove.
  * Each folder gets the model files, `recipe.json` (this recipe, the measured accuracies and the
  * time taken) and `training-log.jsonl` (every step's loss and every evaluation).
  */
@@ -60,6 +66,7 @@ import {
   trainProblem,
   type AdditionOptions,
 } from '../workers/tasks/addition';
+import { maxWorkedTokens, workedAdditionTask, workedTrainProblem, WORKED_TASK_NAME, WORKED_VOCAB, type WorkedOptions } from '../workers/tasks/worked-addition';
 
 const TASK = { digits: [1, 3] as [number, number], format: 'reversed' as const } satisfies AdditionOptions;
 
@@ -92,6 +99,29 @@ export const RECIPE = {
     initializerRange: 0.02,
     batch: 32, lr: 2e-3, warmupSteps: 20, maxSteps: 3000, schedule: 'constant' as const, weightDecay: 0.01,
     evalEvery: 50, evalPrompts: 256, stopAbove: 0.45,
+  },
+  worked: {
+    task: { digits: [3, 3] as [number, number] } satisfies WorkedOptions,
+    teacher: {
+      config: {
+        modelType: 'llama', nLayer: 2, hidden: 64, nHead: 4, nKvHead: 2, headDim: 16, intermediate: 192, vocabSize: WORKED_VOCAB.length, nPositions: 64,
+        rmsNormEps: 1e-5, tiedEmbeddings: true, qkvBias: false, outputBias: false, mlpBias: false, qkNorm: false, rope: { type: 'default', theta: 10000 },
+        bosTokenId: ADDITION_EOS_ID, eosTokenId: ADDITION_EOS_ID,
+      } satisfies LlamaConfig,
+      initializerRange: 0.02,
+      batch: 32, lr: 3e-3, warmupSteps: 50, maxSteps: 2000, schedule: 'constant' as const, weightDecay: 0.01,
+      evalEvery: 100, evalPrompts: 128, target: 0.97,
+    },
+    student: {
+      config: {
+        modelType: 'llama', nLayer: 2, hidden: 48, nHead: 4, nKvHead: 2, headDim: 12, intermediate: 128, vocabSize: WORKED_VOCAB.length, nPositions: 64,
+        rmsNormEps: 1e-5, tiedEmbeddings: true, qkvBias: false, outputBias: false, mlpBias: false, qkNorm: false, rope: { type: 'default', theta: 10000 },
+        bosTokenId: ADDITION_EOS_ID, eosTokenId: ADDITION_EOS_ID,
+      } satisfies LlamaConfig,
+      initializerRange: 0.02,
+      batch: 32, lr: 3e-3, warmupSteps: 20, maxSteps: 2000, schedule: 'constant' as const, weightDecay: 0.01,
+      evalEvery: 50, evalPrompts: 128, stopAbove: 0.45, teacherTemperature: 1,
+    },
   },
   finalEvalPrompts: 1000,
 };
@@ -129,7 +159,7 @@ async function liveRunner(device: GPUDevice, trainer: Trainer<FamilyConfig>): Pr
 }
 
 interface Phase {
-  name: 'teacher' | 'student' | 'recovery' | 'llama-student';
+  name: 'teacher' | 'student' | 'recovery' | 'llama-student' | 'worked-teacher' | 'worked-student';
   /** Initial weights (default: random GPT-2 weights, seeded). */
   init?: ModelParams;
   /** Held-out evaluation (default: the addition task's accuracy). */
@@ -186,6 +216,8 @@ async function train(device: GPUDevice, phase: Phase, lines: LogLine[]): Promise
 
 interface FolderSpec {
   role: 'teacher' | 'student';
+  /** The task config.json names (default: addition, in TASK's format and digits). */
+  task?: Record<string, unknown>;
   /** More config.json fields (the recovery pair: lab_preset, task_kept). */
   hints?: Record<string, unknown>;
   vocabulary?: readonly string[];
@@ -194,7 +226,7 @@ interface FolderSpec {
 async function exportWeights(dir: string, config: FamilyConfig, weights: ModelParams, spec: FolderSpec, recipe: object, lines: LogLine[]): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const files = writeModelFolder(config, weights, additionTokenizerFiles({ vocabulary: spec.vocabulary }), { task: 'addition', task_format: TASK.format, task_digits: TASK.digits, lab_role: spec.role, ...spec.hints });
+  const files = writeModelFolder(config, weights, additionTokenizerFiles({ vocabulary: spec.vocabulary }), { ...(spec.task ?? { task: 'addition', task_format: TASK.format, task_digits: TASK.digits }), lab_role: spec.role, ...spec.hints });
   files.set('recipe.json', new TextEncoder().encode(JSON.stringify(recipe, null, 2) + '\n'));
   files.set('training-log.jsonl', new TextEncoder().encode(lines.map((l) => JSON.stringify(l)).join('\n') + '\n'));
   await writeFolder(dir, files);
@@ -329,6 +361,90 @@ async function buildLlamaStudent(device: GPUDevice, out: string, adapter: string
   console.error(`build:models ${dir}: ${run.steps} steps in ${Math.round(seconds)} s, ${(final.accuracy * 100).toFixed(1)}% held-out (${final.prompts} prompts)`);
 }
 
+/**
+ * Step 5, the reasoning pair: a Llama teacher on the worked-addition task's ground truth, then a
+ * smaller Llama student on the teacher's own samples (temperature 1), stopped as soon as it passes
+ * RECIPE.worked.student.stopAbove; both accuracies from the exported folders' own ONNX files.
+ */
+async function buildWorkedPair(device: GPUDevice, out: string, adapter: string): Promise<void> {
+  const W = RECIPE.worked;
+  const workedTask = workedAdditionTask(W.task);
+  const workedTokens = maxWorkedTokens(W.task);
+  const tok = tokenizerFromJson(additionTokenizerJson(WORKED_VOCAB), additionTokenizerConfig(), 'worked');
+  const evaluate = (count: number) => async (runner: DecoderRunner) => {
+    const e = await evaluateRunner(runner, tok, ADDITION_EOS_ID, workedTask, count, workedTokens);
+    const wrong = e.examples.find((x) => !x.correct) ?? e.examples[0];
+    return { accuracy: e.accuracy, line: { evalAccuracy: e.accuracy, evalPrompts: e.prompts, example: `${wrong.prompt}${wrong.completion}` } };
+  };
+  const folderTask = { task: WORKED_TASK_NAME, task_format: 'worked', task_digits: W.task.digits };
+  const hints = { lab_preset: 'worked' };
+  const teacherDir = join(out, 'worked-teacher');
+  const studentDir = join(out, 'worked-student');
+
+  // The teacher, on ground truth.
+  const T = W.teacher;
+  const teacherStarted = performance.now();
+  const teacherLines: LogLine[] = [];
+  const teacherRun = await train(device, {
+    name: 'worked-teacher', ...T, stopAt: T.target, evaluate: evaluate(T.evalPrompts),
+    init: randomFamilyParams(T.config, RECIPE.seed + 5000, T.initializerRange),
+    batchAt: async (step) => Array.from({ length: T.batch }, (_, i) => {
+      const p = workedTrainProblem(RECIPE.seed + 5, step * T.batch + i, W.task);
+      return sequence(p.prompt, tok.encode(p.completion), 1, tok);
+    }),
+  }, teacherLines);
+  const teacherSeconds = (performance.now() - teacherStarted) / 1000;
+  await exportWeights(teacherDir, T.config, await teacherRun.trainer.readWeights(), { role: 'teacher', task: folderTask, hints, vocabulary: WORKED_VOCAB }, {}, teacherLines);
+  teacherRun.trainer.destroy();
+  console.error(`build:models ${teacherDir}: ${teacherRun.steps} steps in ${Math.round(teacherSeconds)} s`);
+
+  // The student, on the teacher's samples (a seeded pool, sampled POOL_CHUNK prompts at a time).
+  const S = W.student;
+  const studentStarted = performance.now();
+  const teacherFolder = await readModelFolder(await dirSource(teacherDir));
+  const teacherDecoder = await openSamplingSession(device, teacherFolder.config!, teacherFolder.onnx, teacherFolder.onnxLabel);
+  const teacherRunner = decoderRunner(teacherFolder.config!, teacherDecoder);
+  const pool: TrainSequence[] = [];
+  const POOL_CHUNK = 256;
+  const studentLines: LogLine[] = [];
+  const studentRun = await train(device, {
+    name: 'worked-student', ...S, stopAt: S.stopAbove, evaluate: evaluate(S.evalPrompts),
+    init: randomFamilyParams(S.config, RECIPE.seed + 6000, S.initializerRange),
+    batchAt: async (step) => {
+      while (pool.length < (step + 1) * S.batch) {
+        const start = pool.length;
+        const prompts = Array.from({ length: POOL_CHUNK }, (_, i) => workedTrainProblem(RECIPE.seed + 6, start + i, W.task).prompt);
+        const samples = await sampleCompletions(teacherRunner, {
+          prompts: prompts.map((p) => tok.encode(p)), n: 1, maxTokens: workedTokens, seed: RECIPE.seed * 7919 + start, eosTokenId: ADDITION_EOS_ID,
+          sampling: { temperature: S.teacherTemperature, topK: 0, topP: 1 },
+        });
+        for (const c of samples) pool.push(sequence(prompts[c.promptIndex], c.tokens, 1, tok));
+      }
+      return pool.slice(step * S.batch, (step + 1) * S.batch);
+    },
+  }, studentLines);
+  await teacherDecoder.session.release();
+  const studentSeconds = (performance.now() - studentStarted) / 1000;
+  await exportWeights(studentDir, S.config, await studentRun.trainer.readWeights(), { role: 'student', task: folderTask, hints, vocabulary: WORKED_VOCAB }, {}, studentLines);
+  studentRun.trainer.destroy();
+
+  // Both folders' held-out accuracy, from their own ONNX files.
+  const buildSeconds = { teacher: Math.round(teacherSeconds), student: Math.round(studentSeconds), total: Math.round(teacherSeconds + studentSeconds) };
+  for (const [dir, role, run, config, recipe, description] of [
+    [teacherDir, 'teacher', teacherRun, T.config, T, 'a Llama teacher of the worked-addition task (every column written out, then the answer), trained on ground truth'],
+    [studentDir, 'student', studentRun, S.config, S, 'a smaller Llama student of the worked-addition task, trained briefly on worked-teacher\'s own samples: it drops and invents carries'],
+  ] as const) {
+    const final = await evaluateFolder(device, await readModelFolder(await dirSource(dir)), workedTask, RECIPE.finalEvalPrompts, workedTokens);
+    const summary = {
+      role, description, preset: 'worked', task: { ...W.task, format: 'worked' }, seed: RECIPE.seed, adapter, parameters: familyFor(config).countParameters(config), steps: run.steps,
+      heldOutAccuracy: final.accuracy, heldOutPrompts: final.prompts, buildSeconds, recipe,
+      examples: [...final.examples.filter((x) => !x.correct).slice(0, 6), ...final.examples.filter((x) => x.correct).slice(0, 6)],
+    };
+    writeFileSync(join(dir, 'recipe.json'), JSON.stringify(summary, null, 2) + '\n');
+    console.error(`build:models ${dir}: ${run.steps} steps, ${(final.accuracy * 100).toFixed(1)}% held-out (${final.prompts} prompts)`);
+  }
+}
+
 /** Step 2, the student on the teacher's samples; then both folders' final held-out accuracy. */
 async function buildStudent(device: GPUDevice, out: string, teacherDir: string, adapter: string, teacherSteps: number, teacherSeconds: number): Promise<void> {
   const T = RECIPE.teacher;
@@ -387,10 +503,10 @@ async function main(): Promise<void> {
   // --reuse-teacher DIR: skip step 1 and take the teacher this recipe built earlier (its recipe.json
   // says how); --reuse-student DIR as well: skip step 2 too (only the recovery pair is built).
   const out = resolve(outArg >= 0 ? args[outArg + 1] : 'models');
-  // --only llama-student: step 4 alone (the GPT-2 folders are left as they are).
+  // --only llama-student: step 4 alone; --only worked: step 5 alone (the other folders are left as they are).
   const onlyArg = args.indexOf('--only');
   const only = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
-  if (only !== undefined && only !== 'llama-student') throw new Error(`--only takes llama-student (the one step that runs alone); got ${JSON.stringify(only)}`);
+  if (only !== undefined && only !== 'llama-student' && only !== 'worked') throw new Error(`--only takes llama-student or worked (the steps that run alone); got ${JSON.stringify(only)}`);
   const acquired = await acquireDevice(nodeGpu());
   if (!acquired.ok) throw new Error(`${acquired.error.message}\n${NODE_GPU_ADVICE}`);
   const { device, summary } = acquired;
@@ -402,7 +518,12 @@ async function main(): Promise<void> {
     await buildLlamaStudent(device, out, adapter);
     process.exit(0);
   }
-  console.error(`build:models on ${adapter}; writing ${out}/addition-teacher, addition-student, recovery-teacher, recovery-student and addition-student-llama`);
+  if (only === 'worked') {
+    console.error(`build:models on ${adapter}; writing ${out}/worked-teacher and ${out}/worked-student only`);
+    await buildWorkedPair(device, out, adapter);
+    process.exit(0);
+  }
+  console.error(`build:models on ${adapter}; writing ${out}/addition-teacher, addition-student, recovery-teacher, recovery-student, addition-student-llama, worked-teacher and worked-student`);
 
   // 1. The teacher, on ground truth (or, with --reuse-teacher DIR, a teacher this recipe built before).
   const teacherLines: LogLine[] = [];
@@ -446,6 +567,8 @@ async function main(): Promise<void> {
   await buildRecoveryPair(device, out, teacherDir, adapter);
   // 4. The Llama-family student.
   await buildLlamaStudent(device, out, adapter);
+  // 5. The reasoning pair.
+  await buildWorkedPair(device, out, adapter);
   console.error(`build:models: all done in ${Math.round((performance.now() - started) / 1000)} s`);
   process.exit(0);
 }
