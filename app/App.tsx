@@ -5,17 +5,10 @@ import { Nav } from './components/Nav';
 import { StatusBar } from './components/StatusBar';
 import { WebGpuProblem } from './components/WebGpuProblem';
 import { SystemPanel } from './panels/SystemPanel';
-import { UpcomingPanel } from './panels/UpcomingPanel';
 import { InspectPanel } from './panels/InspectPanel';
 import { DistillPanel } from './panels/DistillPanel';
 import { ModelsPanel } from './panels/ModelsPanel';
-
-const UPCOMING: Record<string, { title: string; what: string }> = {
-  compare: {
-    title: 'Compare',
-    what: 'On-policy distillation against off-policy distillation (SFT on teacher samples) and reinforcement learning with a sparse reward, on the same task and the same compute accounting.',
-  },
-};
+import { ComparePanel } from './panels/ComparePanel';
 
 export function App() {
   // Selectors, not the whole store: the app re-renders when these change, not on every update.
@@ -49,7 +42,7 @@ export function App() {
         ) : panel === 'models' ? (
           <ModelsPanel />
         ) : (
-          <UpcomingPanel {...UPCOMING[panel]} />
+          <ComparePanel />
         )}
       </main>
       <StatusBar />

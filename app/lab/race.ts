@@ -1,0 +1,121 @@
+/**
+ * The race: `opd-sampled`, `opd-full`, `sft` and `rl` on the built-in pair and task with the same
+ * seed, steps, batch and learning rate, one after the other (the lab trains one run at a time),
+ * each recorded in the run archive like any run, so the Compare panel draws them as they go.
+ * Nothing of the person's Distill setup changes: each run is started with the race's own setup.
+ */
+import { create } from 'zustand';
+import { DEFAULT_SETUP, type TrainSetup } from '../../workers/contract/knobs';
+import { OBJECTIVES, type ObjectiveName } from '../../workers/contract/run';
+import { useDistillRun } from '../state/distillRun';
+import { useLab } from '../state/labStore';
+import { loadBuiltInPair } from '../components/ModelLoader';
+import { controlTraining, startTraining } from './connect';
+
+/**
+ * The race's setup besides the objective and the steps: 8 prompts × 4 answers, lr 1e-3 for every
+ * objective, an evaluation on 64 held-out prompts every 5 steps, seed 0.
+ */
+export const RACE_SETUP: Omit<TrainSetup, 'objective' | 'totalSteps'> = {
+  ...DEFAULT_SETUP,
+  task: 'addition',
+  keepTask: '',
+  batchPrompts: 8,
+  groupSize: 4,
+  lr: 1e-3,
+  warmupSteps: 0,
+  schedule: 'constant',
+  loraRank: 0,
+  evalEvery: 5,
+  evalPrompts: 64,
+  probes: 2,
+  seed: 0,
+};
+
+export const DEFAULT_RACE_STEPS = 20;
+
+export interface RaceState {
+  status: 'idle' | 'loading' | 'running' | 'done' | 'cancelled' | 'failed';
+  /** The objective running now (while running). */
+  current: ObjectiveName | null;
+  /** Objectives whose run has ended. */
+  done: ObjectiveName[];
+  steps: number;
+  /** Date.now() when the race began: the Compare panel selects the runs created since. */
+  startedAt: number | null;
+  /** A sentence for the panel. */
+  message: string;
+}
+
+export const useRace = create<RaceState>()(() => ({ status: 'idle', current: null, done: [], steps: DEFAULT_RACE_STEPS, startedAt: null, message: '' }));
+
+let cancelled = false;
+
+/** Resolves when the run started last has ended (finished, stopped or failed). */
+function runEnded(): Promise<'finished' | 'stopped' | 'failed'> {
+  return new Promise((resolve) => {
+    const check = (s = useDistillRun.getState()) => {
+      if (!s.starting && (s.phase === 'finished' || s.phase === 'stopped' || s.phase === 'failed')) {
+        unsubscribe();
+        resolve(s.phase);
+        return true;
+      }
+      return false;
+    };
+    const unsubscribe = useDistillRun.subscribe((s) => void check(s));
+    check();
+  });
+}
+
+const pairLoaded = () => {
+  const { models } = useLab.getState();
+  return models.student.model !== null && !models.student.error && models.teacher.model !== null && !models.teacher.error;
+};
+
+/** Runs the four objectives in turn; a second call while one races is ignored. */
+export async function startRace(steps: number): Promise<void> {
+  const s = useRace.getState();
+  if (s.status === 'loading' || s.status === 'running') return;
+  const active = useDistillRun.getState();
+  if (active.starting || active.phase === 'running' || active.phase === 'paused') {
+    useRace.setState({ status: 'failed', message: 'A run is going in the Distill panel: stop it (or let it finish) before the race.' });
+    return;
+  }
+  cancelled = false;
+  useRace.setState({ status: 'loading', current: null, done: [], steps, startedAt: Date.now(), message: 'Loading the built-in student and teacher…' });
+  // The pair is loaded afresh: whatever the person loaded last, the race is the built-in one.
+  await loadBuiltInPair();
+  if (!pairLoaded()) {
+    useRace.setState({ status: 'failed', message: 'The built-in student and teacher did not load: see the Distill panel’s loaders for why.' });
+    return;
+  }
+  for (const objective of OBJECTIVES) {
+    if (cancelled) break;
+    useRace.setState({ status: 'running', current: objective, message: `Racing ${objective}: ${useRace.getState().done.length + 1} of ${OBJECTIVES.length}.` });
+    await startTraining({ ...RACE_SETUP, objective, totalSteps: steps });
+    const refused = useDistillRun.getState().startError;
+    if (refused) {
+      useRace.setState({ status: 'failed', current: null, message: `The ${objective} run was refused: ${refused.message}` });
+      return;
+    }
+    const end = await runEnded();
+    useRace.setState((r) => ({ done: [...r.done, objective] }));
+    if (end === 'failed') {
+      useRace.setState({ status: 'failed', current: null, message: `The ${objective} run failed: ${useDistillRun.getState().failure?.message ?? 'see the Distill panel'}` });
+      return;
+    }
+  }
+  const done = useRace.getState().done.length;
+  useRace.setState(
+    cancelled
+      ? { status: 'cancelled', current: null, message: `Race stopped after ${done} of ${OBJECTIVES.length} runs.` }
+      : { status: 'done', current: null, message: `Race finished: ${OBJECTIVES.length} runs of ${steps} steps each, the same seed and budget.` },
+  );
+}
+
+/** Stops the run racing now and starts no more. */
+export async function stopRace(): Promise<void> {
+  cancelled = true;
+  const phase = useDistillRun.getState().phase;
+  if (phase === 'running' || phase === 'paused') await controlTraining('stop');
+}
