@@ -3,6 +3,7 @@ import { useLab, panelFromHash, setupFromHash } from './state/labStore';
 import { startLab } from './lab/connect';
 import { Nav } from './components/Nav';
 import { StatusBar } from './components/StatusBar';
+import { RecoveryBanner } from './components/RecoveryBanner';
 import { WebGpuProblem } from './components/WebGpuProblem';
 import { SystemPanel } from './panels/SystemPanel';
 import { InspectPanel } from './panels/InspectPanel';
@@ -30,6 +31,7 @@ export function App() {
         </h1>
         <Nav />
       </header>
+      <RecoveryBanner />
       <main className="main">
         {blocked ? (
           <WebGpuProblem error={fatal} />

@@ -10,9 +10,14 @@ import { scoreCommand } from './score';
 import { evalCommand, trainCommand } from './train';
 import { clusterCommand } from './cluster';
 import { cacheCommand } from './cache';
+import { runCommand } from './run';
 
 export interface Command {
   summary: string;
+  /** A usage line, for a command with words before its options (`opd-lab run show FILE`). */
+  usage?: string;
+  /** Turns those words into options (`show FILE` → `--file FILE`); a UsageError says what is wrong. */
+  positional?(argv: string[]): string[];
   options: Record<string, OptionSpec>;
   run(options: Parsed): Promise<void>;
 }
@@ -40,6 +45,7 @@ const COMMANDS: Record<string, Command> = {
   eval: evalCommand,
   cluster: clusterCommand,
   cache: cacheCommand,
+  run: runCommand,
 };
 
 function help(): string {
@@ -55,10 +61,10 @@ async function main(argv: string[]): Promise<number> {
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(', ')})`);
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(usage(name, command.summary, command.options));
+    console.log(command.usage ? `usage: ${command.usage}\n\n${usage(name, command.summary, command.options)}` : usage(name, command.summary, command.options));
     return 0;
   }
-  await command.run(parseOptions(rest, command.options, name));
+  await command.run(parseOptions(command.positional ? command.positional(rest) : rest, command.options, name));
   return 0;
 }
 

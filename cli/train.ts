@@ -29,6 +29,8 @@ import { PRESETS, type Preset } from '../workers/contract/presets';
 import { promptSourceOfFile, teacherRenderingSentence } from '../workers/contract/prompts';
 import { preparePromptSet, type PromptSetPrepared } from '../workers/prompts/set';
 import { promptStudentOf, promptTeacherOf } from '../workers/prompts/render';
+import { isZip } from '../workers/contract/runFile';
+import { readRunFile, type ReadRunFile } from './run';
 
 function bar(done: number, total: number, width = 24): string {
   const filled = Math.round((done / Math.max(1, total)) * width);
@@ -58,9 +60,12 @@ export function knobOption(k: Knob): OptionSpec {
 /** The options of `opd-lab train` that are knobs, by flag, in the schema's order. */
 export const KNOB_OPTIONS: Record<string, OptionSpec> = Object.fromEntries(KNOBS.map((k) => [k.flag, knobOption(k)]));
 
-/** The setup a command line asks for: the schema's defaults, then the preset's values, then the options given. */
-export function setupFromOptions(o: Parsed, preset: Preset | undefined): TrainSetup {
-  const setup: Record<string, unknown> = { ...DEFAULT_SETUP, ...preset?.setup };
+/**
+ * The setup a command line asks for: the schema's defaults, then the preset's values, then (when
+ * resuming from a run file) the run's setup, then the options given.
+ */
+export function setupFromOptions(o: Parsed, preset: Preset | undefined, runSetup?: TrainSetup): TrainSetup {
+  const setup: Record<string, unknown> = { ...DEFAULT_SETUP, ...preset?.setup, ...runSetup };
   for (const k of KNOBS) if (wasGiven(o, k.flag)) setup[k.name] = knobFromCli(k, o[k.flag]);
   return setup as TrainSetup;
 }
@@ -80,7 +85,10 @@ export const trainCommand: Command = {
     'chat-lines': { kind: 'flag', help: 'with a .txt --prompts file: each line is a user message, rendered with each model\'s chat template (as a .jsonl "messages" line is)' },
     out: { kind: 'string', required: true, help: 'run folder to write (created; must be empty or absent unless --resume)' },
     ...KNOB_OPTIONS,
-    resume: { kind: 'string', help: 'continue from this checkpoint file (written by an earlier run)' },
+    resume: {
+      kind: 'string',
+      help: 'continue from this checkpoint file (written by an earlier run), or from a run file exported by the Distill panel (NAME.opdrun.zip: its checkpoint, and its setup for the knobs not given; its steps and evaluations up to the checkpoint open metrics.jsonl)',
+    },
     json: { kind: 'flag', help: 'print the final summary as JSON' },
   },
   async run(o) {
@@ -93,7 +101,17 @@ export const trainCommand: Command = {
       preset = PRESETS[String(o.preset)];
       if (!preset) throw new UsageError(`train: unknown --preset '${String(o.preset)}' (presets: ${Object.keys(PRESETS).join(', ')})`);
     }
-    const setup = setupFromOptions(o, preset);
+    // A run file (the Distill panel's export) brings its setup and history; a bare checkpoint only its state.
+    let runFile: ReadRunFile | undefined;
+    if (o.resume !== undefined) {
+      const resumePath = String(o.resume);
+      if (!existsSync(resumePath)) throw new UsageError(`train: --resume ${resumePath}: no such file`);
+      if (isZip(new Uint8Array(readFileSync(resumePath).subarray(0, 4)))) {
+        runFile = readRunFile(resumePath);
+        if (!runFile.checkpoint) throw new Error(`${basename(resumePath)} holds no checkpoint (the run kept none before it was exported), so it cannot be resumed: start a new run.`);
+      }
+    }
+    const setup = setupFromOptions(o, preset, runFile?.record.setup);
     if (o.prompts !== undefined && wasGiven(o, 'task')) throw new UsageError('train: --prompts and --task are two sources of prompts: give one of them');
     if (o['chat-lines'] && o.prompts === undefined) throw new UsageError('train: --chat-lines reads the lines of a --prompts file as user messages: give --prompts FILE.txt');
     const problem = setupProblem(setup);
@@ -116,7 +134,7 @@ export const trainCommand: Command = {
     const { task, keptTask } = resolveTasks(setup, student.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(student), teacher: promptTeacherOf(teacher) });
     const steps = setup.totalSteps;
     const device = await cliDevice();
-    const checkpoint = o.resume ? new Uint8Array(readFileSync(String(o.resume))) : undefined;
+    const checkpoint = runFile ? runFile.checkpoint!.bytes : o.resume ? new Uint8Array(readFileSync(String(o.resume))) : undefined;
     // On a CPU adapter (SwiftShader, lavapipe) the GPU's memory is the machine's: the memory
     // check can hold the run to it. A GPU does not say how much it has.
     const memoryBudgetBytes = device.adapterInfo?.isFallbackAdapter ? totalmem() : undefined;
@@ -127,6 +145,14 @@ export const trainCommand: Command = {
         prompts: promptSet ? { file: promptFile, prompts: promptSet.summary.prompts, train: promptSet.train.length, heldOut: promptSet.heldOut.length, heldOutFraction: setup.heldOutFraction, splitSeed: setup.splitSeed, teacherReads: promptSet.summary.teacherReads } : null, preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
       const metricsFile = join(out, 'metrics.jsonl');
       const record = (line: object) => appendFileSync(metricsFile, JSON.stringify(line) + '\n');
+      // A run file's history up to its checkpoint opens a new run folder, so its curves go on from there.
+      if (runFile && !existsSync(metricsFile)) {
+        const upTo = run.step;
+        // In the order the run wrote them: each step, then the evaluation made after it.
+        const lines = [...runFile.record.steps.map((m) => ({ at: m.step, order: 0, line: { type: 'step', ...m } })), ...runFile.record.evals.map((e) => ({ at: e.step, order: 1, line: { type: 'eval', ...e } }))];
+        for (const l of lines.filter((l) => l.at <= upTo).sort((a, b) => a.at - b.at || a.order - b.order)) record(l.line);
+        process.stderr.write(`${basename(String(o.resume))}: resuming ${runFile.record.label} from its checkpoint of step ${upTo} of ${steps}\n`);
+      }
       const tty = process.stderr.isTTY;
       const end = await runLoop(run, setup, {
         step: (m) => record({ type: 'step', ...m }),

@@ -25,19 +25,23 @@ export class LabClient {
     { resolve: (e: LabEvent) => void; reject: (e: LabRequestError) => void; answers: LabEvent['type'][]; onEvent?: (e: LabEvent) => void }
   >();
 
-  constructor() {
+  /**
+   * `onCrash`: told of an uncaught error in the worker (a crash) at once; when it answers true it
+   * has taken the crash in hand (restarting the worker), and the requests still waiting fail with
+   * it instead of the crash going out as an event.
+   */
+  constructor(private readonly options: { onCrash?: (error: LabError) => boolean } = {}) {
     this.worker = new Worker(new URL('../../workers/lab.worker.ts', import.meta.url), { type: 'module', name: 'opd-lab' });
     this.worker.onmessage = (m: MessageEvent<LabEvent>) => this.receive(m.data);
     this.worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      this.receive({
-        type: 'error',
-        error: {
-          code: 'internal',
-          message: 'The lab worker failed to start or crashed. Reload the page; if it persists, this browser may not support module workers.',
-          detail: e.message,
-        },
-      });
+      const error: LabError = {
+        code: 'internal',
+        message: 'The lab worker failed to start or crashed. Reload the page; if it persists, this browser may not support module workers.',
+        detail: e.message,
+      };
+      if (this.options.onCrash?.(error)) this.failPending(error);
+      else this.receive({ type: 'error', error });
     };
   }
 
@@ -83,7 +87,14 @@ export class LabClient {
     }
   }
 
+  private failPending(error: LabError): void {
+    for (const p of this.pending.values()) p.reject(new LabRequestError(error));
+    this.pending.clear();
+  }
+
+  /** Ends the worker; the requests still waiting fail (a new client answers from now on). */
   terminate(): void {
     this.worker.terminate();
+    this.failPending({ code: 'internal', message: 'The lab worker was restarted before it answered: try again.' });
   }
 }

@@ -13,6 +13,8 @@ import { useLab, type InspectState, type ModelRole, type ModelSlot } from '../st
 import { addEval, addStep, beginRun, useDistillRun } from '../state/distillRun';
 import { zipSync } from 'fflate';
 import { useClusterExport } from '../state/clusterExport';
+import { noteModelLoaded, noteRunStarting, openRuns, persistTrainingEvent, recoverFromCrash, recoverFromDeviceLoss } from './runs';
+import type { ModelOrigin } from '../../workers/contract/runFile';
 
 let client: LabClient | undefined;
 
@@ -22,14 +24,17 @@ export function ortWasmPaths(): string {
 
 export async function startLab(): Promise<void> {
   if (client) return;
-  client = new LabClient();
+  void openRuns();
+  // A crash of a ready worker is recovered from (runs.ts): restarted, the run offered for resuming.
+  client = new LabClient({ onCrash: (error) => recoverFromCrash(error) });
   client.subscribe((event) => {
     switch (event.type) {
       case 'progress':
         if (useLab.getState().phase === 'starting') useLab.setState({ progress: event.stage });
         break;
       case 'device.lost':
-        useLab.setState({ phase: 'lost', fatal: event.error });
+        // With a run going, a new worker (a new device) resumes it by itself (runs.ts).
+        if (!recoverFromDeviceLoss(event.error)) useLab.setState({ phase: 'lost', fatal: event.error });
         break;
       case 'error':
         // Errors without a request id come from the worker itself (a crash): nothing can go on.
@@ -40,6 +45,7 @@ export async function startLab(): Promise<void> {
       case 'train.eval':
       case 'train.checkpoint':
         routeTrainingEvent(event);
+        persistTrainingEvent(event);
         break;
     }
   });
@@ -121,6 +127,7 @@ export async function loadModel(
   try {
     const loaded = await client.request(command, ['model.loaded'], (e) => e.type === 'model.progress' && addProgress(e));
     setModel(role, { loading: false, model: loaded.model, warnings: loaded.warnings, error: null });
+    noteModelLoaded(role, loaded.model.label, originOf(from));
     if ('hub' in from) void listCachedModels();
     // The warnings compare the two tokenizers: the other slot's were about the model this one replaced.
     const other: ModelRole = role === 'student' ? 'teacher' : 'student';
@@ -130,6 +137,26 @@ export async function loadModel(
     if (!(e instanceof LabRequestError)) throw e;
     setModel(role, { loading: false, model: previous.model, warnings: previous.warnings, error: e.error });
   }
+}
+
+/** How a model was loaded, so a run of it can load it again (a picked folder cannot be reopened by the page). */
+function originOf(from: Parameters<typeof loadModel>[1]): ModelOrigin {
+  if ('sameAs' in from) return { sameAs: from.sameAs };
+  if ('hub' in from) return { hub: from.hub.trim(), ...(useHub.getState().endpoint.trim() ? { endpoint: useHub.getState().endpoint.trim() } : {}) };
+  if ('url' in from) return { url: new URL(from.url, location.href).href };
+  return { picked: 'label' in from ? from.label : 'a picked folder' };
+}
+
+/**
+ * Ends the lab worker (crashed, or its device lost) and starts a new one, which gets a new GPU
+ * device; it holds no models until they are loaded again.
+ */
+export async function restartLab(): Promise<void> {
+  client?.terminate();
+  client = undefined;
+  const empty = { loading: false, model: null, warnings: [], error: null };
+  useLab.setState({ phase: 'starting', fatal: null, progress: null, models: { student: empty, teacher: { ...empty } } });
+  await startLab();
 }
 
 /** Reads the model cache's contents into the hub store (the model manager). */
@@ -244,12 +271,13 @@ let startingLoraRank = 0;
  * Starts a run of the loaded student against the loaded teacher; the previous run's history stays
  * until it runs. With `pauseAfter` (the Step button: 1) the run pauses by itself after that many steps.
  */
-export async function startTraining(setup: TrainSetup, prompts?: PromptTextSource, pauseAfter?: number): Promise<void> {
+export async function startTraining(setup: TrainSetup, prompts?: PromptTextSource, pauseAfter?: number, resume?: { checkpoint: Uint8Array }): Promise<void> {
   if (!client) return;
   startingLoraRank = setup.loraRank;
+  noteRunStarting(setup, prompts ?? null);
   useDistillRun.setState({ starting: true, startStage: null, startError: null, controlError: null });
   try {
-    await client.request({ type: 'train.start', setup, ...(prompts ? { prompts } : {}), ...(pauseAfter !== undefined ? { pauseAfter } : {}) }, ['train.state'], (e) => {
+    await client.request({ type: 'train.start', setup, ...(prompts ? { prompts } : {}), ...(pauseAfter !== undefined ? { pauseAfter } : {}), ...(resume ? { resume } : {}) }, ['train.state'], (e) => {
       if (e.type === 'progress') useDistillRun.setState({ startStage: e.stage });
     });
     // A stepped start waits for its pause as a Step on a paused run does (the pause clears it).

@@ -17,6 +17,7 @@ import { setupProblem } from '../../workers/contract/knobs';
 import { OBJECTIVES, type ObjectiveName } from '../../workers/contract/run';
 import { PANEL_FIELDS } from './knobFields';
 import { PromptSourcePicker } from './PromptSourcePicker';
+import { RunList } from './RunList';
 import { promptSourceProblem, promptTextSource, usePromptSource } from '../state/promptSource';
 
 const OBJECTIVE_SENTENCES: Record<ObjectiveName, string> = {
@@ -388,6 +389,7 @@ export function DistillPanel() {
         <Controls />
         <ClusterExport />
       </section>
+      <RunList />
       <section className="card wide">
         <h2>Curves</h2>
         <DistillCharts />
