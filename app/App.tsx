@@ -2,6 +2,7 @@ import { useEffect } from 'react';
 import { useLab, panelFromHash, setupFromHash } from './state/labStore';
 import { startLab } from './lab/connect';
 import { Nav } from './components/Nav';
+import { ClassroomSwitch } from './components/ClassroomSwitch';
 import { StatusBar } from './components/StatusBar';
 import { RecoveryBanner } from './components/RecoveryBanner';
 import { WebGpuProblem } from './components/WebGpuProblem';
@@ -30,6 +31,7 @@ export function App() {
           OPD Lab <span className="subtitle">on-policy distillation, on your GPU</span>
         </h1>
         <Nav />
+        <ClassroomSwitch />
       </header>
       <RecoveryBanner />
       <main className="main">

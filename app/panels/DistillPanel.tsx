@@ -12,6 +12,7 @@ import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
 import { DistillCharts } from './DistillCharts';
 import { ProbeStrip } from './ProbeStrip';
+import { useClassroom } from '../state/classroom';
 import { formatBytes } from '../../workers/contract/format';
 import { setupProblem } from '../../workers/contract/knobs';
 import { OBJECTIVES, type ObjectiveName } from '../../workers/contract/run';
@@ -36,6 +37,7 @@ function Setup({ locked }: { locked: boolean }) {
   const promptKind = usePromptSource((s) => s.kind);
   const setup = useLab((s) => s.setup);
   const setSetup = useLab((s) => s.setSetup);
+  const classroom = useClassroom((s) => s.on);
   return (
     <fieldset className="setup" disabled={locked}>
       <div className="objectives" role="radiogroup" aria-label="Objective">
@@ -49,7 +51,7 @@ function Setup({ locked }: { locked: boolean }) {
         ))}
       </div>
       <div className="knobs">
-        {PANEL_FIELDS.filter((f) => !PROMPT_SOURCE_FIELDS.includes(f.name) && !(f.name === 'task' && promptKind !== 'task')).map((f) => {
+        {PANEL_FIELDS.filter((f) => !PROMPT_SOURCE_FIELDS.includes(f.name) && !(f.name === 'task' && promptKind !== 'task') && !(classroom && f.advanced)).map((f) => {
           const unused = f.usedBy && !f.usedBy.includes(setup.objective);
           const title = unused ? `${f.title} Not used by ${setup.objective}.` : f.title;
           if (f.kind === 'choice') {
@@ -373,6 +375,7 @@ function ClusterExport() {
 
 export function DistillPanel() {
   const locked = useDistillRun((s) => s.starting || s.phase === 'running' || s.phase === 'paused');
+  const classroom = useClassroom((s) => s.on);
   return (
     <div className="panel-body">
       <section className="card wide">
@@ -387,7 +390,7 @@ export function DistillPanel() {
         <PromptSourcePicker locked={locked} />
         <Setup locked={locked} />
         <Controls />
-        <ClusterExport />
+        {!classroom && <ClusterExport />}
       </section>
       <RunList />
       <section className="card wide">

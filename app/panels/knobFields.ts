@@ -21,10 +21,12 @@ export interface PanelField {
   usedBy?: readonly ObjectiveName[];
   /** The test id of a choice's select (its CLI flag, e.g. keep-task). */
   testId?: string;
+  /** Hidden in classroom mode. */
+  advanced?: boolean;
 }
 
 export function panelField(k: Knob): PanelField {
-  const common = { name: k.name as KnobName, label: k.label, title: `${k.help} Must ${rangeText(k)}.`, ...(k.usedBy ? { usedBy: k.usedBy } : {}) };
+  const common = { name: k.name as KnobName, label: k.label, title: `${k.help} Must ${rangeText(k)}.`, ...(k.usedBy ? { usedBy: k.usedBy } : {}), ...(k.advanced ? { advanced: true } : {}) };
   if (k.kind === 'choice') return { ...common, kind: 'choice', options: k.choices.map((value) => ({ value, text: choiceWord(k, value) })), testId: k.flag };
   return {
     ...common,

@@ -25,6 +25,8 @@ interface KnobCommon<N extends string> {
   usedBy?: readonly ObjectiveName[];
   /** The CLI asks for it explicitly (no default there). */
   requiredOnCli?: boolean;
+  /** Hidden in the page's classroom mode, which shows only what a first demo needs. */
+  advanced?: boolean;
 }
 
 export interface NumberKnob<N extends string = string> extends KnobCommon<N> {
@@ -65,15 +67,15 @@ export const KNOBS = [
     help: 'The built-in task whose prompts the student trains on and whose held-out prompts it is evaluated on.',
   }),
   choice<'keepTask', string>({
-    name: 'keepTask', label: 'keep (evaluate only)', noun: 'the task to keep', flag: 'keep-task', default: '', choices: ['', ...TASK_NAMES], noneWord: 'none',
+    name: 'keepTask', advanced: true, label: 'keep (evaluate only)', noun: 'the task to keep', flag: 'keep-task', default: '', choices: ['', ...TASK_NAMES], noneWord: 'none',
     help: 'A second task evaluated beside the first at every evaluation and never trained on: a skill the student must not lose.',
   }),
   number({
-    name: 'heldOutFraction', label: 'held-out fraction', noun: 'the held-out fraction', flag: 'held-out', default: 0.2, integer: false, min: 0, max: 1, minOpen: true, maxOpen: true,
+    name: 'heldOutFraction', advanced: true, label: 'held-out fraction', noun: 'the held-out fraction', flag: 'held-out', default: 0.2, integer: false, min: 0, max: 1, minOpen: true, maxOpen: true,
     help: 'Prompt sets: the share of the prompts held out to measure on (never trained on); at least one prompt each side.',
   }),
   number({
-    name: 'splitSeed', label: 'split seed', noun: 'the split seed', flag: 'split-seed', default: 0, integer: true, min: 0, max: 2 ** 31 - 1,
+    name: 'splitSeed', advanced: true, label: 'split seed', noun: 'the split seed', flag: 'split-seed', default: 0, integer: true, min: 0, max: 2 ** 31 - 1,
     help: 'Prompt sets: the seed of the split into training and held-out prompts (the run’s seed orders the training prompts).',
   }),
   number({
@@ -87,35 +89,35 @@ export const KNOBS = [
   }),
   number({ name: 'lr', label: 'learning rate', noun: 'the learning rate', flag: 'lr', default: 1e-3, integer: false, min: 0, max: 1, minOpen: true, maxOpen: true, help: 'Peak AdamW learning rate.' }),
   number({
-    name: 'warmupSteps', label: 'warm-up steps', noun: 'the warm-up steps', flag: 'warmup', default: 0, integer: true, min: 0, max: MILLION,
+    name: 'warmupSteps', advanced: true, label: 'warm-up steps', noun: 'the warm-up steps', flag: 'warmup', default: 0, integer: true, min: 0, max: MILLION,
     help: 'Steps over which the learning rate rises linearly to its peak.',
   }),
   choice<'schedule', 'constant' | 'linear' | 'cosine'>({
-    name: 'schedule', label: 'schedule', noun: 'the schedule', flag: 'schedule', default: 'constant', choices: ['constant', 'linear', 'cosine'],
+    name: 'schedule', advanced: true, label: 'schedule', noun: 'the schedule', flag: 'schedule', default: 'constant', choices: ['constant', 'linear', 'cosine'],
     help: 'The learning rate after the warm-up: constant, or decaying to 0 at the last step (linear or cosine).',
   }),
   number({
-    name: 'loraRank', label: 'LoRA rank', noun: 'the LoRA rank', flag: 'lora', default: 0, integer: true, min: 0, max: Infinity,
+    name: 'loraRank', advanced: true, label: 'LoRA rank', noun: 'the LoRA rank', flag: 'lora', default: 0, integer: true, min: 0, max: Infinity,
     help: '0 trains every weight; r > 0 trains rank-r adapters.',
   }),
   number({
-    name: 'klCoef', label: 'KL coefficient λ', noun: 'the KL coefficient λ', flag: 'kl-coef', default: 1, integer: false, min: 0, max: Infinity, usedBy: ['opd-sampled'],
+    name: 'klCoef', advanced: true, label: 'KL coefficient λ', noun: 'the KL coefficient λ', flag: 'kl-coef', default: 1, integer: false, min: 0, max: Infinity, usedBy: ['opd-sampled'],
     help: 'The advantage is −λ × the sampled reverse KL.',
   }),
   number({
-    name: 'discount', label: 'discount γ', noun: 'the discount γ', flag: 'discount', default: 0, integer: false, min: 0, max: 1, usedBy: ['opd-sampled'],
+    name: 'discount', advanced: true, label: 'discount γ', noun: 'the discount γ', flag: 'discount', default: 0, integer: false, min: 0, max: 1, usedBy: ['opd-sampled'],
     help: '0: each token answers for itself; γ > 0 sums the later tokens’ KL, discounted.',
   }),
   number({
-    name: 'clipEpsilon', label: 'clip ε', noun: 'the clip ε', flag: 'clip', default: 0.2, integer: false, min: 0, max: Infinity, usedBy: ['opd-sampled', 'rl'],
+    name: 'clipEpsilon', advanced: true, label: 'clip ε', noun: 'the clip ε', flag: 'clip', default: 0.2, integer: false, min: 0, max: Infinity, usedBy: ['opd-sampled', 'rl'],
     help: 'PPO-style clip of the importance ratio ρ (0: none).',
   }),
   number({
-    name: 'temperature', label: 'temperature', noun: 'the temperature', flag: 'temperature', default: 1, integer: false, min: 0, max: Infinity, minOpen: true,
+    name: 'temperature', advanced: true, label: 'temperature', noun: 'the temperature', flag: 'temperature', default: 1, integer: false, min: 0, max: Infinity, minOpen: true,
     help: 'Sampling temperature, also that of every log-prob and KL.',
   }),
   number({
-    name: 'maxTokens', label: 'max tokens', noun: 'max tokens', flag: 'max-tokens', default: 0, integer: true, min: 0, max: 4096,
+    name: 'maxTokens', advanced: true, label: 'max tokens', noun: 'max tokens', flag: 'max-tokens', default: 0, integer: true, min: 0, max: 4096,
     help: 'New tokens per answer; 0: what the task’s answers need (on a prompt set: what the student’s context leaves after the longest prompt, at most 64).',
   }),
   number({
@@ -123,19 +125,19 @@ export const KNOBS = [
     help: 'Held-out evaluation every N steps (also at step 0 and after the last; 0: only then).',
   }),
   number({
-    name: 'evalPrompts', label: 'eval prompts', noun: 'the held-out prompts', flag: 'eval-prompts', default: 64, integer: true, min: 1, max: 100_000,
+    name: 'evalPrompts', advanced: true, label: 'eval prompts', noun: 'the held-out prompts', flag: 'eval-prompts', default: 64, integer: true, min: 1, max: 100_000,
     help: 'Held-out prompts per evaluation (greedy answers).',
   }),
   number({
-    name: 'probes', label: 'probe prompts', noun: 'the probe prompts', flag: 'probes', default: 2, integer: true, min: 0, max: 8,
+    name: 'probes', advanced: true, label: 'probe prompts', noun: 'the probe prompts', flag: 'probes', default: 2, integer: true, min: 0, max: 8,
     help: 'Held-out prompts re-scored token by token at every evaluation (the first N): the student’s answer of the first evaluation, kept fixed, and its greedy answer of the moment; the Distill panel shows them as heatmaps over the steps.',
   }),
   number({
-    name: 'checkpointEvery', label: 'checkpoint every', noun: 'checkpoint every', flag: 'checkpoint-every', default: 10, integer: true, min: 0, max: MILLION,
+    name: 'checkpointEvery', advanced: true, label: 'checkpoint every', noun: 'checkpoint every', flag: 'checkpoint-every', default: 10, integer: true, min: 0, max: MILLION,
     help: 'Keep a checkpoint every N steps (also when the run ends, is stopped or fails; 0: only then).',
   }),
   number({
-    name: 'seed', label: 'seed', noun: 'the seed', flag: 'seed', default: 0, integer: true, min: 0, max: 2 ** 31 - 1,
+    name: 'seed', advanced: true, label: 'seed', noun: 'the seed', flag: 'seed', default: 0, integer: true, min: 0, max: 2 ** 31 - 1,
     help: 'Seed of the training prompts and the sampling.',
   }),
 ] as const;
