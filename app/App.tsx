@@ -5,12 +5,16 @@ import { Nav } from './components/Nav';
 import { ClassroomSwitch } from './components/ClassroomSwitch';
 import { StatusBar } from './components/StatusBar';
 import { RecoveryBanner } from './components/RecoveryBanner';
+import { ErrorBanner } from './components/ErrorBanner';
 import { WebGpuProblem } from './components/WebGpuProblem';
 import { SystemPanel } from './panels/SystemPanel';
 import { InspectPanel } from './panels/InspectPanel';
 import { DistillPanel } from './panels/DistillPanel';
 import { ModelsPanel } from './panels/ModelsPanel';
 import { ComparePanel } from './panels/ComparePanel';
+
+// A fresh page (no panel in its URL) opens on Inspect, whose welcome teaches by doing ("Try it").
+if (typeof location !== 'undefined' && !new URLSearchParams(location.hash.replace(/^#/, '')).has('panel')) useLab.setState({ panel: 'inspect' });
 
 export function App() {
   // Selectors, not the whole store: the app re-renders when these change, not on every update.
@@ -34,6 +38,7 @@ export function App() {
         <ClassroomSwitch />
       </header>
       <RecoveryBanner />
+      <ErrorBanner except={blocked ? fatal : null} />
       <main className="main">
         {blocked ? (
           <WebGpuProblem error={fatal} />

@@ -45,7 +45,8 @@ export interface TaskVerdict {
   expected: string;
   /** The expected completion as a person reads it (addition's units-first "639" is "936"); `expected` when it reads as written. */
   expectedReadable: string;
-  /** The judged completion as a person reads it. */
+  /** The judged completion (decoded text), and as a person reads it. */
+  got: string;
   gotReadable: string;
 }
 

@@ -62,6 +62,11 @@ export class LabClient {
     });
   }
 
+  /** Whether a request with this id is still waiting for its answer (its error goes to whoever sent it). */
+  isAwaiting(requestId: number): boolean {
+    return this.pending.has(requestId);
+  }
+
   private receive(event: LabEvent): void {
     for (const l of this.listeners) l(event);
     const id = 'requestId' in event ? event.requestId : undefined;

@@ -13,10 +13,14 @@ import { useLab, type InspectState, type ModelRole, type ModelSlot } from '../st
 import { addEval, addStep, beginRun, useDistillRun } from '../state/distillRun';
 import { zipSync } from 'fflate';
 import { useClusterExport } from '../state/clusterExport';
+import { reportError } from '../components/ErrorBanner';
 import { noteModelLoaded, noteRunStarting, openRuns, persistTrainingEvent, recoverFromCrash, recoverFromDeviceLoss } from './runs';
 import type { ModelOrigin } from '../../workers/contract/runFile';
 
 let client: LabClient | undefined;
+
+/** The lab worker's client, for actions kept in files of their own (inspectFlow.ts); undefined before start-up. */
+export const labClient = (): LabClient | undefined => client;
 
 export function ortWasmPaths(): string {
   return new URL(`${import.meta.env.BASE_URL}ort/`, location.href).href;
@@ -37,6 +41,8 @@ export async function startLab(): Promise<void> {
         if (!recoverFromDeviceLoss(event.error)) useLab.setState({ phase: 'lost', fatal: event.error });
         break;
       case 'error':
+        // Shown by no panel: an error of the worker itself, or one answering no waiting request.
+        if (event.requestId === undefined || !client?.isAwaiting(event.requestId)) reportError(event.error);
         // Errors without a request id come from the worker itself (a crash): nothing can go on.
         if (event.requestId === undefined) useLab.setState({ phase: 'unavailable', fatal: event.error });
         break;
@@ -223,7 +229,7 @@ export async function sampleFromStudent(prompt: string, settings: SampleSettings
     );
     setInspect({
       sampling: false,
-      samples: result.completions.map((c) => ({ text: c.text, tokens: c.tokens.length, done: true, finish: c.finish })),
+      samples: result.completions.map((c, i) => ({ text: c.text, tokens: c.tokens.length, done: true, finish: c.finish, verdict: result.verdicts?.[i] })),
       renderedPrompt: result.renderedPrompt ?? null,
     });
   } catch (e) {

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useId, useState, type ReactNode } from 'react';
 import { useLab } from '../state/labStore';
 import type { ScoredTokenSummary } from '../../workers/protocol';
 import { NumberField } from '../components/NumberField';
@@ -20,9 +20,9 @@ interface ScoreResultView {
 }
 
 /** A token's numbers on hover or keyboard focus: both probabilities of it and both KLs. */
-function TokenTooltip({ t, index }: { t: ScoredTokenSummary; index: number }) {
+function TokenTooltip({ t, index, id }: { t: ScoredTokenSummary; index: number; id: string }) {
   return (
-    <div className="token-tooltip" role="tooltip" id="heatmap-tooltip" data-testid="token-tooltip" data-token-index={index}>
+    <div className="token-tooltip" role="tooltip" id={id} data-testid="token-tooltip" data-token-index={index}>
       <b>{JSON.stringify(t.text)}</b> (index {index}): student p <span data-testid="tooltip-student-p">{prob(t.studentLogprob)}</span>, teacher p{' '}
       <span data-testid="tooltip-teacher-p">{prob(t.teacherLogprob)}</span>; reverse KL <span data-testid="tooltip-reverse-kl">{fmt(t.reverseKL)}</span>, sampled KL{' '}
       <span data-testid="tooltip-sampled-kl">{fmt(t.sampledKL)}</span> nats
@@ -59,7 +59,7 @@ export const DEFAULT_HEATMAP_VIEW: HeatmapView = { metric: 'reverseKL', scale: '
 
 /** The scored completion as coloured tokens, with the colour switch, legend, token details and exports. */
 export function Heatmap({
-  result, selected, input, models, view, onView,
+  result, selected, input, models, view, onView, title, which, note, onSelect, onBranch, branchBusy = false, controls = true,
 }: {
   result: ScoreResultView;
   selected: number | null;
@@ -67,7 +67,21 @@ export function Heatmap({
   models: { student: string | null; teacher: string | null };
   view: HeatmapView;
   onView: (v: HeatmapView) => void;
+  /** The card's heading (default: "Per-token KL (student ‖ teacher)"), and which heatmap it is (data-heatmap), when there are two. */
+  title?: string;
+  which?: string;
+  /** Shown under the heading (the completion's verdict, what a branch is). */
+  note?: ReactNode;
+  /** A token clicked (default: Inspect's selected token). */
+  onSelect?: (index: number) => void;
+  /** Given: each of the teacher's alternatives is a button that branches from it (the student continues from that token). */
+  onBranch?: (index: number, alternative: { id: number; text: string }) => void;
+  branchBusy?: boolean;
+  /** false: no colour switch and no downloads (a second heatmap shares the first one's). */
+  controls?: boolean;
 }) {
+  const uid = useId();
+  const tooltipId = `heatmap-tooltip-${uid}`;
   const { metric, scale, absoluteMax } = view;
   const setMetric = (m: HeatmapMetric) => onView({ ...view, metric: m });
   const setScale = (s: HeatmapScale) => onView({ ...view, scale: s });
@@ -99,13 +113,14 @@ export function Heatmap({
     }
   };
   return (
-    <section className="card wide" data-testid="heatmap-card">
-      <h2>Per-token KL (student ‖ teacher)</h2>
+    <section className="card wide" data-testid="heatmap-card" data-heatmap={which}>
+      <h2>{title ?? 'Per-token KL (student ‖ teacher)'}</h2>
+      {note}
       <p data-testid="score-summary">
         Mean reverse KL <b>{result.meanReverseKL.toFixed(4)}</b> nats per token, mean sampled KL <b>{result.meanSampledKL.toFixed(4)}</b>, over {result.tokens.length} tokens.
         Click a token for what the teacher wanted instead; hover or focus one for its numbers.
       </p>
-      <div className="heat-controls">
+      {controls && <div className="heat-controls">
         <fieldset>
           <legend>Colour by</legend>
           <label><input type="radio" name="heat-metric" checked={metric === 'reverseKL'} onChange={() => setMetric('reverseKL')} /> exact reverse KL</label>
@@ -121,7 +136,7 @@ export function Heatmap({
           <button className="small" onClick={() => saveBlob(new Blob([heatmapJson(exported())], { type: 'application/json' }), 'heatmap.json')}>Download JSON</button>
           <button className="small" onClick={() => void savePng()}>Download PNG</button>
         </span>
-      </div>
+      </div>}
       {exportError && <p className="error" role="alert">{exportError}</p>}
       <Legend metric={metric} scale={scale} max={max} />
       <div className="heatmap" data-testid="heatmap" onMouseLeave={() => setHover(null)}>
@@ -133,7 +148,7 @@ export function Heatmap({
               className={['token', i === selected ? 'selected' : '', clamped ? 'clamped' : ''].filter(Boolean).join(' ')}
               style={{ background: colour }}
               tabIndex={0}
-              aria-describedby={hover === i ? 'heatmap-tooltip' : undefined}
+              aria-describedby={hover === i ? tooltipId : undefined}
               aria-label={`${JSON.stringify(t.text)}: reverse KL ${fmt(t.reverseKL)}, sampled KL ${fmt(t.sampledKL)}`}
               data-testid="heatmap-token"
               data-token-index={i}
@@ -143,14 +158,14 @@ export function Heatmap({
               onMouseEnter={() => setHover(i)}
               onFocus={() => setHover(i)}
               onBlur={() => setHover((h) => (h === i ? null : h))}
-              onClick={() => useLab.setState((s) => ({ inspect: { ...s.inspect, selected: i } }))}
+              onClick={() => (onSelect ? onSelect(i) : useLab.setState((s) => ({ inspect: { ...s.inspect, selected: i } })))}
             >
               {t.text.replace(/ /g, '␣') || '\u00a0'}
             </button>
           );
         })}
       </div>
-      <div className="tooltip-slot">{shown && hover !== null ? <TokenTooltip t={shown} index={hover} /> : <span className="muted">Hover over or tab to a token for its probabilities and KLs.</span>}</div>
+      <div className="tooltip-slot">{shown && hover !== null ? <TokenTooltip t={shown} index={hover} id={tooltipId} /> : <span className="muted">Hover over or tab to a token for its probabilities and KLs.</span>}</div>
       {chosen && (
         <>
           <table className="grid details" data-testid="token-details">
@@ -169,14 +184,32 @@ export function Heatmap({
             </tbody>
           </table>
           <table className="grid details topk" data-testid="topk-table">
-            <caption>The teacher’s top {chosen.teacherTop.length} next tokens, and the student’s probability of each</caption>
+            <caption>
+              The teacher’s top {chosen.teacherTop.length} next tokens, and the student’s probability of each
+              {onBranch && <>: press one to let the student continue from it instead</>}
+            </caption>
             <thead>
               <tr><th>token</th><th>teacher p</th><th>student p</th></tr>
             </thead>
             <tbody>
               {chosen.teacherTop.map((c) => (
                 <tr key={c.id} data-testid="topk-row" className={c.id === chosen.id ? 'chosen' : undefined}>
-                  <td>{JSON.stringify(c.text)}{c.id === chosen.id ? ' (written)' : ''}</td>
+                  <td>
+                    {onBranch && c.id !== chosen.id ? (
+                      <button
+                        className="small secondary branch-button"
+                        disabled={branchBusy}
+                        data-testid="branch-button"
+                        data-alternative={c.text}
+                        title={`The student's tokens before this one, then ${JSON.stringify(c.text)}; the student writes the rest`}
+                        onClick={() => onBranch(selected!, { id: c.id, text: c.text })}
+                      >
+                        branch from {JSON.stringify(c.text)}
+                      </button>
+                    ) : (
+                      <>{JSON.stringify(c.text)}{c.id === chosen.id ? ' (written)' : ''}</>
+                    )}
+                  </td>
                   <td data-testid="topk-teacher-p">{prob(c.logprob)}</td>
                   <td data-testid="topk-student-p">{prob(c.studentLogprob)}</td>
                 </tr>

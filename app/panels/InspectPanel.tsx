@@ -1,10 +1,49 @@
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { useLab } from '../state/labStore';
-import { loadModel, sampleFromStudent, scoreCompletion, type SampleSettings } from '../lab/connect';
+import { loadModel, sampleFromStudent, type SampleSettings } from '../lab/connect';
+import { branchFrom, drawTaskPrompt, scoreFields, setChat, setCompletion, setPrompt, useInspectFlow } from '../lab/inspectFlow';
 import { LoadBuiltIns, ModelLoader } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
-import type { ChatRenderingSummary } from '../../workers/protocol';
+import type { ChatRenderingSummary, DrawnTaskPrompt, TaskVerdict } from '../../workers/protocol';
 import { DEFAULT_HEATMAP_VIEW, Heatmap, type HeatmapView, type ScoredInput } from './Heatmap';
+import { Welcome } from './Welcome';
+
+/** A completion's verdict in a line: right, or wrong and what the answer should be (as people read it, and as the model writes it when that differs). */
+export function VerdictLine({ verdict, testId }: { verdict: TaskVerdict; testId: string }) {
+  const written = (readable: string, raw: string) => (readable !== raw ? <span className="muted"> (written “{raw}”)</span> : null);
+  return (
+    <span className={`verdict-line ${verdict.correct ? 'right' : 'wrong'}`} data-testid={testId} data-correct={verdict.correct ? 'true' : 'false'}>
+      <span className="verdict-mark" aria-hidden="true">{verdict.correct ? '✓' : '✗'}</span>{' '}
+      {verdict.correct ? (
+        <>
+          <b>Right:</b> {verdict.gotReadable}
+          {written(verdict.expectedReadable, verdict.expected)}
+        </>
+      ) : (
+        <>
+          <b>Wrong:</b> {verdict.gotReadable || 'no answer'}
+          {verdict.gotReadable && written(verdict.gotReadable, verdict.got)}; the answer should be <b data-testid={`${testId}-expected`}>{verdict.expectedReadable}</b>
+          {written(verdict.expectedReadable, verdict.expected)}
+          {verdict.reason && <span className="muted"> ({verdict.reason.replace(/\.$/, '')})</span>}
+        </>
+      )}
+    </span>
+  );
+}
+
+/** What a drawn prompt is: which held-out prompt of which task, and how the task writes prompts and answers. */
+function TaskFormat({ drawn }: { drawn: DrawnTaskPrompt }) {
+  return (
+    <div className="task-format" data-testid="task-format">
+      <p>
+        Held-out prompt {drawn.index + 1} of {drawn.heldOut} of the <b>{drawn.task}</b> task (never trained on). Its answer is{' '}
+        <b data-testid="task-expected">{drawn.expectedReadable}</b>
+        {drawn.expectedReadable !== drawn.expected && <> (written “{drawn.expected}”)</>}.
+      </p>
+      {drawn.format && <p className="muted" data-testid="task-format-note">{drawn.format}</p>}
+    </div>
+  );
+}
 
 /** The student answers the prompt, token by token as they come; any answer can go to the scorer. */
 function StudentSamples({ prompt, chat, onPick }: { prompt: string; chat: boolean; onPick: (text: string) => void }) {
@@ -44,6 +83,7 @@ function StudentSamples({ prompt, chat, onPick }: { prompt: string; chat: boolea
                   Score this
                 </button>
               )}
+              {c.verdict && <> <VerdictLine verdict={c.verdict} testId="sample-verdict" /></>}
             </li>
           ))}
         </ol>
@@ -100,15 +140,31 @@ export function InspectPanel() {
   const inspect = useLab((s) => s.inspect);
   const phase = useLab((s) => s.phase);
   const models = useLab((s) => s.models);
-  const [prompt, setPrompt] = useState('');
-  const [completion, setCompletion] = useState('');
-  const [chat, setChat] = useState(false);
-  const [scored, setScored] = useState<ScoredInput | null>(null);
+  const { prompt, completion, chat, drawn, drawing, drawError, branch, tryIt, scored } = useInspectFlow();
   const [heatView, setHeatView] = useState<HeatmapView>(DEFAULT_HEATMAP_VIEW);
+  const [branchSelected, setBranchSelected] = useState<number | null>(null);
   const { result, selected } = inspect;
   const canScore = phase === 'ready' && models.student.model && models.teacher.model && prompt && completion && !inspect.scoring;
+  const heatmapRef = useRef<HTMLDivElement>(null);
+  // "Try it" ends on the heatmap: bring it into view.
+  useEffect(() => {
+    if (tryIt.done && result) heatmapRef.current?.scrollIntoView({ block: 'start' });
+  }, [tryIt.done, result]);
+  useEffect(() => setBranchSelected(null), [branch?.result]);
+  const input: ScoredInput | null = scored;
+  const labels = { student: models.student.model?.label ?? null, teacher: models.teacher.model?.label ?? null };
+  const branching = branch !== null && (branch.state === 'sampling' || branch.state === 'scoring');
+  const branchCaption = branch && result && (
+    <p className="branch-caption" data-testid="branch-caption">
+      From token {branch.index}: “{branch.alternative}” instead of “{result.tokens[branch.index]?.text}”, then the student goes on.{' '}
+      <button className="small secondary" onClick={() => useInspectFlow.setState({ branch: null })} disabled={branching}>
+        Close the branch
+      </button>
+    </p>
+  );
   return (
     <div className="panel-body">
+      <Welcome hasHeatmap={result !== null} />
       <section className="card wide">
         <h2>Inspect: where does the teacher disagree?</h2>
         <LoadBuiltIns />
@@ -128,22 +184,31 @@ export function InspectPanel() {
         </p>
         <label className="field">
           Prompt
-          <textarea rows={2} value={prompt} onChange={(e) => setPrompt(e.target.value)} />
+          <textarea rows={2} value={prompt} onChange={(e) => setPrompt(e.target.value)} data-testid="prompt-field" />
         </label>
+        <p className="draw-prompt">
+          <button
+            className="secondary small"
+            disabled={phase !== 'ready' || !models.student.model || drawing || models.student.loading}
+            onClick={() => void drawTaskPrompt()}
+          >
+            {drawing ? 'Drawing…' : 'Draw a task prompt'}
+          </button>{' '}
+          <span className="muted">a held-out prompt of the task the student was trained on, with the task’s format.</span>
+        </p>
+        {drawError && <p className="error" role="alert" data-testid="draw-error">{drawError.message}</p>}
+        {drawn && drawn.prompt === prompt && <TaskFormat drawn={drawn} />}
         <label className="checkbox">
           <input type="checkbox" checked={chat} onChange={(e) => setChat(e.target.checked)} /> Chat prompt: a user message, rendered with each model’s chat template
         </label>
         <StudentSamples prompt={prompt} chat={chat} onPick={setCompletion} />
         <label className="field">
           Completion to score
-          <textarea rows={2} value={completion} onChange={(e) => setCompletion(e.target.value)} />
+          <textarea rows={2} value={completion} onChange={(e) => setCompletion(e.target.value)} data-testid="completion-field" />
         </label>
         <button
           disabled={!canScore}
-          onClick={() => {
-            setScored({ prompt, completion, chat });
-            void scoreCompletion(prompt, completion, 5, chat);
-          }}
+          onClick={() => void scoreFields()}
         >
           {inspect.scoring ? 'Scoring…' : 'Score'}
         </button>
@@ -151,7 +216,64 @@ export function InspectPanel() {
       </section>
       {result?.chat && <ChatRenderings chat={result.chat} />}
       {result && (
-        <Heatmap result={result} selected={selected} input={scored} models={{ student: models.student.model?.label ?? null, teacher: models.teacher.model?.label ?? null }} view={heatView} onView={setHeatView} />
+        <div className={branch ? 'heatmap-pair wide' : 'heatmap-single wide'} ref={heatmapRef}>
+          <div className="heatmap-column">
+            <Heatmap
+              note={result.verdict && (
+                <p className="scored-verdict">
+                  <VerdictLine verdict={result.verdict} testId="scored-verdict" />
+                </p>
+              )}
+              result={result}
+              selected={selected}
+              input={input}
+              models={labels}
+              view={heatView}
+              onView={setHeatView}
+              which="original"
+              title={branch ? 'The student’s completion' : undefined}
+              onBranch={(index, alt) => input && void branchFrom(index, alt.id, alt.text, input.prompt, input.chat)}
+              branchBusy={branching}
+            />
+          </div>
+          {branch && (
+            <div className="heatmap-column" data-testid="branch">
+              {!branch.result && (
+                <section className="card branch-pending">
+                  <h2>The branch</h2>
+                  {branchCaption}
+                  {branch.state === 'sampling' && <p className="muted">The student continues from there…</p>}
+                  {branch.state === 'scoring' && <p className="muted">The teacher scores “{branch.completion}”…</p>}
+                  {branch.error && <p className="error" role="alert" data-testid="branch-error">{branch.error.message}</p>}
+                </section>
+              )}
+              {branch.result && (
+                <Heatmap
+                  note={
+                    <>
+                      {branchCaption}
+                      {branch.result.verdict && (
+                        <p className="scored-verdict">
+                          <VerdictLine verdict={branch.result.verdict} testId="branch-verdict" />
+                        </p>
+                      )}
+                    </>
+                  }
+                  result={branch.result}
+                  selected={branchSelected}
+                  input={input && branch.completion !== null ? { ...input, completion: branch.completion } : null}
+                  models={labels}
+                  view={heatView}
+                  onView={setHeatView}
+                  which="branch"
+                  title="The branch"
+                  onSelect={setBranchSelected}
+                  controls={false}
+                />
+              )}
+            </div>
+          )}
+        </div>
       )}
     </div>
   );

@@ -7,7 +7,7 @@
  */
 import { create } from 'zustand';
 import type {
-  AdapterSummary, DivergenceSelfCheckReport, InteropReport, LabError, LabEventOf, ModelRole, ModelSummary, RuntimeSummary, TrainSetup,
+  AdapterSummary, DivergenceSelfCheckReport, InteropReport, LabError, LabEventOf, ModelRole, ModelSummary, RuntimeSummary, TaskVerdict, TrainSetup,
 } from '../../workers/protocol';
 import { DEFAULT_SETUP, setupFromParams, setupToParams } from '../../workers/contract/knobs';
 
@@ -23,6 +23,8 @@ export interface SampledText {
   tokens: number;
   done: boolean;
   finish?: 'eos' | 'length';
+  /** Right or wrong, when the prompt is one of the student's task. */
+  verdict?: TaskVerdict;
 }
 
 export interface InspectState {

@@ -117,15 +117,15 @@ describe('task prompts, verdicts and forced starts in the engine (Node)', () => 
     sampled.completions.forEach((c, i) => {
       const v = sampled.verdicts![i];
       expect(v.correct).toBe(task.verify(prompt, c.text).correct);
-      expect(v).toMatchObject({ task: 'addition', expected: drawn.drawn.expected, expectedReadable: drawn.drawn.expectedReadable, gotReadable: task.readable(c.text) });
+      expect(v).toMatchObject({ task: 'addition', expected: drawn.drawn.expected, expectedReadable: drawn.drawn.expectedReadable, got: c.text, gotReadable: task.readable(c.text) });
       if (!v.correct) expect(v.reason).toMatch(/\.$/);
     });
 
     // The right answer scored: its verdict says so. A prompt of no task: no verdict.
     const right = await send({ type: 'score', prompt, completion: drawn.drawn.expected, topK: 3 });
-    expect(right.type === 'score.result' && right.verdict).toEqual({ task: 'addition', correct: true, expected: drawn.drawn.expected, expectedReadable: drawn.drawn.expectedReadable, gotReadable: drawn.drawn.expectedReadable });
+    expect(right.type === 'score.result' && right.verdict).toEqual({ task: 'addition', correct: true, expected: drawn.drawn.expected, expectedReadable: drawn.drawn.expectedReadable, got: drawn.drawn.expected, gotReadable: drawn.drawn.expectedReadable });
     const wrong = await send({ type: 'score', prompt: 'Q: 12+3= A: ', completion: '52', topK: 3 });
-    expect(wrong.type === 'score.result' && wrong.verdict).toMatchObject({ correct: false, expected: '51', expectedReadable: '15', gotReadable: '25', reason: '25 is not 12+3 = 15.' });
+    expect(wrong.type === 'score.result' && wrong.verdict).toMatchObject({ correct: false, expected: '51', expectedReadable: '15', got: '52', gotReadable: '25', reason: '25 is not 12+3 = 15.' });
     const free = await send({ type: 'score', prompt: 'Q: 12+3=', completion: '15', topK: 3 });
     expect(free.type === 'score.result' && free.verdict).toBeUndefined();
     const freeSample = await send({ type: 'sample', prompt: 'Q: 12+3=', n: 1, maxTokens: 2, temperature: 1, topK: 0, topP: 1, seed: 2 });

@@ -162,6 +162,7 @@ export function taskVerdict(info: TaskInfo | null, prompt: string, completion: s
     ...(v.correct || v.reason === undefined ? {} : { reason: v.reason }),
     expected,
     expectedReadable: readable(expected),
+    got: completion,
     gotReadable: readable(completion),
   };
 }
