@@ -36,7 +36,7 @@ export function readRunFile(path: string): ReadRunFile {
   } catch (e) {
     throw new Error(`${name}'s checkpoint of step ${checkpoint.step} cannot be read (${e instanceof Error ? e.message : String(e)}): export the run again.`);
   }
-  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${name}'s checkpoint of step ${checkpoint.step} is not an OPD Lab trainer checkpoint (its format is ${JSON.stringify(meta.format)}).`);
+  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${name}'s checkpoint of step ${checkpoint.step} is not an OPD Lab trainer checkpoint (its metadata names ${meta.format === undefined ? 'no format' : `the format ${JSON.stringify(meta.format)}`}): export the run again from the lab.`);
   return { record, checkpoint: { ...checkpoint, format: meta.format, trainerStep: meta.step ?? NaN, runStep: meta.run?.step ?? null } };
 }
 

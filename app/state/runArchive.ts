@@ -19,6 +19,7 @@ import {
   type CheckpointMeta, type RunModel, type RunRecord, type RunSnapshot, type RunStatus,
 } from '../../workers/contract/runFile';
 import type { EvalMetrics, PromptTextSource, StepMetrics, TrainSetup } from '../../workers/protocol';
+import { formatBytes } from '../../workers/contract/format';
 
 export type { CheckpointMeta, RunModel, RunRecord, RunSnapshot, RunStatus };
 
@@ -55,7 +56,7 @@ const runs = new Map<string, RunRecord>();
 let refused: { runId: string; step: number; bytes: Uint8Array } | null = null;
 
 function publish(): void {
-  useRunArchive.setState({ runs: [...runs.values()].sort((a, b) => b.createdAt - a.createdAt) });
+  useRunArchive.setState({ runs: [...runs.values()].sort((a, b) => b.createdAt - a.createdAt || b.updatedAt - a.updatedAt) });
 }
 
 // ---------------------------------------------------------------- reading (the Compare panel's API)
@@ -226,7 +227,7 @@ export async function recordCheckpoint(id: string, step: number, bytes: Uint8Arr
     }
     refused = { runId: id, step, bytes };
     useRunArchive.setState({
-      quota: quotaProblem(id, step, bytes.byteLength, `The browser refused to store the checkpoint of step ${step} (${formatMb(bytes.byteLength)}): this site's storage quota is reached. It is held in this page until room is made.`),
+      quota: quotaProblem(id, step, bytes.byteLength, `The browser refused to store the checkpoint of step ${step} (${formatBytes(bytes.byteLength)}): this site's storage quota is reached. It is held in this page until room is made.`),
     });
     void refreshStorage();
     return false;
@@ -243,8 +244,6 @@ export async function recordCheckpoint(id: string, step: number, bytes: Uint8Arr
   void refreshStorage();
   return true;
 }
-
-const formatMb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 function quotaProblem(runId: string, step: number, bytes: number, message: string): QuotaProblem {
   const all = [...runs.values()].flatMap((r) => r.checkpoints.map((c) => ({ runId: r.id, step: c.step, bytes: c.bytes, savedAt: c.savedAt, label: r.label })));
@@ -304,9 +303,11 @@ export async function exportRun(id: string): Promise<{ fileName: string; bytes: 
 /** A run file read into the archive (a new id when its id is taken); throws RunFileError with a sentence. */
 export async function importRun(bytes: Uint8Array, name: string): Promise<RunRecord> {
   const { record, checkpoint } = unpackRunFile(bytes, name);
-  const id = runs.has(record.id) ? randomId() : record.id;
+  // A copy of a run already here gets an id and a label of its own.
+  const taken = runs.has(record.id);
+  const id = taken ? randomId() : record.id;
   const status: RunStatus = record.status === 'running' || record.status === 'paused' ? 'interrupted' : record.status;
-  const run: RunRecord = { ...record, id, status, checkpoints: [], updatedAt: Date.now() };
+  const run: RunRecord = { ...record, id, label: taken ? `${record.label} (imported)` : record.label, status, checkpoints: [], updatedAt: Date.now() };
   if (status === 'interrupted') run.message = interruptedMessage({ ...run, checkpoints: checkpoint ? [{ step: checkpoint.step, bytes: checkpoint.bytes.byteLength, savedAt: Date.now() }] : [] });
   runs.set(id, run);
   publish();
