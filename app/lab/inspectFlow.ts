@@ -10,14 +10,25 @@ import { create } from 'zustand';
 import type { DrawnTaskPrompt, LabError, LabEventOf } from '../../workers/protocol';
 import { LabRequestError } from './client';
 import { labClient, loadModel, sampleFromStudent, scoreCompletion } from './connect';
-import { builtInModelUrl } from './builtInModels';
+import { builtInModelUrl, fetchBuiltIns, useBuiltIns, type BuiltInModelsIndex } from './builtInModels';
 import { useLab } from '../state/labStore';
 
 /**
- * The pair "Try it" loads: built-in folders under models/. One constant, so the reasoning pair
- * (worked-addition) can replace the addition pair in one place.
+ * The pairs "Try it" may load (built-in folders under models/), in order of preference: the first
+ * whose two folders this build serves (models/index.json). The reasoning pair's answers are long
+ * enough to show where the student's working goes wrong; the addition pair is the fallback.
  */
-export const TRY_IT_PAIR = { student: 'addition-student', teacher: 'addition-teacher' } as const;
+export const TRY_IT_PAIRS = [
+  { student: 'worked-student', teacher: 'worked-teacher', what: 'addition with its working written out' },
+  { student: 'addition-student', teacher: 'addition-teacher', what: 'addition' },
+] as const;
+export type TryItPair = (typeof TRY_IT_PAIRS)[number];
+
+/** The pair Try it loads from this build: the first of TRY_IT_PAIRS that index.json lists (the last one before it is read). */
+export function tryItPair(index: BuiltInModelsIndex | null): TryItPair {
+  const served = (name: string) => index?.models.some((m) => m.name === name) ?? false;
+  return TRY_IT_PAIRS.find((p) => served(p.student) && served(p.teacher)) ?? TRY_IT_PAIRS[TRY_IT_PAIRS.length - 1];
+}
 
 export type TryItStage = 'load' | 'draw' | 'sample' | 'score';
 export const TRY_IT_STAGES: { stage: TryItStage; label: string }[] = [
@@ -114,9 +125,17 @@ export async function tryIt(): Promise<void> {
   const stage = (s: TryItStage) => useInspectFlow.setState({ tryIt: { stage: s, done: false, error: null } });
   useInspectFlow.setState({ branch: null });
   stage('load');
+  await fetchBuiltIns();
+  // A read already under way (the loader's) is waited for, so the pair comes from index.json.
+  if (useBuiltIns.getState().status === 'loading') {
+    await new Promise<void>((resolve) => {
+      const stop = useBuiltIns.subscribe((b) => b.status !== 'loading' && (stop(), resolve()));
+    });
+  }
+  const pair = tryItPair(useBuiltIns.getState().index);
   for (const role of ['student', 'teacher'] as const) {
-    if (holds(role, TRY_IT_PAIR[role])) continue;
-    await loadModel(role, { url: builtInModelUrl(TRY_IT_PAIR[role]) });
+    if (holds(role, pair[role])) continue;
+    await loadModel(role, { url: builtInModelUrl(pair[role]) });
     const slot = useLab.getState().models[role];
     if (slot.error || !slot.model) return fail(slot.error ?? { code: 'internal', message: `The built-in ${role} did not load.` });
   }

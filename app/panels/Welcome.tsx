@@ -5,12 +5,14 @@
  * a heatmap is shown it shrinks to a line saying how to read it.
  */
 import { useLab } from '../state/labStore';
-import { TRY_IT_STAGES, tryIt, useInspectFlow } from '../lab/inspectFlow';
+import { TRY_IT_STAGES, tryIt, tryItPair, useInspectFlow } from '../lab/inspectFlow';
+import { useBuiltIns } from '../lab/builtInModels';
 
 export function Welcome({ hasHeatmap }: { hasHeatmap: boolean }) {
   const ready = useLab((s) => s.phase === 'ready');
   const busyModels = useLab((s) => s.models.student.loading || s.models.teacher.loading);
   const { stage, error } = useInspectFlow((s) => s.tryIt);
+  const pair = tryItPair(useBuiltIns((s) => s.index));
   const running = stage !== null;
   const current = TRY_IT_STAGES.findIndex((s) => s.stage === stage);
   const button = (label: string, big: boolean) => (
@@ -43,7 +45,9 @@ export function Welcome({ hasHeatmap }: { hasHeatmap: boolean }) {
       </div>
       <div className="welcome-action">
         {button('Try it', true)}
-        <span className="muted">Loads the built-in addition models, draws a question, lets the student answer and the teacher score it.</span>
+        <span className="muted" data-testid="try-it-what">
+          Loads the built-in student and teacher for {pair.what}, draws a question, lets the student answer and the teacher score it.
+        </span>
       </div>
       {running && (
         <ol className="try-it-stages" aria-live="polite" data-testid="try-it-stages">

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { launch, openLab, screenshot, SCREENSHOT_DIR, type PageRecord } from './browser';
 import { cliDriverEnv } from '../unit/cli-driver';
-import { additionTask } from '../../workers/tasks/addition';
+import { builtInTask } from '../../workers/tasks/registry';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -255,6 +255,9 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
    * room for a rounding flip and nothing more.
    */
   it('a fresh page: Try it reaches a scored heatmap in one click (no typing) that opd-lab score confirms; the verdict, a drawn prompt, a branch', { timeout: 240_000 }, async () => {
+    const t0 = Date.now();
+    const times: string[] = [];
+    const mark = (what: string) => times.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const fresh = await openLab(browser, inject('baseUrl'));
     const { page } = fresh;
     let clicks = 0;
@@ -273,6 +276,7 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await click(page.getByRole('button', { name: 'Try it' }));
     const original = page.locator('[data-heatmap=original]');
     await expect.poll(() => original.getByTestId('heatmap-token').count(), { timeout: 180_000 }).toBeGreaterThan(0);
+    mark('heatmap');
     expect(clicks).toBeLessThanOrEqual(3);
     expect(clicks).toBe(1);
     const prompt = await page.getByTestId('prompt-field').inputValue();
@@ -280,18 +284,26 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     const attrs = await tokenAttrs(original);
     expect(attrs.map((a) => a.text).join('')).toBe(completion);
     attrs.forEach((a, i) => expect(a.index).toBe(String(i)));
-    // The prompt is a held-out one of the built-in task; the verdict is the task's.
-    const task = additionTask();
+    // The built-in pair Try it loaded (the reasoning pair where this build has it), and its task.
+    const folderOf = async (role: string) => /\/models\/([^/]+)\/$/.exec((await page.getByTestId(`${role}-source`).textContent()) ?? '')?.[1];
+    const [studentName, teacherName] = [await folderOf('student'), await folderOf('teacher')];
+    expect(studentName).toBeDefined();
+    expect(teacherName).toBeDefined();
+    const config = JSON.parse(readFileSync(join(ROOT, 'models', studentName!, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const { task } = builtInTask(String(config.task), config);
+    const readable = (text: string) => (task.readable ? task.readable(text) : text);
+    // The prompt is a held-out one of its task; the verdict is the task's.
     expect(task.evalPrompts(256)).toContain(prompt);
-    const right = task.verify(prompt, completion).correct;
+    const right = task.verify!(prompt, completion).correct;
     const verdict = page.getByTestId('scored-verdict');
     expect(await verdict.getAttribute('data-correct')).toBe(String(right));
-    if (!right) expect(await page.getByTestId('scored-verdict-expected').textContent()).toBe(task.readable(task.expected(prompt)));
-    expect(await page.getByTestId('task-format-note').textContent()).toBe(task.formatNote);
-    expect(await page.getByTestId('task-expected').textContent()).toBe(task.readable(task.expected(prompt)));
+    if (!right) expect(await page.getByTestId('scored-verdict-expected').textContent()).toBe(readable(task.expected!(prompt)));
+    if (task.formatNote) expect(await page.getByTestId('task-format-note').textContent()).toBe(task.formatNote);
+    else expect(await page.getByTestId('task-format-note').count()).toBe(0);
+    expect(await page.getByTestId('task-expected').textContent()).toBe(readable(task.expected!(prompt)));
     expect(await page.getByTestId('sample-verdict').getAttribute('data-correct')).toBe(String(right));
     // The same prompt and completion in the CLI, while the page goes on.
-    const cli = cliScore(join(ROOT, 'models', 'addition-student'), join(ROOT, 'models', 'addition-teacher'), prompt, completion);
+    const cli = cliScore(join(ROOT, 'models', studentName!), join(ROOT, 'models', teacherName!), prompt, completion);
     // "Try it" ends with the heatmap in view.
     const inWindow = (l: Locator) => l.evaluate((e) => e.getBoundingClientRect().top >= 0 && e.getBoundingClientRect().bottom <= innerHeight);
     await expect.poll(() => inWindow(original.getByTestId('heatmap')), { timeout: 10_000 }).toBe(true);
@@ -307,6 +319,7 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await alternative.click();
     const branch = page.locator('[data-heatmap=branch]');
     await expect.poll(() => branch.getByTestId('heatmap-token').count(), { timeout: 120_000 }).toBeGreaterThan(0);
+    mark('branch');
     const branchAttrs = await tokenAttrs(branch);
     // The student's tokens before it, then the alternative, then the student's own.
     expect(branchAttrs.slice(0, worst).map((a) => a.text)).toEqual(attrs.slice(0, worst).map((a) => a.text));
@@ -319,7 +332,7 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     expect(await page.getByTestId('branch-caption').textContent()).toContain(`From token ${worst}: “${altText}” instead of “${attrs[worst].text}”`);
     // The branch is judged by the task too, and the original is still there beside it.
     const branchText = branchAttrs.map((a) => a.text).join('');
-    expect(await page.getByTestId('branch-verdict').getAttribute('data-correct')).toBe(String(task.verify(prompt, branchText).correct));
+    expect(await page.getByTestId('branch-verdict').getAttribute('data-correct')).toBe(String(task.verify!(prompt, branchText).correct));
     expect(await tokenAttrs(original)).toEqual(attrs);
     await screenshot(page, 'branch-side-by-side');
     await windowShot(page, 'branch-side-by-side-window', 1280, original);
@@ -330,10 +343,26 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await expect.poll(() => page.getByTestId('task-format').count(), { timeout: 60_000 }).toBe(1);
     const drawn = await page.getByTestId('prompt-field').inputValue();
     expect(task.evalPrompts(256)).toContain(drawn);
-    expect(await page.getByTestId('task-expected').textContent()).toBe(task.readable(task.expected(drawn)));
+    expect(await page.getByTestId('task-expected').textContent()).toBe(readable(task.expected!(drawn)));
+
+    // A worker error no panel shows (one answering no waiting request) comes up in the page's banner with its sentence, until dismissed.
+    const worker = page.workers().find((w) => w.url().includes('lab.worker'));
+    expect(worker).toBeDefined();
+    const sentence = 'A test error that no panel waits for: the banner shows it.';
+    await worker!.evaluate((message) => postMessage({ type: 'error', requestId: 987654, error: { code: 'bad-request', message } }), sentence);
+    const banner = page.getByTestId('error-banner');
+    await banner.waitFor({ timeout: 10_000 });
+    expect(await banner.getAttribute('role')).toBe('alert');
+    expect(await page.getByTestId('error-banner-message').textContent()).toBe(sentence);
+    await windowShot(page, 'error-banner', 1280, banner);
+    await banner.getByRole('button', { name: 'Dismiss' }).click();
+    expect(await page.getByTestId('error-banner').count()).toBe(0);
     expect(fresh.errors).toEqual([]);
 
+    mark('page done');
     const r = await cli;
+    mark('CLI done');
+    console.log(`first screen e2e: ${times.join(', ')}`);
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout) as { tokens: { text: string; reverseKL: number; sampledKL: number }[] };
     expect(doc.tokens.map((t) => t.text).join('')).toBe(completion);
