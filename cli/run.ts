@@ -42,6 +42,7 @@ export function readRunFile(path: string): ReadRunFile {
 
 const fmt = (x: number | undefined, digits = 3) => (x === undefined ? '—' : Number.isFinite(x) ? x.toFixed(digits) : String(x));
 const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export const runCommand: Command = {
   summary: 'show what a run file (NAME.opdrun.zip, exported from the Distill panel) holds: setup, metrics, checkpoint',
@@ -74,11 +75,11 @@ export const runCommand: Command = {
     }
     const s = r.setup;
     console.log(`${basename(path)}: ${r.label}, ${r.status} at step ${r.step} of ${r.totalSteps}`);
-    console.log(`  setup: ${s.objective} on ${r.prompts ? r.prompts.label : s.task}, ${s.totalSteps} steps of ${s.batchPrompts} prompts × ${s.groupSize} completions, lr ${s.lr}, seed ${s.seed}`);
+    console.log(`  setup: ${s.objective} on ${r.prompts ? r.prompts.label : s.task}, ${s.totalSteps} steps of ${plural(s.batchPrompts, 'prompt')} × ${plural(s.groupSize, 'completion')}, lr ${s.lr}, seed ${s.seed}`);
     const origin = (m: RunRecord['models']['student']) => (m.origin ? Object.values(m.origin)[0] : m.label);
     console.log(`  student: ${origin(r.models.student)}`);
     console.log(`  teacher: ${origin(r.models.teacher)}`);
-    console.log(`  ${r.steps.length} steps kept${lastStep ? ` (last: step ${lastStep.step}, loss ${fmt(lastStep.loss, 4)}, reverse KL ${fmt(lastStep.reverseKL)})` : ''}; ${r.evals.length} evaluations${lastEval ? ` (last at step ${lastEval.step}: ${lastEval.accuracy !== undefined ? `accuracy ${(100 * lastEval.accuracy).toFixed(1)}%, ` : ''}reverse KL ${fmt(lastEval.reverseKL)})` : ''}`);
+    console.log(`  ${plural(r.steps.length, 'step')} kept${lastStep ? ` (last: step ${lastStep.step}, loss ${fmt(lastStep.loss, 4)}, reverse KL ${fmt(lastStep.reverseKL)})` : ''}; ${plural(r.evals.length, 'evaluation')}${lastEval ? ` (last at step ${lastEval.step}: ${lastEval.accuracy !== undefined ? `accuracy ${(100 * lastEval.accuracy).toFixed(1)}%, ` : ''}reverse KL ${fmt(lastEval.reverseKL)})` : ''}`);
     console.log(
       checkpoint
         ? `  checkpoint of step ${checkpoint.step} (${mb(checkpoint.bytes.byteLength)}): opd-lab train --student DIR --teacher DIR --out RUN_DIR --resume ${basename(path)} goes on from it`

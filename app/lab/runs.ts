@@ -179,7 +179,7 @@ async function ensureModel(role: ModelRole, model: RunModel): Promise<string | n
   if (slot.model && slot.model.label === model.label && !slot.loading) return null;
   const o = model.origin;
   if (!o || 'picked' in o) {
-    return `The run's ${role} (${model.label}) was ${o ? 'picked from your computer' : 'loaded in a way the lab cannot repeat'}: load it as the ${role} again, then resume.`;
+    return `The run's ${role} (${model.label}) was ${o ? 'loaded from files given to this page (a folder picked from your computer, or a trained student), which the page cannot reopen by itself' : 'loaded in a way the lab cannot repeat'}: load it as the ${role} again, then continue the run.`;
   }
   useRuns.setState((s) => ({ resuming: s.resuming && { ...s.resuming, stage: `Loading the ${role} (${shortLabel(model.label)})` } }));
   await loadModel(role, 'url' in o ? { url: o.url } : 'hub' in o ? { hub: o.hub } : { sameAs: o.sameAs });

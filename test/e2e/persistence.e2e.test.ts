@@ -123,15 +123,17 @@ describe('nothing lost: a run kept across a reload, a lost GPU and a crashed wor
         observer.disconnect();
       }).observe(document.body, { subtree: true, childList: true, attributes: true });
     });
-    // An uncaught error in a timer of the worker: what a bug in the engine would do.
-    const thrownAt = await worker.evaluate(() => {
+    // An uncaught error in a timer of the worker: what a bug in the engine would do. It carries the
+    // moment it was thrown (the worker shares the page's clock), which the banner's detail shows.
+    await worker.evaluate(() => {
       setTimeout(() => {
-        throw new Error('simulated crash of the lab worker');
+        throw new Error(`simulated crash of the lab worker at ${Date.now()}`);
       }, 0);
-      return Date.now();
     });
     const banner = page.getByTestId('run-recovery');
     await banner.waitFor({ timeout: 5_000 });
+    const detail = (await banner.locator('details pre').textContent()) ?? '';
+    const thrownAt = Number(/simulated crash of the lab worker at (\d+)/.exec(detail)?.[1]);
     const noticedMs = (await page.evaluate(() => (window as unknown as { bannerAt: number | null }).bannerAt))! - thrownAt;
     expect(noticedMs).toBeLessThan(1000);
     expect(await banner.getAttribute('data-cause')).toBe('worker-crashed');
