@@ -184,6 +184,8 @@ async function cacheRequest(command: Extract<CommandWithoutId, { type: 'cache.li
   } catch (e) {
     if (!(e instanceof LabRequestError)) throw e;
     useHub.setState((s) => ({ cache: { ...s.cache, busy: false, error: e.error } }));
+    // The model manager shows it in the Models panel; elsewhere (a listing after a Hub load) the banner does.
+    if (useLab.getState().panel !== 'models') reportError(e.error);
   }
 }
 
