@@ -19,7 +19,7 @@ import {
 } from '../state/runArchive';
 import { restoreHistory, useDistillRun } from '../state/distillRun';
 import { useLab, type ModelRole } from '../state/labStore';
-import { loadModel, restartLab, startTraining } from './connect';
+import { controlTraining, loadModel, restartLab, startTraining } from './connect';
 
 // ---------------------------------------------------------------- where the loaded models came from
 
@@ -255,6 +255,7 @@ export function recoverFromDeviceLoss(error: LabError): boolean {
   const going = runGoing();
   if (!going || recovering) return false;
   recovering = true;
+  const wasPaused = useDistillRun.getState().phase === 'paused';
   interrupt(going.id, going.step, 'the GPU device was lost.');
   const at = going.checkpoint !== null ? `its checkpoint of step ${going.checkpoint}` : 'its start (it had kept no checkpoint yet)';
   useRuns.setState({
@@ -264,6 +265,8 @@ export function recoverFromDeviceLoss(error: LabError): boolean {
     try {
       await restartLab();
       const ok = going.checkpoint !== null ? await resumeRun(going.id) : await restartFromScratch(going.id);
+      // A paused run comes back paused (the pause is read before its first step).
+      if (ok && wasPaused) await controlTraining('pause');
       const resumedAt = useDistillRun.getState().step;
       useRuns.setState({
         recovery: ok
