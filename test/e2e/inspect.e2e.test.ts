@@ -274,6 +274,8 @@ describe('the Inspect panel: a person scores a completion and reads the heatmap'
     await windowShot(page, 'welcome-narrow', 420);
 
     await click(page.getByRole('button', { name: 'Try it' }));
+    // Its stages as they go (loading the pair takes seconds here; a missed moment is no failure).
+    await page.getByTestId('try-it-stages').waitFor({ timeout: 5_000 }).then(() => windowShot(page, 'try-it-running', 1280), () => undefined);
     const original = page.locator('[data-heatmap=original]');
     await expect.poll(() => original.getByTestId('heatmap-token').count(), { timeout: 180_000 }).toBeGreaterThan(0);
     mark('heatmap');
