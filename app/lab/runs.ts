@@ -222,6 +222,12 @@ export async function resumeRun(id: string): Promise<boolean> {
 
 // ---------------------------------------------------------------- a lost device, a crashed worker
 
+/** A new worker numbers its requests from 1 again: the old worker's run ids mean nothing to it. */
+async function restartWorker(): Promise<void> {
+  archiveOf.clear();
+  await restartLab();
+}
+
 /** The run going in the page when something went away: its archive id, step and checkpoint's step. */
 function runGoing(): { id: string; step: number; checkpoint: number | null } | null {
   const live = useDistillRun.getState();
@@ -263,7 +269,7 @@ export function recoverFromDeviceLoss(error: LabError): boolean {
   });
   void (async () => {
     try {
-      await restartLab();
+      await restartWorker();
       const ok = going.checkpoint !== null ? await resumeRun(going.id) : await restartFromScratch(going.id);
       // A paused run comes back paused (the pause is read before its first step).
       if (ok && wasPaused) await controlTraining('pause');
@@ -309,7 +315,7 @@ export function recoverFromCrash(error: LabError): boolean {
   });
   void (async () => {
     try {
-      await restartLab();
+      await restartWorker();
       const ready = useLab.getState().phase === 'ready';
       useRuns.setState({
         recovery: {
