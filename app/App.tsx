@@ -3,6 +3,7 @@ import { useLab, panelFromHash, setupFromHash } from './state/labStore';
 import { startLab } from './lab/connect';
 import { Nav } from './components/Nav';
 import { ClassroomSwitch } from './components/ClassroomSwitch';
+import { Tour, TourButton } from './tour/Tour';
 import { StatusBar } from './components/StatusBar';
 import { RecoveryBanner } from './components/RecoveryBanner';
 import { ErrorBanner } from './components/ErrorBanner';
@@ -35,6 +36,7 @@ export function App() {
           OPD Lab <span className="subtitle">on-policy distillation, on your GPU</span>
         </h1>
         <Nav />
+        <TourButton />
         <ClassroomSwitch />
       </header>
       <RecoveryBanner />
@@ -54,6 +56,7 @@ export function App() {
           <ComparePanel />
         )}
       </main>
+      <Tour />
       <StatusBar />
     </div>
   );

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** The benchmarks, each in scripts/bench/<name>.ts. */
-const BENCHES = ['kl', 'sampling', 'training', 'distill', 'llama'];
+const BENCHES = ['kl', 'sampling', 'training', 'distill', 'llama', 'soak'];
 
 interface Bench {
   run(args: Record<string, string>): Promise<object>;

@@ -13,6 +13,7 @@ import type { DivergenceSelfCheckReport, InteropReport } from './contract/report
 import type { PromptSetSummary, PromptTextSource } from './contract/prompts';
 import type { EvalMetrics, StepMetrics, TrainExportKind, TrainSetup, TrainStateName } from './contract/run';
 import type { ClusterTargets } from './contract/cluster';
+import type { BufferCount } from './contract/reports';
 
 export type * from './contract/adapter';
 export type * from './contract/errors';
@@ -204,7 +205,9 @@ export type LabCommand =
    * and the prompts (the setup's built-in task when absent). Answered by `cluster.exported`, or an
    * error whose sentence says why neither trainer can carry the setup.
    */
-  | { type: 'cluster.export'; requestId: number; setup: TrainSetup; prompts?: PromptTextSource };
+  | { type: 'cluster.export'; requestId: number; setup: TrainSetup; prompts?: PromptTextSource }
+  /** The GPU buffers alive on the lab's device (the soak benchmark's leak check); answered by `memory.reported`. */
+  | { type: 'memory.report'; requestId: number };
 
 // ---------------------------------------------------------------- events (worker → UI)
 
@@ -275,6 +278,7 @@ export type LabEvent =
   | { type: 'train.exported'; requestId: number; what: TrainExportKind; step: number; files: { path: string; bytes: Uint8Array }[] }
   /** The answer to cluster.export: the files (text), and per target the file or why it was not written. */
   | { type: 'cluster.exported'; requestId: number; files: { path: string; text: string }[]; targets: ClusterTargets }
+  | { type: 'memory.reported'; requestId: number; gpu: BufferCount }
   | { type: 'device.lost'; error: LabError }
   | { type: 'error'; requestId?: number; error: LabError };
 

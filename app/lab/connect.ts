@@ -412,3 +412,9 @@ export async function inspectTrainedStudent(): Promise<void> {
   await loadModel('student', { entries: result.files.map((f) => ({ path: f.path, file: new Blob([f.bytes as Uint8Array<ArrayBuffer>]) })), label: name });
   useLab.getState().setPanel('inspect');
 }
+
+/** The GPU buffers alive on the worker's device (the soak benchmark reads it through `window.opdLabDebug`). */
+export async function memoryReport(): Promise<LabEventOf<'memory.reported'>['gpu'] | null> {
+  if (!client) return null;
+  return (await client.request({ type: 'memory.report' }, ['memory.reported'])).gpu;
+}

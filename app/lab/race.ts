@@ -67,13 +67,26 @@ function runEnded(): Promise<'finished' | 'stopped' | 'failed'> {
   });
 }
 
-const pairLoaded = () => {
+/** Starts a run with `setup` and resolves when it has ended, or with the sentence that refused it. */
+export async function runToEnd(setup: TrainSetup): Promise<'finished' | 'stopped' | 'failed' | { refused: string }> {
+  await startTraining(setup);
+  const refused = useDistillRun.getState().startError;
+  if (refused) return { refused: refused.message };
+  return runEnded();
+}
+
+/** Points the Compare panel's default selection at the runs created from now on (a race, the tour). */
+export function focusCompareFromNow(): void {
+  useRace.setState({ startedAt: Date.now() });
+}
+
+export const pairLoaded = () => {
   const { models } = useLab.getState();
   return models.student.model !== null && !models.student.error && models.teacher.model !== null && !models.teacher.error;
 };
 
 /** Runs the four objectives in turn; a second call while one races is ignored. */
-export async function startRace(steps: number): Promise<void> {
+export async function startRace(steps: number, evalPrompts: number = RACE_SETUP.evalPrompts): Promise<void> {
   const s = useRace.getState();
   if (s.status === 'loading' || s.status === 'running') return;
   const active = useDistillRun.getState();
@@ -92,13 +105,11 @@ export async function startRace(steps: number): Promise<void> {
   for (const objective of OBJECTIVES) {
     if (cancelled) break;
     useRace.setState({ status: 'running', current: objective, message: `Racing ${objective}: ${useRace.getState().done.length + 1} of ${OBJECTIVES.length}.` });
-    await startTraining({ ...RACE_SETUP, objective, totalSteps: steps });
-    const refused = useDistillRun.getState().startError;
-    if (refused) {
-      useRace.setState({ status: 'failed', current: null, message: `The ${objective} run was refused: ${refused.message}` });
+    const end = await runToEnd({ ...RACE_SETUP, objective, totalSteps: steps, evalPrompts });
+    if (typeof end !== 'string') {
+      useRace.setState({ status: 'failed', current: null, message: `The ${objective} run was refused: ${end.refused}` });
       return;
     }
-    const end = await runEnded();
     useRace.setState((r) => ({ done: [...r.done, objective] }));
     if (end === 'failed') {
       useRace.setState({ status: 'failed', current: null, message: `The ${objective} run failed: ${useDistillRun.getState().failure?.message ?? 'see the Distill panel'}` });

@@ -137,27 +137,28 @@ function Race() {
   const race = useRace();
   const ready = useLab((s) => s.phase === 'ready');
   const [steps, setSteps] = useState(DEFAULT_RACE_STEPS);
+  const [evalPrompts, setEvalPrompts] = useState(RACE_SETUP.evalPrompts);
   const going = race.status === 'loading' || race.status === 'running';
-  const valid = Number.isInteger(steps) && steps >= 1 && steps <= 10_000;
+  const valid = Number.isInteger(steps) && steps >= 1 && steps <= 10_000 && Number.isInteger(evalPrompts) && evalPrompts >= 1 && evalPrompts <= 1000;
   return (
     <section className="card wide" data-testid="race">
       <h2>Race the four objectives</h2>
       <p>
         <code>opd-sampled</code>, <code>opd-full</code>, <code>sft</code> and <code>rl</code> train the built-in student against the built-in teacher on
         the addition task, one after the other, with the same seed ({RACE_SETUP.seed}), the same steps, {RACE_SETUP.batchPrompts} prompts ×{' '}
-        {RACE_SETUP.groupSize} answers a step and learning rate {RACE_SETUP.lr}; held-out accuracy on {RACE_SETUP.evalPrompts} prompts every{' '}
-        {RACE_SETUP.evalEvery} steps. Each run is drawn below as it goes, and kept with the others.
+        {RACE_SETUP.groupSize} answers a step and learning rate {RACE_SETUP.lr}; held-out accuracy every {RACE_SETUP.evalEvery} steps (and at the start and the end). Each run is drawn below as it goes, and kept with the others.
       </p>
       <div className="race-controls">
         <NumberField label="steps per run" value={steps} onChange={setSteps} min={1} max={10_000} disabled={going} testId="race-steps" />
-        <button onClick={() => void startRace(steps)} disabled={!ready || going || !valid}>
+        <NumberField label="held-out prompts" value={evalPrompts} onChange={setEvalPrompts} min={1} max={1000} disabled={going} title="Held-out prompts each evaluation answers (greedy): more is steadier, and slower." testId="race-eval-prompts" />
+        <button onClick={() => void startRace(steps, evalPrompts)} disabled={!ready || going || !valid}>
           Start the race
         </button>
         <button className="danger" onClick={() => void stopRace()} disabled={!going}>
           Stop the race
         </button>
       </div>
-      {!valid && <p className="error" role="alert">Steps per run must be a whole number from 1 to 10,000.</p>}
+      {!valid && <p className="error" role="alert">Steps per run must be a whole number from 1 to 10,000, and held-out prompts one from 1 to 1,000.</p>}
       {race.message && (
         <p data-testid="race-status" className={race.status === 'failed' ? 'error' : undefined} role={race.status === 'failed' ? 'alert' : 'status'}>
           {race.message}

@@ -26,9 +26,9 @@ export type WebGpuMode =
 /** A host name that resolves to 127.0.0.1 inside the test browser only. */
 export const INSECURE_HOST = 'opd-lab.test';
 
-export async function launch(mode: WebGpuMode): Promise<Browser> {
+export async function launch(mode: WebGpuMode, extraArgs: string[] = []): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: run 'bash scripts/ensure-system-deps.sh' (apt-get install -y chromium).`);
-  const args = ['--no-sandbox', ...QUIET];
+  const args = ['--no-sandbox', ...QUIET, ...extraArgs];
   if (mode === 'swiftshader') args.push('--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader');
   if (mode === 'no-webgpu') args.push(`--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`);
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args });

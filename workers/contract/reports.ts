@@ -55,3 +55,12 @@ export interface DivergenceSelfCheckReport {
   cases: CaseReport[];
   ms: number;
 }
+
+/** The GPU buffers alive on the lab's device (workers/gpu/buffer-count.ts). */
+export interface BufferCount {
+  /** Buffers alive now, and their bytes. */
+  buffers: number;
+  bytes: number;
+  /** Buffers ever created on the device. */
+  created: number;
+}

@@ -18,6 +18,7 @@ import { scoreChat, userMessage } from './chat';
 import { ChatTemplateError } from '../chat/render';
 import { renderFolderChat } from '../chat/template';
 import { acquireDevice, watchDeviceLoss } from '../gpu/device';
+import { countBuffers, type BufferCount } from '../gpu/buffer-count';
 import { configureOrt, ort, ORT_VERSION } from '../ort/runtime';
 import { runInteropCheck } from '../selfcheck/interop';
 import { runDivergenceSelfCheck } from '../kernels/divergence/selfcheck';
@@ -58,6 +59,8 @@ export class LabEngine {
   private cache: ModelCache | undefined;
   /** GPU work runs one piece at a time; each piece chains onto the one before. */
   private gpuQueue: Promise<unknown> = Promise.resolve();
+  /** The GPU buffers alive on the device (memory.report). */
+  private bufferCount?: () => BufferCount;
   /** Distillation runs: their loop, their controls and the latest checkpoint. */
   readonly training: Training;
 
@@ -103,6 +106,9 @@ export class LabEngine {
           return await this.sample(command);
         case 'score':
           return await this.score(command);
+        case 'memory.report':
+          this.options.emit({ type: 'memory.reported', requestId: command.requestId, gpu: this.bufferCount?.() ?? { buffers: 0, bytes: 0, created: 0 } });
+          return;
         case 'task.draw':
           return this.drawTask(command.requestId, command.index);
         case 'train.start': {
@@ -168,6 +174,7 @@ export class LabEngine {
     const acquired = await acquireDevice(this.options.gpu, { secure: this.options.secureContext });
     if (!acquired.ok) return this.fail(requestId, acquired.error);
     this.device = acquired.device;
+    this.bufferCount = countBuffers(acquired.device);
     this.adapter = acquired.summary;
     this.lost = undefined;
     watchDeviceLoss(acquired.device, (error) => {
