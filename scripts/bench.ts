@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** The benchmarks, each in scripts/bench/<name>.ts. */
-const BENCHES = ['kl', 'sampling', 'training', 'distill', 'llama', 'soak'];
+const BENCHES = ['kl', 'sampling', 'training', 'distill', 'llama', 'first-error', 'soak'];
 
 interface Bench {
   run(args: Record<string, string>): Promise<object>;
