@@ -10,7 +10,7 @@ import { useEffect, useState } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
 import { loadModel } from '../lab/connect';
 import { builtInFor, builtInModelUrl, fetchBuiltIns, useBuiltIns, type BuiltInModel } from '../lab/builtInModels';
-import { LLAMA_STUDENT, SELF_DISTILL, type Preset } from '../../workers/contract/presets';
+import { LLAMA_STUDENT, SELF_DISTILL, WORKED, type Preset } from '../../workers/contract/presets';
 import { formatBytes, isHubId, useHub, type HubLoadProgress } from '../state/hub';
 import { useLoadDtype, type DtypePick } from '../state/loadDtype';
 import { isOnnxDtype, ONNX_DTYPE_FILES, ONNX_DTYPE_NOTES, ONNX_DTYPES } from '../../workers/contract/dtypes';
@@ -248,6 +248,22 @@ export function LlamaStudentPreset({ disabled = false }: { disabled?: boolean })
         <>
           <code>{student.name}</code> ({student.modelType}, {pct(student.heldOutAccuracy)} held-out) learns from <code>{teacher.name}</code> ({teacher.modelType},{' '}
           {pct(teacher.heldOutAccuracy)}): two families, one tokenizer.
+        </>
+      )}
+    />
+  );
+}
+
+/** The reasoning-task preset: the worked-addition pair. Hidden when this build lacks either folder. */
+export function WorkedPreset({ disabled = false }: { disabled?: boolean }) {
+  return (
+    <PresetButton
+      preset={WORKED}
+      disabled={disabled}
+      blurb={(student, teacher) => (
+        <>
+          Addition with the working written out (<code>7+9+0=16 4+8+1=13 3+5+1=09 so 936</code>): <code>{student.name}</code> ({pct(student.heldOutAccuracy)} held-out) learns from{' '}
+          <code>{teacher.name}</code> ({pct(teacher.heldOutAccuracy)}), and the heatmap shows the step where its working first goes wrong.
         </>
       )}
     />

@@ -44,6 +44,9 @@ export interface BuiltInModelsIndex {
 /** The folder names `npm run build:models` writes; the defaults before index.json is read. */
 export const BUILT_IN_NAMES: Record<ModelRole, string> = { student: 'addition-student', teacher: 'addition-teacher' };
 
+/** The reasoning task's pair (task worked-addition, preset 'worked': answers of 34 tokens with their working written out). */
+export const WORKED_NAMES: Record<ModelRole, string> = { student: 'worked-student', teacher: 'worked-teacher' };
+
 /** The URL of a file or folder under the lab's models/ (base-aware: works under any deploy base). */
 export function builtInUrl(path = ''): string {
   return new URL(`${import.meta.env.BASE_URL}models/${path}`, location.href).href;

@@ -7,7 +7,7 @@ import { useLab } from '../state/labStore';
 import { useDistillRun } from '../state/distillRun';
 import { controlTraining, exportForCluster, exportTraining, inspectTrainedStudent, startTraining } from '../lab/connect';
 import { useClusterExport } from '../state/clusterExport';
-import { LlamaStudentPreset, LoadBuiltIns, ModelLoader, SelfDistillPreset } from '../components/ModelLoader';
+import { LlamaStudentPreset, LoadBuiltIns, ModelLoader, SelfDistillPreset, WorkedPreset } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
 import { DistillCharts } from './DistillCharts';
@@ -383,6 +383,7 @@ export function DistillPanel() {
         <LoadBuiltIns disabled={locked} />
         <SelfDistillPreset disabled={locked} />
         <LlamaStudentPreset disabled={locked} />
+        <WorkedPreset disabled={locked} />
         <div className="loaders">
           <ModelLoader role="student" disabled={locked} />
           <ModelLoader role="teacher" disabled={locked} />

@@ -273,6 +273,7 @@ export function workedAdditionTask(options: WorkedOptions = {}) {
       const v = verifyWorked(prompt, completion, { digits });
       return v.correct ? { correct: true } : { correct: false, reason: v.reason };
     },
+    formatNote: `Prompts are written ${JSON.stringify(workedPrompt(347, 589, { digits }))}. The answer works column by column from the units, each column as its two digits + the carry coming in = its two-digit sum (the first digit is the carry going out), then " so " and the sum: ${JSON.stringify(workedAnswerText(347, 589, { digits }))}, then the end of text.`,
     /** The correct completion of `prompt` (without the end of text); '' when it is not an addition prompt. */
     expected(prompt: string): string {
       const operands = parseAdditionPrompt(prompt);
