@@ -27,6 +27,12 @@ function shortLabel(r: RunRecord): string {
   return `${r.setup.objective} · ${new Date(r.createdAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })}`;
 }
 
+/** A model's label as the list shows it: a folder URL's last segment, an id as it is. */
+function shortModel(label: string): string {
+  const m = /^[a-z]+:\/\/.*?([^/]+)\/?$/.exec(label);
+  return m ? m[1] : label;
+}
+
 function setupText(r: RunRecord): string {
   const s = r.setup;
   const prompts = r.prompts ? 'own prompts' : s.task;
@@ -219,7 +225,7 @@ export function ComparePanel() {
                       <span className="swatch" style={{ background: OBJECTIVE_COLOURS[r.setup.objective] ?? '#555' }} /> {r.setup.objective}
                     </td>
                     <td>{setupText(r)}</td>
-                    <td className="muted">{r.models.student.label} ← {r.models.teacher.label}</td>
+                    <td className="muted" title={`${r.models.student.label} ← ${r.models.teacher.label}`}>{shortModel(r.models.student.label)} ← {shortModel(r.models.teacher.label)}</td>
                     <td>{r.step} / {r.totalSteps}</td>
                     <td>{r.status}</td>
                     <td data-testid="compare-headline">{headline(r)}</td>

@@ -55,6 +55,11 @@ export function Tour() {
     if (active) title.current?.focus();
   }, [active, index]);
   useEffect(() => {
+    // Wide windows make room for the card beside the panels (styles.css); narrow ones get a bottom sheet.
+    document.documentElement.classList.toggle('tour-open', active);
+    return () => document.documentElement.classList.remove('tour-open');
+  }, [active]);
+  useEffect(() => {
     if (!active) return;
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') void endTour();
