@@ -305,35 +305,43 @@ async function restartFromScratch(id: string): Promise<boolean> {
  * false lets the page show the crash as before (e.g. when the worker never started).
  */
 export function recoverFromCrash(error: LabError): boolean {
-  if (useLab.getState().phase !== 'ready' || recovering) return false;
+  // A second error of a worker being replaced says nothing new.
+  if (recovering) return true;
+  if (useLab.getState().phase !== 'ready') return false;
   recovering = true;
-  const going = runGoing();
-  if (going) interrupt(going.id, going.step, 'the lab worker crashed.');
-  const offer = going && going.checkpoint !== null ? ` The run was at step ${going.step}; it can resume from its checkpoint of step ${going.checkpoint}.` : going ? ` The run was at step ${going.step} and had kept no checkpoint.` : '';
+  const offerOf = (g: ReturnType<typeof runGoing>) =>
+    g && g.checkpoint !== null ? ` The run was at step ${g.step}; it can resume from its checkpoint of step ${g.checkpoint}.` : g ? ` The run was at step ${g.step} and had kept no checkpoint.` : '';
+  let going = runGoing();
   useRuns.setState({
-    recovery: { cause: 'worker-crashed', phase: 'recovering', runId: going?.id ?? null, message: `The lab worker crashed; restarting it…${offer}`, detail: error.detail ?? error.message },
+    recovery: { cause: 'worker-crashed', phase: 'recovering', runId: going?.id ?? null, message: `The lab worker crashed; restarting it…${offerOf(going)}`, detail: error.detail ?? error.message },
   });
-  void (async () => {
-    try {
-      await restartWorker();
-      const ready = useLab.getState().phase === 'ready';
-      useRuns.setState({
-        recovery: {
-          cause: 'worker-crashed',
-          phase: ready ? (going && going.checkpoint !== null ? 'offer' : 'resumed') : 'failed',
-          runId: going?.id ?? null,
-          message: !ready
-            ? 'The lab worker crashed and did not start again: reload the page.'
-            : going && going.checkpoint !== null
-              ? `The lab worker crashed and was restarted on a new device.${offer} Resuming loads the student and the teacher again.`
-              : `The lab worker crashed and was restarted on a new device: load the student and the teacher again to go on.${offer}`,
-          detail: error.detail ?? error.message,
-        },
-      });
-    } finally {
-      recovering = false;
-    }
-  })();
+  // Said first: the banner is drawn before the restart's work (and the panels' re-render it brings) begins.
+  setTimeout(() => {
+    void (async () => {
+      try {
+        going = runGoing() ?? going;
+        if (going) interrupt(going.id, going.step, 'the lab worker crashed.');
+        const offer = offerOf(going);
+        await restartWorker();
+        const ready = useLab.getState().phase === 'ready';
+        useRuns.setState({
+          recovery: {
+            cause: 'worker-crashed',
+            phase: ready ? (going && going.checkpoint !== null ? 'offer' : 'resumed') : 'failed',
+            runId: going?.id ?? null,
+            message: !ready
+              ? 'The lab worker crashed and did not start again: reload the page.'
+              : going && going.checkpoint !== null
+                ? `The lab worker crashed and was restarted on a new device.${offer} Resuming loads the student and the teacher again.`
+                : `The lab worker crashed and was restarted on a new device: load the student and the teacher again to go on.${offer}`,
+            detail: error.detail ?? error.message,
+          },
+        });
+      } finally {
+        recovering = false;
+      }
+    })();
+  }, 100);
   return true;
 }
 

@@ -5,7 +5,7 @@
  * and Delete; Import of a run file; the storage this site uses; and, when the browser refuses to
  * store a checkpoint, the oldest checkpoints offered for deletion.
  */
-import { useRef, useState } from 'react';
+import { memo, useRef, useState } from 'react';
 import { deleteRun, dismissQuota, exportRun, freeRoom, importRun, useRunArchive, type RunRecord } from '../state/runArchive';
 import { resumable, resumeRun, showArchivedRun, useRuns, liveArchiveId } from '../lab/runs';
 import { useDistillRun } from '../state/distillRun';
@@ -30,7 +30,8 @@ function setupText(run: RunRecord): string {
   return `${s.objective} on ${on}: ${s.totalSteps} steps of ${s.batchPrompts} × ${s.groupSize}, lr ${s.lr}, seed ${s.seed}; ${run.models.student.label} from ${run.models.teacher.label}`;
 }
 
-function RunItem({ run, busy }: { run: RunRecord; busy: boolean }) {
+/** One run; records are replaced when they change, so a step of one run re-renders only its item. */
+const RunItem = memo(function RunItem({ run, busy }: { run: RunRecord; busy: boolean }) {
   const live = useDistillRun((s) => s.phase === 'running' || s.phase === 'paused' || s.starting);
   const ready = useLab((s) => s.phase === 'ready');
   const shown = useRuns((s) => s.shown === run.id);
@@ -85,7 +86,7 @@ function RunItem({ run, busy }: { run: RunRecord; busy: boolean }) {
       {exportError && <p className="error" role="alert">{exportError}</p>}
     </li>
   );
-}
+});
 
 function Storage() {
   const storage = useRunArchive((s) => s.storage);
