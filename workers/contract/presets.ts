@@ -59,8 +59,10 @@ export const WORKED: Preset = {
   title: 'Worked addition: a student that writes its working, and a teacher that grades each step',
   student: 'worked-student',
   teacher: 'worked-teacher',
-  // lr 2e-4: the Llama-student preset's rate (that student, also a small Llama, got worse at 3e-4);
-  // not yet measured on this pair.
+  // lr 2e-4: the Llama-student preset's rate (that student, also a small Llama, got worse at 3e-4).
+  // Measured on this pair with `opd-lab train --preset worked --steps 16 --batch 8 --group 4
+  // --eval-prompts 64` (lavapipe, about 100 s each): the greedy answers' reverse KL fell
+  // from 0.162 to 0.062 (seed 0) and 0.063 (seed 1), accuracy from 56% to 91% and 89%.
   setup: { task: 'worked-addition', keepTask: '', objective: 'opd-sampled', lr: 2e-4, totalSteps: 40, evalEvery: 10, evalPrompts: 128, batchPrompts: 8, groupSize: 4 },
 };
 
