@@ -14,6 +14,10 @@ import type { LabCommand, LabEvent } from '../../workers/protocol';
 import { nodeGpu } from '../../workers/node/gpu';
 import { dirSource } from '../../workers/node/fs-source';
 import { writeRandomAdditionFolder, writeRandomGpt2Folder } from './fixtures';
+import { cliDriverEnv } from './cli-driver';
+
+// Mesa's lavapipe where it is installed (as distill.test.ts), before this process first loads Dawn.
+Object.assign(process.env, cliDriverEnv());
 
 describe("the tasks' expected completion, as written and as read", () => {
   it('addition: expected is the format\'s answer text, which the verifier accepts; readable gives the usual order', () => {

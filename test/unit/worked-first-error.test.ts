@@ -16,6 +16,11 @@
 import { describe, expect, it } from 'vitest';
 import { measureFirstError } from '../../scripts/bench/first-error';
 import { testDevice } from './gpu';
+import { cliDriverEnv } from './cli-driver';
+
+// Mesa's lavapipe where it is installed (as distill.test.ts): this file's greedy answers and
+// scores are many small dispatches, several times faster there than on SwiftShader.
+Object.assign(process.env, cliDriverEnv());
 
 const WRONG = 12;
 

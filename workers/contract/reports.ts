@@ -63,4 +63,6 @@ export interface BufferCount {
   bytes: number;
   /** Buffers ever created on the device. */
   created: number;
+  /** Alive by label (the 40 most numerous), to see what grows. */
+  byLabel?: { label: string; buffers: number; bytes: number }[];
 }

@@ -106,9 +106,17 @@ export class LabEngine {
           return await this.sample(command);
         case 'score':
           return await this.score(command);
-        case 'memory.report':
+        case 'memory.report': {
+          // Where the engine may collect garbage (Chromium with --js-flags=--expose-gc, as the soak
+          // benchmark starts it), buffers nothing references are freed first, so what remains is held.
+          const gc = (globalThis as { gc?: () => void }).gc;
+          if (gc) {
+            gc();
+            await new Promise((r) => setTimeout(r, 100));
+          }
           this.options.emit({ type: 'memory.reported', requestId: command.requestId, gpu: this.bufferCount?.() ?? { buffers: 0, bytes: 0, created: 0 } });
           return;
+        }
         case 'task.draw':
           return this.drawTask(command.requestId, command.index);
         case 'train.start': {

@@ -33,7 +33,7 @@ function computePipeline(device: GPUDevice, code: string, label: string, constan
 export type UniformValue = number | { f32: number } | { i32: number };
 
 const uniformCache = new WeakMap<GPUDevice, Map<string, GPUBuffer>>();
-const MAX_CACHED_UNIFORMS = 4096;
+export const MAX_CACHED_UNIFORMS = 4096;
 
 /**
  * Packs `values` as consecutive 4-byte words (u32 by default) into a uniform buffer, reusing a
