@@ -187,8 +187,9 @@ export function ModelsPanel() {
       <section className="card wide">
         <h2>Models</h2>
         <p className="prose">
-          The lab ships a teacher and a student for the addition task, a Llama-family student for the same task, and the pair of the self-distillation
-          preset, as Hugging Face model folders
+          The lab ships a teacher and a student for the addition task, a Llama-family student for the same task, the pair of the self-distillation
+          preset, and a Llama-family teacher and student for worked addition (every column’s working written out, so the heatmap shows the step where
+          an answer first goes wrong), as Hugging Face model folders
           served by the lab itself from{' '}
           <a href={builtInUrl('index.json')} target="_blank" rel="noreferrer">
             <code>models/</code>
@@ -240,7 +241,8 @@ export function ModelsPanel() {
           GPT-2 trained from random weights on the addition task’s ground-truth answers until its held-out accuracy reaches the target; the student, a
           smaller GPT-2 trained briefly on the teacher’s own samples and stopped early, so it still makes the mistakes distillation can fix; the
           recovery pair, the teacher before and after a fine-tune on subtraction that cost it half of its addition; the Llama student, a Llama-family
-          model with the addition tokenizer trained briefly on ground truth, so the GPT-2 teacher can teach it. Each folder
+          model with the addition tokenizer trained briefly on ground truth, so the GPT-2 teacher can teach it; the worked pair, a Llama teacher trained
+          on worked-addition ground truth until 97% held-out, and a smaller Llama student trained on the teacher’s own samples and stopped early. Each folder
           holds its <code>recipe.json</code> (the recipe, the seed and the measured accuracy) and its <code>training-log.jsonl</code> (every step’s loss
           and every evaluation).
           {recipe && (
