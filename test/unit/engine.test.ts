@@ -151,9 +151,9 @@ describe('distillation runs over the protocol (Node)', () => {
     const noExport = last(await send({ type: 'train.export', what: 'student' }));
     expect(noExport.type === 'error' && noExport.error).toEqual({ code: 'no-run', message: 'There is nothing to export yet: no run has kept a checkpoint. Start a run first.' });
     const badTask = last(await send({ type: 'train.start', setup: small({ task: 'chess' }) }));
-    expect(badTask.type === 'error' && badTask.error.message).toBe('The task must be one of addition, subtraction; got chess.');
+    expect(badTask.type === 'error' && badTask.error.message).toBe('The task must be one of addition, subtraction, worked-addition; got chess.');
     const badKeep = last(await send({ type: 'train.start', setup: small({ keepTask: 'chess' }) }));
-    expect(badKeep.type === 'error' && badKeep.error.message).toBe('The task to keep must be one of addition, subtraction, or none; got chess.');
+    expect(badKeep.type === 'error' && badKeep.error.message).toBe('The task to keep must be one of addition, subtraction, worked-addition, or none; got chess.');
     const sameKeep = last(await send({ type: 'train.start', setup: small({ keepTask: 'addition' }) }));
     expect(sameKeep.type === 'error' && sameKeep.error.message).toBe('The task to keep must differ from the task trained on (both are addition).');
 

@@ -138,7 +138,7 @@ describe('one knob schema', () => {
     expect(checked).toBeGreaterThan(KNOBS.length);
     // The lab's own examples.
     expect(knobProblem(KNOBS.find((k) => k.name === 'lr')!, 0)).toBe('The learning rate must lie in (0, 1); got 0.');
-    expect(knobProblem(KNOBS.find((k) => k.name === 'keepTask')!, 'chess')).toBe('The task to keep must be one of addition, subtraction, or none; got chess.');
+    expect(knobProblem(KNOBS.find((k) => k.name === 'keepTask')!, 'chess')).toBe('The task to keep must be one of addition, subtraction, worked-addition, or none; got chess.');
   });
 
   it('presets are values of the schema', () => {
