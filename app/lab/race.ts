@@ -7,7 +7,7 @@
 import { create } from 'zustand';
 import { DEFAULT_SETUP, type TrainSetup } from '../../workers/contract/knobs';
 import { OBJECTIVES, type ObjectiveName } from '../../workers/contract/run';
-import { useDistillRun } from '../state/distillRun';
+import { runGoing, useDistillRun } from '../state/distillRun';
 import { useLab } from '../state/labStore';
 import { loadBuiltInPair } from '../components/ModelLoader';
 import { controlTraining, startTraining } from './connect';
@@ -89,8 +89,7 @@ export const pairLoaded = () => {
 export async function startRace(steps: number, evalPrompts: number = RACE_SETUP.evalPrompts): Promise<void> {
   const s = useRace.getState();
   if (s.status === 'loading' || s.status === 'running') return;
-  const active = useDistillRun.getState();
-  if (active.starting || active.phase === 'running' || active.phase === 'paused') {
+  if (runGoing()) {
     useRace.setState({ status: 'failed', message: 'A run is going in the Distill panel: stop it (or let it finish) before the race.' });
     return;
   }

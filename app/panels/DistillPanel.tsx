@@ -4,7 +4,7 @@
  * worker's train.* events (state/distillRun.ts) and stay after the run ends, until the next Start.
  */
 import { useLab } from '../state/labStore';
-import { useDistillRun } from '../state/distillRun';
+import { runGoing, useDistillRun } from '../state/distillRun';
 import { controlTraining, exportForCluster, exportTraining, inspectTrainedStudent, startTraining } from '../lab/connect';
 import { useClusterExport } from '../state/clusterExport';
 import { LlamaStudentPreset, LoadBuiltIns, ModelLoader, SelfDistillPreset, WorkedPreset } from '../components/ModelLoader';
@@ -374,7 +374,7 @@ function ClusterExport() {
 }
 
 export function DistillPanel() {
-  const locked = useDistillRun((s) => s.starting || s.phase === 'running' || s.phase === 'paused');
+  const locked = useDistillRun(runGoing);
   const classroom = useClassroom((s) => s.on);
   return (
     <div className="panel-body">

@@ -157,3 +157,7 @@ export function restoreHistory(steps: StepMetrics[], evals: EvalMetrics[]): void
   for (const e of evals) addEval(e);
   historyChanged();
 }
+
+/** Whether a run holds the GPU or is being set up: nothing else may start one then. */
+export const runGoing = (s: Pick<DistillRunState, 'starting' | 'phase'> = useDistillRun.getState()): boolean =>
+  s.starting || s.phase === 'running' || s.phase === 'paused';

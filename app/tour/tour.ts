@@ -9,7 +9,7 @@ import type { ObjectiveName } from '../../workers/contract/run';
 import { loadBuiltInPair } from '../components/ModelLoader';
 import { controlTraining } from '../lab/connect';
 import { focusCompareFromNow, pairLoaded, RACE_SETUP, runToEnd } from '../lab/race';
-import { useDistillRun } from '../state/distillRun';
+import { runGoing, useDistillRun } from '../state/distillRun';
 import { useLab } from '../state/labStore';
 import { TOUR_STEPS } from './steps';
 
@@ -69,8 +69,7 @@ export async function goToStep(index: number): Promise<void> {
   const update = (run: TourRun) => {
     if (generation === mine) useTour.setState({ run });
   };
-  const busy = useDistillRun.getState();
-  if (busy.starting || busy.phase === 'running' || busy.phase === 'paused') {
+  if (runGoing()) {
     update({ objective, status: 'failed', message: 'A run is going in the Distill panel: stop it, then open this step again.' });
     return;
   }

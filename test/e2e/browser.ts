@@ -61,3 +61,9 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path, fullPage: true });
   return path;
 }
+
+/** Points of each line drawn in a chart: one entry per curve, its vertex count read from the SVG path ("M x,y L x,y …": one M and one L per further point). */
+export async function curvePoints(page: Page, chart: string): Promise<number[]> {
+  const paths = await page.locator(`[data-testid=${chart}] path.recharts-line-curve`).evaluateAll((els) => els.map((e) => e.getAttribute('d') ?? ''));
+  return paths.map((d) => (d.match(/[ML]/g) ?? []).length);
+}

@@ -1,19 +1,12 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { launch, openLab, screenshot, type PageRecord } from './browser';
+import { curvePoints, launch, openLab, screenshot, type PageRecord } from './browser';
 import { readFileSync } from 'node:fs';
 import { unzipSync } from 'fflate';
 import { readModelFolder } from '../../workers/models/folder';
 import { filesSource } from '../../workers/models/source';
 import { readSafetensors } from '../../workers/models/safetensors';
 import { dirSource } from '../../workers/node/fs-source';
-
-/** Points of each line drawn in a chart: one entry per curve, its vertex count read from the SVG path. */
-async function curvePoints(page: Page, chart: string): Promise<number[]> {
-  const paths = await page.locator(`[data-testid=${chart}] path.recharts-line-curve`).evaluateAll((els) => els.map((e) => e.getAttribute('d') ?? ''));
-  // "M x,y L x,y L x,y": one M and one L per further point (linear curves, no gaps).
-  return paths.map((d) => (d.match(/[ML]/g) ?? []).length);
-}
 
 const knob = (page: Page, label: string) => page.getByLabel(label, { exact: true });
 

@@ -1,12 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { launch, openLab, screenshot, type PageRecord } from './browser';
-
-/** Lines drawn in a chart and the vertices of each (read from the SVG paths). */
-async function curves(page: Page, chart: string): Promise<number[]> {
-  const paths = await page.locator(`[data-testid=${chart}] path.recharts-line-curve`).evaluateAll((els) => els.map((e) => e.getAttribute('d') ?? ''));
-  return paths.map((d) => (d.match(/[ML]/g) ?? []).length);
-}
+import { curvePoints as curves, launch, openLab, screenshot, type PageRecord } from './browser';
 
 const tourRun = (page: Page) => page.getByTestId('tour-run').getAttribute('data-status');
 
