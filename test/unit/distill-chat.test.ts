@@ -53,6 +53,8 @@ interface Scored {
   /** Tokens the teacher read on its own rendering, and the student's sequences' tokens. */
   teacherTokens: number;
   studentTokens: number;
+  /** The positions the teacher's KV-cache decoder ran to sample these: the left-padded prompts once, then one per row and step. */
+  teacherSamplingPositions: number;
 }
 
 /** The run's per-token numbers for the sequences it scored, beside float64 with the teacher on its own rendering and on the student's. */
@@ -60,7 +62,9 @@ function againstFloat64(sequences: readonly TrainSequence[], div: StudentDiverge
   const S = f64(names.student);
   const T = f64(names.teacher);
   const width = Math.max(...sequences.map((s) => s.tokens.length));
-  const out: Scored = { tokens: [], teacherTokens: 0, studentTokens: 0 };
+  const out: Scored = { tokens: [], teacherTokens: 0, studentTokens: 0, teacherSamplingPositions: 0 };
+  let longestPrompt = 0;
+  let longestCompletion = 0;
   sequences.forEach((seq, b) => {
     const P = seq.weights.findIndex((w) => w !== 0) + 1;
     const tokens = [...seq.tokens];
@@ -71,6 +75,8 @@ function againstFloat64(sequences: readonly TrainSequence[], div: StudentDiverge
     expect(teacherIds.length).not.toBe(P);
     out.teacherTokens += teacherIds.length + completion.length;
     out.studentTokens += tokens.length;
+    longestPrompt = Math.max(longestPrompt, teacherIds.length);
+    longestCompletion = Math.max(longestCompletion, completion.length);
     const s = llamaLogits(S.config, S.params, { tokens });
     const own = logprobs(T, [...teacherIds, ...completion]);
     const reused = logprobs(T, tokens);
@@ -89,6 +95,7 @@ function againstFloat64(sequences: readonly TrainSequence[], div: StudentDiverge
     });
   });
   expect(div.rows.length).toBe(out.tokens.length);
+  out.teacherSamplingPositions = sequences.length * (longestPrompt + longestCompletion - 1);
   return out;
 }
 
@@ -163,8 +170,11 @@ describe('a distillation run on chat prompts: the teacher reads its own chat tem
       expect(errs.scoring).toBeLessThan(TOL);
       expect(Math.abs(m.sampledKL)).toBeLessThan(TOL);
       expect(mean(scored.tokens.map((x) => Math.abs(x.f64TeacherReused - x.f64TeacherOwn)))).toBeGreaterThan(100 * TOL);
-      // sft's teacher FLOPs are its sampling, of its own prompts and the completions.
-      expect(m.flops.teacherScoring).toBe(2 * teacher.family!.countParameters(teacher.config!) * scored.teacherTokens);
+      // sft's teacher FLOPs are its sampling on its own prompts: the positions its KV-cache decoder
+      // ran (the padded prompts, then one per row until the longest completion ended), more than
+      // the prompt and completion tokens themselves.
+      expect(m.flops.teacherScoring).toBe(2 * teacher.family!.countParameters(teacher.config!) * scored.teacherSamplingPositions);
+      expect(scored.teacherSamplingPositions).toBeGreaterThanOrEqual(scored.teacherTokens);
       expect(m.applied).toBe(true);
     } finally {
       await run.release();

@@ -16,8 +16,9 @@
  * the held-out accuracy (greedy) and the mean reverse KL on the eval prompts' completions.
  *
  * FLOPs are counted as DESIGN.md says: a forward costs 2·P per token, forward+backward 6·P, with
- * P the parameters of the model doing the work; sampling with the KV cache runs each prompt and
- * completion token through the model once.
+ * P the parameters of the model doing the work; sampling with the KV cache counts the positions
+ * its forwards really ran: every row's left-padded prompt once, then one position per row at each
+ * decode step until the last row has finished (finished rows keep their place in the batch).
  *
  * On chat prompts whose task gives the teacher its own rendering (`LabTask.teacherPrompt`, from a
  * prompt set: workers/prompts/), each model reads the conversation in its own chat template: the
@@ -191,12 +192,14 @@ export class DistillRun {
   }
 
   /** `reader`: whose rendering the sampling model reads (sft's teacher samples on its own). */
-  private async sample(runner: DecoderRunner, prompts: string[], n: number, seed: number, temperature: number, reader: 'student' | 'teacher' = 'student'): Promise<Sampled[]> {
+  /** `cost`: the sampler's forwards add the token positions they really ran (sampler.ts). */
+  private async sample(runner: DecoderRunner, prompts: string[], n: number, seed: number, temperature: number, reader: 'student' | 'teacher' = 'student', cost?: { forwardTokens: number }): Promise<Sampled[]> {
     const promptIds = prompts.map((p) => this.encode(p));
     const teacherIds = this.teacherPromptIds(prompts);
     const completions = await sampleCompletions(runner, {
       prompts: reader === 'teacher' && teacherIds ? teacherIds : promptIds, n, maxTokens: this.state.options.maxTokens, seed, eosTokenId: this.eos,
       sampling: { temperature, topK: 0, topP: 1 },
+      ...(cost ? { cost } : {}),
     });
     return completions.map((c) => ({
       prompt: prompts[c.promptIndex], promptIds: promptIds[c.promptIndex], completion: c,
@@ -274,15 +277,17 @@ export class DistillRun {
     const prompts = this.nextPrompts();
     const seed = o.seed * 1_000_003 + this.state.step;
     const flops = this.state.flops;
-    const tokensOf = (s: Sampled[], reader: 'student' | 'teacher') => s.reduce((a, x) => a + (reader === 'teacher' && x.teacherPromptIds ? x.teacherPromptIds : x.promptIds).length + x.completion.tokens.length, 0);
     const definition = OBJECTIVE_DEFINITIONS[o.objective];
     let samples: Sampled[];
+    // Sampling costs the positions the decoder really ran with its KV cache: the padded prompts
+    // once, then one per row at each decode step until every row has finished.
+    const cost = { forwardTokens: 0 };
     if (definition.sampler === 'teacher') {
-      samples = await this.sample(await this.teacherSampler(), prompts, o.groupSize, seed, o.temperature, 'teacher');
-      flops.teacherScoring += 2 * this.pTeacher * tokensOf(samples, 'teacher');
+      samples = await this.sample(await this.teacherSampler(), prompts, o.groupSize, seed, o.temperature, 'teacher', cost);
+      flops.teacherScoring += 2 * this.pTeacher * cost.forwardTokens;
     } else {
-      samples = await this.sample(this.studentRunner, prompts, o.groupSize, seed, o.temperature);
-      flops.studentSampling += 2 * this.pStudent * tokensOf(samples, 'student');
+      samples = await this.sample(this.studentRunner, prompts, o.groupSize, seed, o.temperature, 'student', cost);
+      flops.studentSampling += 2 * this.pStudent * cost.forwardTokens;
     }
     const verify = this.task.verify;
     // Without a verifier (a prompt set) there is no reward; objectives that need one were refused at create.

@@ -43,6 +43,12 @@ export interface SampleRequest {
   tokenChoice?: 'auto' | 'gpu' | 'js';
   /** GPU choice: decoding steps between two read-backs of the chosen ids (default 4). */
   stepsPerReadback?: number;
+  /**
+   * Filled in as the decoder runs: the token positions its forwards really processed (rows ×
+   * width per call: the padded prompts at the first step, then one per row at each KV-cache
+   * decode step, finished rows included, until every row is done), which is what sampling costs.
+   */
+  cost?: { forwardTokens: number };
 }
 
 export interface Completion {
@@ -185,6 +191,7 @@ export async function sampleCompletions(runner: DecoderRunner, request: SampleRe
         ...(fresh ? emptyPastFeeds(shape, B) : presentAsPast(shape, previous!)),
       };
       const outputs = await runner.run(feeds);
+      if (request.cost) request.cost.forwardTokens += B * width;
       disposePresent(shape, previous);
       previous = outputs;
       const logitsTensor = outputs.logits;
