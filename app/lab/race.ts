@@ -6,7 +6,7 @@
  */
 import { create } from 'zustand';
 import { DEFAULT_SETUP, type TrainSetup } from '../../workers/contract/knobs';
-import { OBJECTIVES, type ObjectiveName } from '../../workers/contract/run';
+import type { ObjectiveName } from '../../workers/contract/run';
 import { runGoing, useDistillRun } from '../state/distillRun';
 import { useLab } from '../state/labStore';
 import { loadBuiltInPair } from '../components/ModelLoader';
@@ -33,6 +33,9 @@ export const RACE_SETUP: Omit<TrainSetup, 'objective' | 'totalSteps'> = {
 };
 
 export const DEFAULT_RACE_STEPS = 20;
+
+/** The four objectives the race compares (OBJECTIVES has more: the Distill panel runs those one at a time). */
+export const RACE_OBJECTIVES: readonly ObjectiveName[] = ['opd-sampled', 'opd-full', 'sft', 'rl'];
 
 export interface RaceState {
   status: 'idle' | 'loading' | 'running' | 'done' | 'cancelled' | 'failed';
@@ -101,9 +104,9 @@ export async function startRace(steps: number, evalPrompts: number = RACE_SETUP.
     useRace.setState({ status: 'failed', message: 'The built-in student and teacher did not load: see the Distill panel’s loaders for why.' });
     return;
   }
-  for (const objective of OBJECTIVES) {
+  for (const objective of RACE_OBJECTIVES) {
     if (cancelled) break;
-    useRace.setState({ status: 'running', current: objective, message: `Racing ${objective}: ${useRace.getState().done.length + 1} of ${OBJECTIVES.length}.` });
+    useRace.setState({ status: 'running', current: objective, message: `Racing ${objective}: ${useRace.getState().done.length + 1} of ${RACE_OBJECTIVES.length}.` });
     const end = await runToEnd({ ...RACE_SETUP, objective, totalSteps: steps, evalPrompts });
     if (typeof end !== 'string') {
       useRace.setState({ status: 'failed', current: null, message: `The ${objective} run was refused: ${end.refused}` });
@@ -118,8 +121,8 @@ export async function startRace(steps: number, evalPrompts: number = RACE_SETUP.
   const done = useRace.getState().done.length;
   useRace.setState(
     cancelled
-      ? { status: 'cancelled', current: null, message: `Race stopped after ${done} of ${OBJECTIVES.length} runs.` }
-      : { status: 'done', current: null, message: `Race finished: ${OBJECTIVES.length} runs of ${steps} steps each, the same seed and budget.` },
+      ? { status: 'cancelled', current: null, message: `Race stopped after ${done} of ${RACE_OBJECTIVES.length} runs.` }
+      : { status: 'done', current: null, message: `Race finished: ${RACE_OBJECTIVES.length} runs of ${steps} steps each, the same seed and budget.` },
   );
 }
 

@@ -28,6 +28,10 @@ const OBJECTIVE_SENTENCES: Record<ObjectiveName, string> = {
     'On-policy distillation on the exact reverse KL over the whole vocabulary at every position of the student’s own samples: the same target, with less variance.',
   sft: 'Off-policy distillation: the teacher writes the answers and the student learns them by cross-entropy (supervised fine-tuning).',
   rl: 'Reinforcement learning: reward 1 when the final answer verifies and 0 otherwise, minus the group’s mean reward; the teacher only watches.',
+  topk: 'Top-k distillation on the student’s samples: KL over the teacher’s k best tokens at each position plus one tail bucket for the rest (reverse or forward).',
+  'opd-k3': 'On-policy distillation with the k3 estimator r − 1 − log r, r = teacher/student probability of each sampled token, as the loss (its expected gradient is the forward KL’s).',
+  jsd: 'The generalised Jensen–Shannon divergence JSD(β) to the teacher over the whole vocabulary on the student’s samples (β = 0 forward KL, β = 1 reverse KL).',
+  gkd: 'Generalised knowledge distillation: each step trains JSD(β) on the student’s samples with probability λ, else on the teacher’s.',
 };
 
 /** Shown elsewhere: the objective as the radio group above, the split's knobs with the prompt source. */

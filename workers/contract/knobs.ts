@@ -60,7 +60,9 @@ const MILLION = 1_000_000;
 export const KNOBS = [
   choice<'objective', ObjectiveName>({
     name: 'objective', label: 'objective', noun: 'the objective', flag: 'objective', default: 'opd-sampled', choices: OBJECTIVES,
-    help: 'What the student is trained on: opd-sampled (the teacher’s log-prob of each sampled token), opd-full (the exact reverse KL), sft (the teacher’s own answers), rl (the verifier’s 1/0 reward).',
+    help:
+      'What the student is trained on: opd-sampled (the teacher’s log-prob of each sampled token), opd-full (the exact reverse KL), sft (the teacher’s own answers), rl (the verifier’s 1/0 reward), ' +
+      'topk (KL over the teacher’s top-k tokens and a tail bucket), opd-k3 (the k3 estimator r − 1 − log r at each sampled token), jsd (the generalised Jensen–Shannon divergence JSD(β)), gkd (JSD(β) on the student’s or, with probability 1 − λ, the teacher’s answers).',
   }),
   choice<'task', string>({
     name: 'task', label: 'task', noun: 'the task', flag: 'task', default: 'addition', choices: TASK_NAMES,
@@ -111,6 +113,22 @@ export const KNOBS = [
   number({
     name: 'clipEpsilon', advanced: true, label: 'clip ε', noun: 'the clip ε', flag: 'clip', default: 0.2, integer: false, min: 0, max: Infinity, usedBy: ['opd-sampled', 'rl'],
     help: 'PPO-style clip of the importance ratio ρ (0: none).',
+  }),
+  number({
+    name: 'topK', advanced: true, label: 'top-k', noun: 'top-k', flag: 'top-k', default: 16, integer: true, min: 1, max: 64, usedBy: ['topk'],
+    help: 'topk: how many of the teacher’s best tokens keep their own probability at each position; every other token falls into one tail bucket.',
+  }),
+  choice<'topkDirection', 'forward' | 'reverse'>({
+    name: 'topkDirection', advanced: true, label: 'top-k direction', noun: 'the top-k direction', flag: 'topk-direction', default: 'reverse', choices: ['forward', 'reverse'], usedBy: ['topk'],
+    help: 'topk: reverse KL(student‖teacher) over the k + 1 buckets (mode-seeking, as opd-full), or forward KL(teacher‖student) (mass-covering).',
+  }),
+  number({
+    name: 'jsdBeta', advanced: true, label: 'JSD β', noun: 'the JSD β', flag: 'jsd-beta', default: 0.5, integer: false, min: 0, max: 1, usedBy: ['jsd', 'gkd'],
+    help: 'jsd, gkd: the mixture weight of JSD(β) = β·KL(T‖M) + (1−β)·KL(S‖M), M = (1−β)·student + β·teacher; 0 is the forward KL, 1 the reverse KL.',
+  }),
+  number({
+    name: 'gkdLambda', advanced: true, label: 'GKD λ (on-policy share)', noun: 'the GKD λ', flag: 'gkd-lambda', default: 0.5, integer: false, min: 0, max: 1, usedBy: ['gkd'],
+    help: 'gkd: the probability that a step trains on the student’s own samples; otherwise it trains on the teacher’s (drawn from the seed and the step, so a run repeats).',
   }),
   number({
     name: 'temperature', advanced: true, label: 'temperature', noun: 'the temperature', flag: 'temperature', default: 1, integer: false, min: 0, max: Infinity, minOpen: true,

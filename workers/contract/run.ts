@@ -3,8 +3,8 @@
  * metrics of each step and of each held-out evaluation, and where the run stands.
  */
 
-/** The training objectives, in the order the panel lists them. */
-export const OBJECTIVES = ['opd-sampled', 'opd-full', 'sft', 'rl'] as const;
+/** The training objectives, in the order the panel lists them (workers/distill/objectives.ts defines each). */
+export const OBJECTIVES = ['opd-sampled', 'opd-full', 'sft', 'rl', 'topk', 'opd-k3', 'jsd', 'gkd'] as const;
 export type ObjectiveName = (typeof OBJECTIVES)[number];
 
 /** The built-in tasks (workers/tasks/registry.ts builds them): the CLI's --task, the Distill panel's list. */
@@ -22,6 +22,8 @@ export interface FlopCount {
 export interface StepMetrics {
   step: number;
   objective: ObjectiveName;
+  /** Whose samples the step trained on (gkd draws it per step; sft: the teacher; the others: the student). */
+  sampler?: 'student' | 'teacher';
   applied: boolean;
   problem?: string;
   /** Per completion token, averaged over the step's tokens (computed before the update). */

@@ -12,6 +12,7 @@ export { OBJECTIVES, type ObjectiveName };
 /** The knobs a run reads (the rest, task and cadence, belong to the run loop). */
 export const RUN_KNOBS = [
   'objective', 'batchPrompts', 'groupSize', 'lr', 'warmupSteps', 'totalSteps', 'schedule', 'loraRank', 'klCoef', 'discount', 'clipEpsilon',
+  'topK', 'topkDirection', 'jsdBeta', 'gkdLambda',
   'temperature', 'maxTokens', 'evalPrompts', 'probes', 'seed',
 ] as const satisfies readonly (keyof TrainSetup)[];
 

@@ -9,7 +9,11 @@
  *   opd-full     the same samples, trained on the exact full-vocabulary reverse KL;
  *   sft          the teacher samples the completions (off-policy distillation), cross-entropy;
  *   rl           the student samples, the verifier gives 1/0 per completion, advantage =
- *                reward − the group's mean reward, importance-sampled policy gradient.
+ *                reward − the group's mean reward, importance-sampled policy gradient;
+ *   topk, opd-k3, jsd  the student samples, trained on a loss that reads the teacher's logits
+ *                (top-k KL with a tail bucket, k3 at the sampled token, JSD(β));
+ *   gkd          the student or (with probability 1 − λ, per step) the teacher samples; JSD(β).
+ * objectives.ts has each objective's exact formula.
  *
  * Metrics per step: sampled and exact reverse KL per token, student entropy, ρ's mean and spread,
  * loss, gradient norm, tokens sampled, FLOPs so far by where they went, wall time; at eval steps
@@ -156,7 +160,7 @@ export class DistillRun {
     if (parts.keptTask) assertTaskFits(student.tokenizer, parts.keptTask.task, student.label);
     assertRunFits(device, student, teacher, task, options, parts.memoryBudgetBytes);
     // A teacher that samples (sft) and is known only from its graph: what its folder lacks is said before the run starts.
-    if (OBJECTIVE_DEFINITIONS[options.objective].sampler === 'teacher' && !teacher.config) graphContextOf(teacher);
+    if (OBJECTIVE_DEFINITIONS[options.objective].teacherMaySample && !teacher.config) graphContextOf(teacher);
     let trainer: Trainer;
     let state: RunState = { step: 0, promptCursor: 0, flops: { studentSampling: 0, teacherScoring: 0, training: 0 }, options };
     if (parts.checkpoint) {
@@ -282,7 +286,8 @@ export class DistillRun {
     // Sampling costs the positions the decoder really ran with its KV cache: the padded prompts
     // once, then one per row at each decode step until every row has finished.
     const cost = { forwardTokens: 0 };
-    if (definition.sampler === 'teacher') {
+    const sampler = definition.sampler(this.state.step, o);
+    if (sampler === 'teacher') {
       samples = await this.sample(await this.teacherSampler(), prompts, o.groupSize, seed, o.temperature, 'teacher', cost);
       flops.teacherScoring += 2 * this.pTeacher * cost.forwardTokens;
     } else {
@@ -335,6 +340,7 @@ export class DistillRun {
     return {
       step: this.state.step,
       objective: o.objective,
+      sampler,
       applied: report.applied,
       ...(report.problem ? { problem: report.problem } : {}),
       sampledKL, reverseKL, studentEntropy: entropy,

@@ -6,7 +6,10 @@
  *         log-probs, optional PPO clip (OPD with sampled-token KL advantages, and RL);
  *   'kl'  the exact full-vocabulary reverse KL to a teacher whose logits are on the GPU in the
  *         same row layout (its gradient from the divergence kernels, scaled per row by the
- *         row's weight).
+ *         row's weight);
+ *   'distill'  the distillation losses that read the teacher's logits in the same row layout
+ *         (kernels/train/distill-loss.ts): k3 at the sampled token, JSD(β) over the vocabulary,
+ *         and top-k KL with a tail bucket (forward or reverse).
  *
  * Each writes dlogits and the per-row statistics (log-prob of the target, entropy, ρ, loss).
  */
@@ -16,6 +19,7 @@ import { layerTuning } from '../gpu/tuning';
 import { workgroupGrid } from '../kernels/train/layers';
 import { encodeLossGrad } from '../kernels/train/loss';
 import { encodeDivergences, type DivergenceBuffers } from '../kernels/divergence/divergence';
+import { encodeDistillLoss, type DistillLossKind } from '../kernels/train/distill-loss';
 import rowScaleWgsl from '../kernels/train/row_scale.wgsl?raw';
 import type { BatchBuffers } from './batch-buffers';
 import type { PackedBatch } from './batch';
@@ -29,6 +33,19 @@ export type Objective =
       /** The teacher's logits for the same packed rows, f32 [rows, vocab] on the GPU. */
       teacherLogits: GPUBuffer;
       teacherVocab?: number;
+    }
+  | {
+      kind: 'distill';
+      loss: DistillLossKind;
+      temperature?: number;
+      /** The teacher's logits for the same packed rows, f32 [rows, vocab] on the GPU (the student's vocabulary). */
+      teacherLogits: GPUBuffer;
+      teacherVocab?: number;
+      /** 'jsd': β in [0, 1]. */
+      beta?: number;
+      /** 'topk': k and the KL's direction. */
+      topK?: number;
+      direction?: 'forward' | 'reverse';
     };
 
 export class LossGradient {
@@ -61,6 +78,17 @@ export class LossGradient {
       const field = this.divergence.field('reverseKL');
       encoder.copyBufferToBuffer(field.buffer, field.offset ?? 0, kl, 0, p.rows * 4);
       return kl;
+    }
+    if (objective.kind === 'distill') {
+      const teacherVocab = objective.teacherVocab ?? V;
+      if (teacherVocab !== V) throw new Error(`the teacher's vocabulary has ${teacherVocab} tokens and the student's ${V}: the ${objective.loss} loss needs one token space, so both models must share a tokenizer`);
+      encodeDistillLoss(
+        d,
+        encoder,
+        { student: b.logits, teacher: objective.teacherLogits, targets: b.targets, weights: b.weights, dlogits: b.dlogits, stats: b.stats },
+        { rows: p.rows, vocab: V, kind: objective.loss, temperature, beta: objective.beta, topK: objective.topK, direction: objective.direction },
+      );
+      return undefined;
     }
     encodeLossGrad(
       d,
