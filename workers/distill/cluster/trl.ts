@@ -26,6 +26,9 @@ export function trlProblems(e: ClusterExperiment): string[] {
   const { objective, discount } = e.setup;
   if (objective === 'sft') return ['TRL export carries on-policy distillation only: sft (training on the teacher’s answers) is another trainer (TRL’s SFTTrainer on the teacher’s samples); choose opd-sampled or opd-full.'];
   if (objective === 'rl') return ['TRL export carries on-policy distillation only: rl needs the task’s verifier as a reward function (TRL’s GRPOTrainer); choose opd-sampled or opd-full.'];
+  if (objective !== 'opd-sampled' && objective !== 'opd-full') {
+    return [`TRL export carries opd-sampled and opd-full only (its DistillationTrainer trains on the exact reverse KL); ${objective} is not exported: choose opd-sampled or opd-full.`];
+  }
   if (objective === 'opd-sampled' && discount > 0) {
     return [`TRL’s DistillationTrainer has no discount γ (each token answers for itself there); set γ to 0, or export for tinker-cookbook, which carries it (kl_discount_factor = ${discount}).`];
   }
