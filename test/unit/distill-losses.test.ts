@@ -87,6 +87,12 @@ describe('distillation losses: the float64 reference', () => {
       const loss = distillLossRow(z32.s, z32.t, 0, { kind: 'jsd', temperature, beta }).loss;
       const want = beta === 0 ? div.fields.forwardKL[0] : beta === 1 ? div.fields.reverseKL[0] : div.fields.jsd[0];
       expect(Math.abs(loss - want), `β=${beta}`).toBeLessThan(1e-12);
+      if (beta === 1) {
+        // β = 1's gradient is the reverse KL's, which the divergence kernels write for opd-full.
+        const { gradient } = referenceDivergences({ student: Float32Array.from(zs), teacher: Float32Array.from(zt), tokens: new Uint32Array([0]), positions: 1, vocab: V, temperature, gradient: true });
+        const grad = distillLossRow(z32.s, z32.t, 0, { kind: 'jsd', temperature, beta }).grad;
+        grad.forEach((g, v) => expect(Math.abs(g - gradient![v])).toBeLessThan(1e-12));
+      }
       for (const direction of ['forward', 'reverse'] as const) {
         const full = distillLossRow(z32.s, z32.t, 0, { kind: 'topk', temperature, topK: V, direction }).loss;
         expect(Math.abs(full - (direction === 'forward' ? div.fields.forwardKL[0] : div.fields.reverseKL[0]))).toBeLessThan(1e-12);
