@@ -1,7 +1,7 @@
 /**
  * The divergence kernels' wrapper: student and teacher logits already on the GPU (e.g. the
  * teacher's, left there by onnxruntime-web) go in; per-position log-probs, KLs, JSD, entropies,
- * flags, optionally the teacher's top-k and the reverse KL's gradient come out.
+ * flags, optionally the teacher's top-k (and the student's own) and the reverse KL's gradient come out.
  *
  *   encodeDivergences  records the passes and leaves every result on the GPU (the trainer's path:
  *                      bind `buffers.field('reverseKL')`, the gradient buffer, …);
@@ -9,7 +9,8 @@
  *   computeDivergences both, then frees the GPU results.
  *
  * Passes, per chunk of rows (see plan.ts): row_stats → row_finalize, then when asked
- * row_extras → jsd_finalize (JSD for 0 < β < 1, gradient) and teacher_topk → topk_finalize.
+ * row_extras → jsd_finalize (JSD for 0 < β < 1, gradient) and teacher_topk → topk_finalize, run
+ * once ranking the teacher's logits and, for `studentTopK`, once more ranking the student's.
  */
 import rowStatsWgsl from './row_stats.wgsl?raw';
 import rowFinalizeWgsl from './row_finalize.wgsl?raw';
@@ -59,6 +60,11 @@ export interface DivergenceRequest {
   beta?: number;
   /** How many of the teacher's best tokens to report per position, 0..20 (default 0). */
   topK?: number;
+  /**
+   * Also the student's own k best tokens (same k, same order and tie rule), by the same two top-k
+   * passes ranking the student's logits: what the overlap of the two lists needs. Needs topK > 0.
+   */
+  studentTopK?: boolean;
   /** Where to write ∂KL/∂z_student, [positions, vocab] f32 (full-vocabulary training). */
   gradient?: RowMajorLogits;
 }
@@ -81,6 +87,8 @@ export interface EncodeOptions {
 export interface DivergenceBuffers {
   positions: number;
   topK: number;
+  /** Whether the student's own top-k is computed too (`studentTopK`). */
+  studentTopK: boolean;
   /** Field f of position t is at element f·fieldStride + t of `fields` (see layout.ts). */
   fieldStride: number;
   /** f32 [FIELDS.length × fieldStride]. */
@@ -91,6 +99,10 @@ export interface DivergenceBuffers {
   topTokens?: GPUBuffer;
   topTeacherLogprob?: GPUBuffer;
   topStudentLogprob?: GPUBuffer;
+  /** With studentTopK: the same three for the student's own top-k. */
+  studentTopTokens?: GPUBuffer;
+  studentTopTeacherLogprob?: GPUBuffer;
+  studentTopStudentLogprob?: GPUBuffer;
   /** How the last encode cut the work (see plan.ts). */
   plan: PlanSummary;
   /** A binding of one field's f32[positions], e.g. the per-position reverse KL for the trainer. */
@@ -131,6 +143,7 @@ interface Scratch {
   stateFlags: GPUBuffer;
   jsdPartials: GPUBuffer;
   candidates: GPUBuffer;
+  studentCandidates?: GPUBuffer;
   uniforms: GPUBuffer;
   allOnes?: GPUBuffer;
   dummy: GPUBuffer;
@@ -163,6 +176,7 @@ function validate(request: DivergenceRequest): void {
   if (request.beta !== undefined && !(request.beta >= 0 && request.beta <= 1)) throw new DivergenceInputError('bad-parameter', `JSD β must be in [0, 1], not ${request.beta}`);
   const topK = request.topK ?? 0;
   if (!Number.isInteger(topK) || topK < 0 || topK > MAX_TOP_K) throw new DivergenceInputError('bad-parameter', `topK must be a whole number in 0..${MAX_TOP_K}, not ${topK}`);
+  if (request.studentTopK && topK === 0) throw new DivergenceInputError('bad-parameter', "studentTopK asks for the student's top-k, whose k is topK: give topK > 0 too");
   checkBufferSize(request.tokens, positions * 4, 'tokens (u32 per position)');
   if (request.mask) checkBufferSize(request.mask, positions * 4, 'mask (u32 per position)');
   const rowBytes = studentVocab * 4;
@@ -195,7 +209,7 @@ function summarize(plan: DivergencePlan): PlanSummary {
   };
 }
 
-function allocate(device: GPUDevice, positions: number, topK: number, plan: DivergencePlan, needsOnes: boolean): BuffersImpl {
+function allocate(device: GPUDevice, positions: number, topK: number, studentTopK: boolean, plan: DivergencePlan, needsOnes: boolean): BuffersImpl {
   const stride = fieldStride(positions);
   const slices = plan.maxRowSlices;
   const scratch: Scratch = {
@@ -203,6 +217,7 @@ function allocate(device: GPUDevice, positions: number, topK: number, plan: Dive
     stateFlags: createStorageBuffer(device, slices * plan.streamWorkgroupSize * 4, 'divergence state flags'),
     jsdPartials: createStorageBuffer(device, slices * plan.streamWorkgroupSize * 4, 'divergence jsd partials'),
     candidates: createStorageBuffer(device, topK > 0 ? slices * MAX_TOP_K * 4 : 16, 'divergence top-k candidates'),
+    studentCandidates: studentTopK ? createStorageBuffer(device, slices * MAX_TOP_K * 4, "divergence student's top-k candidates") : undefined,
     uniforms: device.createBuffer({ label: 'divergence params', size: plan.chunks.length * UNIFORM_STRIDE, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
     allOnes: needsOnes ? createStorageBuffer(device, new Uint32Array(positions).fill(1), 'divergence mask (all ones)') : undefined,
     dummy: createStorageBuffer(device, 16, 'divergence no-gradient'),
@@ -210,31 +225,38 @@ function allocate(device: GPUDevice, positions: number, topK: number, plan: Dive
   const fields = createStorageBuffer(device, FIELDS.length * stride * 4, 'divergence fields');
   const flags = createStorageBuffer(device, positions * 4, 'divergence flags');
   const top = topK > 0;
+  const own = top && studentTopK;
   const buffers: BuffersImpl = {
     positions,
     topK,
+    studentTopK: own,
     fieldStride: stride,
     fields,
     flags,
     topTokens: top ? createStorageBuffer(device, positions * topK * 4, 'divergence top-k tokens') : undefined,
     topTeacherLogprob: top ? createStorageBuffer(device, positions * topK * 4, 'divergence top-k teacher log-probs') : undefined,
     topStudentLogprob: top ? createStorageBuffer(device, positions * topK * 4, 'divergence top-k student log-probs') : undefined,
+    studentTopTokens: own ? createStorageBuffer(device, positions * topK * 4, "divergence student's top-k tokens") : undefined,
+    studentTopTeacherLogprob: own ? createStorageBuffer(device, positions * topK * 4, "divergence student's top-k teacher log-probs") : undefined,
+    studentTopStudentLogprob: own ? createStorageBuffer(device, positions * topK * 4, "divergence student's top-k student log-probs") : undefined,
     scratch,
     plan: summarize(plan),
     field: (name) => ({ buffer: fields, offset: fieldIndex(name) * stride * 4, size: positions * 4 }),
     destroy: () => {
-      for (const b of [fields, flags, buffers.topTokens, buffers.topTeacherLogprob, buffers.topStudentLogprob, ...Object.values(scratch)]) b?.destroy();
+      const top = [buffers.topTokens, buffers.topTeacherLogprob, buffers.topStudentLogprob, buffers.studentTopTokens, buffers.studentTopTeacherLogprob, buffers.studentTopStudentLogprob];
+      for (const b of [fields, flags, ...top, ...Object.values(scratch)]) b?.destroy();
     },
   };
   return buffers;
 }
 
-function fits(reuse: DivergenceBuffers | undefined, positions: number, topK: number, plan: DivergencePlan, needsOnes: boolean): reuse is BuffersImpl {
-  if (!reuse || reuse.positions !== positions || reuse.topK !== topK || !('scratch' in reuse)) return false;
+function fits(reuse: DivergenceBuffers | undefined, positions: number, topK: number, studentTopK: boolean, plan: DivergencePlan, needsOnes: boolean): reuse is BuffersImpl {
+  if (!reuse || reuse.positions !== positions || reuse.topK !== topK || reuse.studentTopK !== studentTopK || !('scratch' in reuse)) return false;
   const s = (reuse as BuffersImpl).scratch;
   return (
     s.states.size >= plan.maxRowSlices * plan.streamWorkgroupSize * 32 &&
     (topK === 0 || s.candidates.size >= plan.maxRowSlices * MAX_TOP_K * 4) &&
+    (!studentTopK || (s.studentCandidates?.size ?? 0) >= plan.maxRowSlices * MAX_TOP_K * 4) &&
     s.uniforms.size >= plan.chunks.length * UNIFORM_STRIDE &&
     (!needsOnes || s.allOnes !== undefined)
   );
@@ -245,6 +267,7 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
   validate(request);
   const { positions, studentVocab: vocab } = request;
   const topK = request.topK ?? 0;
+  const studentTopK = topK > 0 && request.studentTopK === true;
   const limits = planLimits(device);
   for (const [name, value] of Object.entries(options.limits ?? {}) as [keyof PlanLimits, number][]) {
     limits[name] = name === 'minStorageBufferOffsetAlignment' ? Math.max(limits[name], value) : Math.min(limits[name], value);
@@ -255,7 +278,7 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
     gradient: request.gradient ? toBlocks(request.gradient, positions, 'gradient') : undefined,
   });
   const needsOnes = !request.mask;
-  const out = fits(options.reuse, positions, topK, plan, needsOnes) ? options.reuse : allocate(device, positions, topK, plan, needsOnes);
+  const out = fits(options.reuse, positions, topK, studentTopK, plan, needsOnes) ? options.reuse : allocate(device, positions, topK, studentTopK, plan, needsOnes);
   if (options.reuse && out !== options.reuse) options.reuse.destroy();
   out.plan = summarize(plan);
   const { scratch } = out;
@@ -279,6 +302,9 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
   const jsd = wantJsd ? kernel(jsdFinalizeWgsl, 'jsd_finalize', { WG: FINALIZE_WG, EXTRAS_WG: WG }) : undefined;
   const top = topK > 0 ? kernel(teacherTopKWgsl, 'teacher_topk', { WG: plan.topKWorkgroupSize }) : undefined;
   const topFinalize = topK > 0 ? kernel(topKFinalizeWgsl, 'topk_finalize', { WG: FINALIZE_WG }) : undefined;
+  // The student's own top-k: the same two kernels ranking the student's logits.
+  const ownTop = studentTopK ? kernel(teacherTopKWgsl, 'teacher_topk (student)', { WG: plan.topKWorkgroupSize, RANKS_STUDENT: 1 }) : undefined;
+  const ownFinalize = studentTopK ? kernel(topKFinalizeWgsl, 'topk_finalize (student)', { WG: FINALIZE_WG, RANKS_STUDENT: 1 }) : undefined;
   plan.chunks.forEach((chunk, i) => {
     // Each chunk reads its own ChunkParams slot of the shared uniform buffer.
     const params: GPUBufferBinding = { buffer: scratch.uniforms, offset: i * UNIFORM_STRIDE, size: PARAMS_BYTES };
@@ -305,6 +331,14 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
         workgroups: finalizeGroups,
       });
     }
+    if (ownTop && ownFinalize) {
+      launch(device, pass, { ...ownTop, buffers: [student, mask, scratch.studentCandidates!, params], workgroups: streamGroups });
+      launch(device, pass, {
+        ...ownFinalize,
+        buffers: [student, teacher, scratch.studentCandidates!, out.fields, out.flags, out.studentTopTokens!, out.studentTopTeacherLogprob!, out.studentTopStudentLogprob!, params],
+        workgroups: finalizeGroups,
+      });
+    }
   });
   pass.end();
   if (!options.encoder) device.queue.submit([encoder.finish()]);
@@ -314,12 +348,16 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
 /** The results, copied to the CPU, with each flagged position explained. */
 export async function readDivergences(device: GPUDevice, buffers: DivergenceBuffers): Promise<DivergenceReadback> {
   const { positions: T, fieldStride: stride, topK: k } = buffers;
-  const [fieldData, flagData, topTokens, topTeacher, topStudent] = await Promise.all([
+  const own = k > 0 && buffers.studentTopK;
+  const [fieldData, flagData, topTokens, topTeacher, topStudent, ownTokens, ownTeacher, ownStudent] = await Promise.all([
     readBuffer(device, buffers.fields, OUTPUT_FIELDS.length * stride * 4),
     readBuffer(device, buffers.flags, T * 4),
     k > 0 ? readBuffer(device, buffers.topTokens!, T * k * 4) : undefined,
     k > 0 ? readBuffer(device, buffers.topTeacherLogprob!, T * k * 4) : undefined,
     k > 0 ? readBuffer(device, buffers.topStudentLogprob!, T * k * 4) : undefined,
+    own ? readBuffer(device, buffers.studentTopTokens!, T * k * 4) : undefined,
+    own ? readBuffer(device, buffers.studentTopTeacherLogprob!, T * k * 4) : undefined,
+    own ? readBuffer(device, buffers.studentTopStudentLogprob!, T * k * 4) : undefined,
   ]);
   const fields = {} as Record<OutputField, Float32Array>;
   OUTPUT_FIELDS.forEach((name, f) => (fields[name] = new Float32Array(fieldData, f * stride * 4, T)));
@@ -339,7 +377,13 @@ export async function readDivergences(device: GPUDevice, buffers: DivergenceBuff
     problems,
     topK:
       k > 0
-        ? { k, tokens: new Int32Array(topTokens!), teacherLogprob: new Float32Array(topTeacher!), studentLogprob: new Float32Array(topStudent!) }
+        ? {
+            k,
+            tokens: new Int32Array(topTokens!),
+            teacherLogprob: new Float32Array(topTeacher!),
+            studentLogprob: new Float32Array(topStudent!),
+            ...(own ? { student: { tokens: new Int32Array(ownTokens!), teacherLogprob: new Float32Array(ownTeacher!), studentLogprob: new Float32Array(ownStudent!) } } : {}),
+          }
         : undefined,
   };
 }

@@ -25,6 +25,8 @@ export interface DivergenceProblem {
   /** JSD mixture weight; absent: no JSD (the jsd output stays 0). */
   beta?: number;
   topK?: number;
+  /** Also the student's own top-k (same k): the student's logits ranked by the same rule. */
+  studentTopK?: boolean;
   /** Also compute ∂KL/∂z_student [positions, vocab]. */
   gradient?: boolean;
 }
@@ -35,6 +37,8 @@ export interface TopKOutputs<F, I> {
   tokens: I;
   teacherLogprob: F;
   studentLogprob: F;
+  /** With studentTopK: the student's own top-k, the same three arrays (tokens the student allows). */
+  student?: { tokens: I; teacherLogprob: F; studentLogprob: F };
 }
 
 export interface DivergenceOutputs<F, U, I> {
@@ -97,6 +101,7 @@ export function referenceDivergences(problem: DivergenceProblem): ReferenceOutpu
   const flagsOut = new Uint32Array(T);
   const topK: TopKOutputs<Float64Array, Int32Array> | undefined =
     k > 0 ? { k, tokens: new Int32Array(T * k).fill(-1), teacherLogprob: new Float64Array(T * k), studentLogprob: new Float64Array(T * k) } : undefined;
+  if (topK && problem.studentTopK) topK.student = { tokens: new Int32Array(T * k).fill(-1), teacherLogprob: new Float64Array(T * k), studentLogprob: new Float64Array(T * k) };
   const gradient = problem.gradient ? new Float64Array(T * V) : undefined;
   const gradientMagnitude = problem.gradient ? new Float64Array(T * V) : undefined;
   const s = new Float64Array(V);
@@ -188,22 +193,25 @@ export function referenceDivergences(problem: DivergenceProblem): ReferenceOutpu
     fields.studentEntropy[t] = hS;
     fields.teacherEntropy[t] = hT;
 
-    if (topK) {
+    // The top-k order: larger logit first, ties to the smaller token id; allowed tokens only.
+    const ranked = (logits: Float32Array, present: Uint8Array, out: { tokens: Int32Array; teacherLogprob: Float64Array; studentLogprob: Float64Array }) => {
       const order: number[] = [];
-      for (let v = 0; v < V; v++) if (tPresent[v]) order.push(v);
-      order.sort((a, b) => teacher[base + b] - teacher[base + a] || a - b);
+      for (let v = 0; v < V; v++) if (present[v]) order.push(v);
+      order.sort((a, b) => logits[base + b] - logits[base + a] || a - b);
       for (let i = 0; i < k; i++) {
         const v = order[i];
         if (v === undefined) {
-          topK.teacherLogprob[t * k + i] = -Infinity;
-          topK.studentLogprob[t * k + i] = -Infinity;
+          out.teacherLogprob[t * k + i] = -Infinity;
+          out.studentLogprob[t * k + i] = -Infinity;
           continue;
         }
-        topK.tokens[t * k + i] = v;
-        topK.teacherLogprob[t * k + i] = q[v];
-        topK.studentLogprob[t * k + i] = s[v];
+        out.tokens[t * k + i] = v;
+        out.teacherLogprob[t * k + i] = q[v];
+        out.studentLogprob[t * k + i] = s[v];
       }
-    }
+    };
+    if (topK) ranked(teacher, tPresent, topK);
+    if (topK?.student) ranked(student, sPresent, topK.student);
     if (gradient && gradientMagnitude && !(flags & FLAG.REVERSE_KL_INFINITE)) {
       for (let v = 0; v < V; v++) {
         if (!sPresent[v]) continue;

@@ -1,17 +1,21 @@
 // teacher_topk: the teacher's k largest logits (k = params.topK ≤ 20) in each vocabulary slice of
-// each row, for the heatmap's "what the teacher wanted instead". The order is by raw logit, largest
-// first, ties broken by the smaller token id; dividing by the temperature does not change it.
-// Only finite, in-range teacher logits are candidates (-inf entries are absent tokens; a row with
+// each row, for the heatmap's "what the teacher wanted instead"; with RANKS_STUDENT = 1 the same
+// for the student's logits (bound in the teacher's place, read from params.studentBase), for the
+// overlap of the two top-k lists. The order is by raw logit, largest first, ties broken by the
+// smaller token id; dividing by the temperature does not change it.
+// Only finite, in-range logits are candidates (-inf entries are absent tokens; a row with
 // NaN / +Inf is flagged bad by row_stats and its list is ignored).
 // Each invocation keeps a sorted private list of its own elements (read four at a time; an
 // insertion happens only when a value beats the list's last entry, which soon becomes rare), then
 // the workgroup merges the lists pairwise in workgroup memory, log2(WG) rounds with a barrier each.
-// Bindings: 0 teacher logits f32 (read), 1 mask u32[T] (read), 2 candidates u32 (write: token
+// Bindings: 0 the ranked model's logits f32 (read: the teacher's, or the student's), 1 mask u32[T] (read), 2 candidates u32 (write: token
 //   ids, KMAX per (row, split), 0xffffffff where fewer than k tokens exist), 3 ChunkParams.
 // Dispatch: (rows in the chunk, slices per row) like row_stats; WG a power of two with
 //   WG·KMAX·8 bytes of workgroup memory within the adapter's limit.
 
 override WG: u32 = 64;
+// 1: rank the student's logits (binding 0 holds them; their rows start at params.studentBase).
+override RANKS_STUDENT: u32 = 0u;
 
 // Below every candidate (in-range logits are > -2^64).
 const EMPTY_VALUE: f32 = -3.6893488e19;
@@ -35,7 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let slice = vocabSlice(params, row, split);
   let n = select(0u, slice.length, live);
-  let tBase = params.teacherBase + slice.rowStart;
+  let tBase = select(params.teacherBase, params.studentBase, RANKS_STUDENT == 1u) + slice.rowStart;
 
   var values: array<f32, KMAX>;
   var tokens: array<u32, KMAX>;

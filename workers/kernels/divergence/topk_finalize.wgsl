@@ -1,8 +1,9 @@
 // topk_finalize: merges a row's per-slice candidate lists (teacher_topk) into the row's top k
-// teacher tokens and writes, for each, the token id, the teacher's log-prob q(v) and the student's
-// log-prob s(v) (-inf where the student's logit is -inf), from the normalisers of row_finalize:
+// tokens of the ranked model (the teacher's; the student's with RANKS_STUDENT = 1) and writes, for
+// each, the token id, the teacher's log-prob q(v) and the student's log-prob s(v) (-inf where that
+// model's logit is -inf), from the normalisers of row_finalize:
 //   log p(v) = ((z(v) − m)·c − log2 sum)·ln 2, c = log2(e)/temperature.
-// Slots beyond the number of tokens the teacher allows: token -1, both log-probs -inf.
+// Slots beyond the number of tokens the ranked model allows: token -1, both log-probs -inf.
 // Masked or bad positions: tokens -1, log-probs 0.
 // Bindings: 0 student logits, 1 teacher logits (read), 2 candidates u32 (read), 3 fields f32
 //   (read), 4 flags u32 (read), 5 topTokens i32[T·k], 6 topTeacherLogprob f32[T·k],
@@ -10,6 +11,8 @@
 // Dispatch: ceil(rows / WG) workgroups, one invocation per row of the chunk.
 
 override WG: u32 = 64;
+// 1: the candidates are the student's (teacher_topk run with RANKS_STUDENT = 1): rank by its logits.
+override RANKS_STUDENT: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> student: array<f32>;
 @group(0) @binding(1) var<storage, read> teacher: array<f32>;
@@ -45,6 +48,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let mt = fields[F_TEACHER_MAX * stride + t];
   let log2Z = fields[F_TEACHER_LOG2_SUM * stride + t];
   let rowBase = row * params.vocab;
+  let ranksStudent = RANKS_STUDENT == 1u;
   let first = row * params.splits * KMAX;
   let count = params.splits * KMAX;
 
@@ -60,7 +64,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       if (token == NO_TOKEN) {
         continue;
       }
-      let v = teacher[params.teacherBase + rowBase + token];
+      let v = select(teacher[params.teacherBase + rowBase + token], student[params.studentBase + rowBase + token], ranksStudent);
       let afterPrev = prevToken == NO_TOKEN || before(prevValue, prevToken, v, token);
       if (afterPrev && (bestToken == NO_TOKEN || before(v, token, bestValue, bestToken))) {
         bestValue = v;
@@ -76,9 +80,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     prevValue = bestValue;
     prevToken = bestToken;
     let zs = student[params.studentBase + rowBase + bestToken];
+    let zt = teacher[params.teacherBase + rowBase + bestToken];
     topTokens[out + i] = i32(bestToken);
-    topTeacherLogprob[out + i] = ((bestValue - mt) * c - log2Z) * LN2;
-    // The student's logit here is in range or -inf (anything else would have made the row bad).
+    // Both logits here are in range or -inf (anything else would have made the row bad); the
+    // ranked model's is in range (only such logits are candidates).
+    topTeacherLogprob[out + i] = select(negativeInfinity(), ((zt - mt) * c - log2Z) * LN2, (bitcast<u32>(zt) & ABS_BITS) < RANGE_BITS);
     topStudentLogprob[out + i] = select(negativeInfinity(), ((zs - ms) * c - log2W) * LN2, (bitcast<u32>(zs) & ABS_BITS) < RANGE_BITS);
   }
 }
