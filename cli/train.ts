@@ -2,7 +2,7 @@
  * `opd-lab train`: a distillation run from the terminal, driven by the same run loop as the lab's
  * Distill panel (workers/distill/loop.ts), with the same knobs (workers/contract/knobs.ts: every
  * knob's flag, default, range and help come from there). Writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl (one line per step and per
- * evaluation), RUN_DIR/checkpoints/step-N.safetensors and the final student as a Hugging Face
+ * evaluation, with every field of StepMetrics / EvalMetrics; the progress line shows a few), RUN_DIR/checkpoints/step-N.safetensors and the final student as a Hugging Face
  * folder in RUN_DIR/student/ (a LoRA run's merged weights), and with --lora R the LoRA adapter as
  * PEFT saves it in RUN_DIR/adapter/ (adapter_config.json, adapter_model.safetensors). Progress goes to the terminal (stderr); nothing already written is
  * lost when a later step fails.
@@ -163,7 +163,7 @@ export const trainCommand: Command = {
           record({ type: 'checkpoint', step, file });
         },
         stepDone: (m, lastEval) => {
-          const line = `${bar(m.step, steps)} step ${m.step}/${steps}  loss ${fmt(m.loss, 4)}  reverse KL ${fmt(m.reverseKL)}  ${m.reward !== undefined ? `reward ${fmt(m.reward, 2)}` : `sampled KL ${fmt(m.sampledKL)}`}${heldOut(lastEval)}${lastEval?.kept ? `  kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : ''}${m.problem ? `  (${m.problem})` : ''}`;
+          const line = `${bar(m.step, steps)} step ${m.step}/${steps}  loss ${fmt(m.loss, 4)}  reverse KL ${fmt(m.reverseKL)}  ${m.reward !== undefined ? `reward ${fmt(m.reward, 2)}` : `sampled KL ${fmt(m.sampledKL)}`}${m.topkOverlap !== undefined ? `  top-${m.topkK} overlap ${fmt(m.topkOverlap, 2)}` : ''}${heldOut(lastEval)}${lastEval?.kept ? `  kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : ''}${m.problem ? `  (${m.problem})` : ''}`;
           process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
         },
       });

@@ -1,6 +1,6 @@
 /**
  * The run's live curves. The history is read by reference (state/distillRun.ts) and copied into
- * this component's state at most every THROTTLE_MS, so a stream of steps redraws four charts a few
+ * this component's state at most every THROTTLE_MS, so a stream of steps redraws five charts a few
  * times a second and nothing else.
  */
 import { useEffect, useState } from 'react';
@@ -18,6 +18,9 @@ const COLORS = {
   ratio: '#c0392b',
   accuracy: '#1c8a4a',
   kept: '#8e44ad',
+  teacherMass: '#3056d3',
+  studentMass: '#d97706',
+  overlap: '#0f766e',
 };
 
 const snapshot = (): RunHistory => ({ steps: [...runHistory.steps], evals: [...runHistory.evals] });
@@ -43,10 +46,11 @@ export function useThrottledHistory(ms: number): RunHistory {
   return history;
 }
 
-function ChartFrame({ title, testId, empty, children }: { title: string; testId: string; empty: boolean; children: React.ReactNode }) {
+function ChartFrame({ title, testId, empty, note, children }: { title: string; testId: string; empty: boolean; note?: string; children: React.ReactNode }) {
   return (
     <figure className="chart" data-testid={testId}>
       <figcaption>{title}</figcaption>
+      {note && <p className="chart-note muted">{note}</p>}
       {empty ? <p className="chart-empty muted">No points yet: they appear as the run goes.</p> : children}
     </figure>
   );
@@ -77,6 +81,9 @@ export function DistillCharts() {
   // A run on prompts without a verifier (a prompt set) has no accuracy: its held-out curve is the reverse KL.
   const unverified = useDistillRun((s) => s.latestEval !== undefined && s.latestEval !== null && s.latestEval.accuracy === undefined);
   const n = steps.length;
+  // Runs recorded before the top-k diagnostics have no such points; the k is the latest step's.
+  const topkPoints = steps.filter((p) => p.topkOverlap !== null).length;
+  const topkK = useDistillRun((s) => s.latest?.topkK ?? 16);
   return (
     <div className="charts">
       <ChartFrame title="Reverse KL to the teacher, per token (nats)" testId="chart-kl" empty={n === 0}>
@@ -125,6 +132,23 @@ export function DistillCharts() {
           <Tooltip formatter={tooltipValue} labelFormatter={(s) => `step ${s}`} />
           <Legend verticalAlign="top" height={24} />
           <Line dataKey="loss" name="loss" stroke={COLORS.loss} strokeWidth={2} dot={dots(n)} isAnimationActive={false} />
+        </LineChart>
+      </ChartFrame>
+      <ChartFrame
+        title={`Teacher and student mass on the teacher's top-${topkK}, and overlap`}
+        testId="chart-topk"
+        empty={topkPoints === 0}
+        note={`Mass: each model's probability on the teacher's ${topkK} most likely tokens; overlap: the share of those tokens also among the student's own top ${topkK} (mean over the step's tokens).`}
+      >
+        <LineChart data={steps} style={chartStyle} responsive margin={margin}>
+          <CartesianGrid strokeDasharray="3 3" />
+          {stepAxis}
+          <YAxis width={56} domain={[0, 100]} unit="%" />
+          <Tooltip formatter={(v) => (typeof v === 'number' ? `${v.toFixed(1)}%` : String(v))} labelFormatter={(s) => `step ${s}`} />
+          <Legend verticalAlign="top" height={24} />
+          <Line dataKey="teacherTopkMass" name="teacher mass" stroke={COLORS.teacherMass} strokeWidth={2} dot={dots(n)} isAnimationActive={false} />
+          <Line dataKey="studentTopkMass" name="student mass" stroke={COLORS.studentMass} strokeWidth={2} dot={dots(n)} isAnimationActive={false} />
+          <Line dataKey="topkOverlap" name="overlap" stroke={COLORS.overlap} strokeWidth={2} strokeDasharray="5 3" dot={dots(n)} isAnimationActive={false} />
         </LineChart>
       </ChartFrame>
       <ChartFrame title="Student entropy (nats) and mean importance ratio ρ" testId="chart-entropy" empty={n === 0}>

@@ -243,6 +243,7 @@ function LatestStep() {
   if (!m) return <p className="muted">No step yet.</p>;
   const rows: [string, string][] = [
     ['loss', formatMetric(m.loss)],
+    ...(m.lossMin !== undefined && m.lossMax !== undefined ? [['per-token loss, min … max', `${formatMetric(m.lossMin)} … ${formatMetric(m.lossMax)}`] as [string, string]] : []),
     ['gradient norm', formatMetric(m.gradNorm)],
     ['sampled KL k (per token)', formatMetric(m.sampledKL)],
     ['exact reverse KL (per token)', formatMetric(m.reverseKL)],

@@ -18,6 +18,10 @@ export interface StepPoint {
   loss: number | null;
   entropy: number | null;
   meanRatio: number | null;
+  /** Percent: the teacher's and the student's mass on the teacher's top-k, and the lists' overlap (null in runs recorded before them). */
+  teacherTopkMass: number | null;
+  studentTopkMass: number | null;
+  topkOverlap: number | null;
   flops: number;
 }
 
@@ -95,6 +99,8 @@ export const useDistillRun = create<DistillRunState>()(() => ({
 }));
 
 const finite = (x: number) => (Number.isFinite(x) ? x : null);
+/** A field a run recorded before it existed reads as a gap too. */
+const optional = (x: number | undefined, scale = 1) => (x === undefined ? null : finite(scale * x));
 
 /** The run's points, by reference; `subscribeHistory` says when they grew. */
 export const runHistory: RunHistory = { steps: [], evals: [] };
@@ -125,6 +131,9 @@ export function addStep(m: StepMetrics): void {
     loss: finite(m.loss),
     entropy: finite(m.studentEntropy),
     meanRatio: finite(m.meanRatio),
+    teacherTopkMass: optional(m.teacherTopkMass, 100),
+    studentTopkMass: optional(m.studentTopkMass, 100),
+    topkOverlap: optional(m.topkOverlap, 100),
     flops: m.flops.total,
   });
   useDistillRun.setState((s) => ({

@@ -80,6 +80,12 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     await expect.poll(() => curvePoints(page, 'chart-loss')).toEqual([3]);
     await expect.poll(() => curvePoints(page, 'chart-entropy')).toEqual([3, 3]);
     await expect.poll(() => curvePoints(page, 'chart-accuracy')).toEqual([4]);
+    // The top-k agreement: teacher mass, student mass and overlap, a point per step, with its label and explanation.
+    await expect.poll(() => curvePoints(page, 'chart-topk')).toEqual([3, 3, 3]);
+    expect(await page.getByTestId('chart-topk').locator('figcaption').textContent()).toBe("Teacher and student mass on the teacher's top-16, and overlap");
+    expect(await page.getByTestId('chart-topk').textContent()).toContain('the share of those tokens also among the student');
+    await page.getByTestId('chart-topk').scrollIntoViewIfNeeded();
+    await screenshot(page, 'distill-topk-chart');
 
     // The latest step's numbers, all finite, FLOPs split by where they went.
     const table = page.getByTestId('step-metrics');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { configureOrt } from '../../workers/ort/runtime';
 import { readModelFolder } from '../../workers/models/folder';
 import { dirSource } from '../../workers/node/fs-source';
-import { DistillRun, discounted, type DistillOptions, type EvalMetrics } from '../../workers/distill/run';
+import { DistillRun, discounted, type DistillOptions, type EvalMetrics, type StepMetrics } from '../../workers/distill/run';
 import { builtInTask, keptTaskOf } from '../../workers/tasks/registry';
 import { SELF_DISTILL } from '../../workers/contract/presets';
 import { cliDriverEnv } from './cli-driver';
@@ -86,6 +86,23 @@ describe('the distillation loop', () => {
   // steps move each weight by about lr whatever the gradient's size, a smaller step on a larger
   // batch is what makes 8 steps dependable.
   const fall = { 'opd-sampled': 0.05, 'opd-full': 0.08 } as const;
+  /**
+   * The step's diagnostics: the loss (a per-token mean, weights 1/N) lies between its per-token
+   * min and max; masses and overlap are shares, at k = 16 (the top-k knob's default). Their exact
+   * values are checked against the float64 reference in divergence-topk.test.ts.
+   */
+  const checkDiagnostics = (m: StepMetrics) => {
+    const slack = 1e-6 * Math.max(1, Math.abs(m.loss));
+    expect(m.lossMin! - slack).toBeLessThanOrEqual(m.loss);
+    expect(m.loss).toBeLessThanOrEqual(m.lossMax! + slack);
+    expect(m.topkK).toBe(16);
+    expect(m.teacherTopkMass!).toBeGreaterThan(0);
+    expect(m.teacherTopkMass!).toBeLessThanOrEqual(1 + 1e-5);
+    expect(m.studentTopkMass!).toBeGreaterThan(0);
+    expect(m.studentTopkMass!).toBeLessThanOrEqual(1 + 1e-5);
+    expect(m.topkOverlap!).toBeGreaterThan(0);
+    expect(m.topkOverlap!).toBeLessThanOrEqual(1);
+  };
   for (const objective of ['opd-sampled', 'opd-full'] as const) {
     it(`${objective}: a few steps lower the student's reverse KL to the teacher on a fixed eval batch`, async () => {
       const { device, student, teacher, task, maxTokens } = await setUp();
@@ -100,6 +117,7 @@ describe('the distillation loop', () => {
           expect(Number.isFinite(m.loss) && Number.isFinite(m.gradNorm) && Number.isFinite(m.reverseKL)).toBe(true);
           expect(m.tokensSampled).toBeGreaterThan(0);
           expect(m.flops.teacherScoring).toBeGreaterThan(0);
+          checkDiagnostics(m);
         }
         // On-policy: the first step's ratios are 1 (sampler and trainer agree).
         expect(Math.abs(steps[0].meanRatio - 1)).toBeLessThan(1e-3);
@@ -124,6 +142,7 @@ describe('the distillation loop', () => {
         expect(Number.isFinite(m.loss) && Number.isFinite(m.gradNorm)).toBe(true);
         expect(m.reward).toBeGreaterThanOrEqual(0);
         expect(m.flops.training).toBeGreaterThan(0);
+        checkDiagnostics(m);
         if (objective === 'sft') expect(m.flops.teacherScoring).toBeGreaterThan(0); // the teacher sampled
         else expect(m.flops.studentSampling).toBeGreaterThan(0);
       } finally {

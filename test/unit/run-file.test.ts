@@ -62,6 +62,16 @@ describe('the run file', () => {
     expect(unpackRunFile(packRunFile(record(), null)).checkpoint).toBeNull();
   });
 
+  it('keeps the per-step top-k agreement and loss range, and reads a run recorded before them without them', () => {
+    const withDiagnostics = { ...step(3), lossMin: -0.25, lossMax: 1.5, topkK: 16, teacherTopkMass: 0.97, studentTopkMass: 0.81, topkOverlap: 0.6875 };
+    const now = unpackRunFile(packRunFile(record({ steps: [step(1), withDiagnostics] }), null)).record;
+    expect(now.steps[1]).toEqual(withDiagnostics);
+    // step(n) is a step as the lab wrote it before these fields: it reads, and they are absent (no zeros made up).
+    const old = unpackRunFile(packRunFile(record(), null)).record;
+    expect(old.steps).toHaveLength(3);
+    for (const f of ['lossMin', 'lossMax', 'topkK', 'teacherTopkMass', 'studentTopkMass', 'topkOverlap'] as const) expect(old.steps[2][f]).toBeUndefined();
+  });
+
   it('refuses what is not a run file, each time with a sentence', () => {
     const json = (o: unknown) => zipSync({ 'run.json': new TextEncoder().encode(JSON.stringify(o)) });
     const cases: [Uint8Array, RegExp][] = [

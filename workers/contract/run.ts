@@ -33,8 +33,30 @@ export interface StepMetrics {
   meanRatio: number;
   ratioStd: number;
   loss: number;
+  /**
+   * The smallest and largest per-token loss ℓ_t over the step's completion tokens, the step's loss
+   * being Σ_t w_t·ℓ_t (w_t = 1/N, N its completion tokens). ℓ_t is the objective's loss at one
+   * token before that weight: opd-full the exact reverse KL(student‖teacher) at t; opd-sampled and
+   * rl −min(ρ_t·A_t, clip(ρ_t, 1±ε)·A_t) (A_t the advantage, ρ_t = π_θ(y_t)/π_old(y_t));
+   * sft −log p(y_t); the distillation-kernel objectives their kernel's loss at t. Absent in runs
+   * recorded before these fields existed.
+   */
+  lossMin?: number;
+  lossMax?: number;
   gradNorm: number;
   lr: number;
+  /**
+   * How far the student agrees with the teacher about the best tokens, averaged over the step's
+   * completion positions before the update (both distributions at the run's temperature), with
+   * k = topkK (the run's top-k knob, at most 20): teacherTopkMass is the teacher's probability
+   * mass on its own k most likely tokens, studentTopkMass the student's mass on those same
+   * tokens, topkOverlap |top-k(teacher) ∩ top-k(student)| / k (ties go to the smaller token id).
+   * Absent in runs recorded before these fields existed.
+   */
+  topkK?: number;
+  teacherTopkMass?: number;
+  studentTopkMass?: number;
+  topkOverlap?: number;
   /**
    * Mean verifier reward of the step's completions (every objective; the rl objective trains on
    * it); absent on prompts without a verifier (a prompt set).

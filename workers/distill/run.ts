@@ -16,7 +16,9 @@
  * objectives.ts has each objective's exact formula.
  *
  * Metrics per step: sampled and exact reverse KL per token, student entropy, ρ's mean and spread,
- * loss, gradient norm, tokens sampled, FLOPs so far by where they went, wall time; at eval steps
+ * loss and the range of its per-token values, gradient norm, how far the student agrees with the
+ * teacher about the best tokens (mass on the teacher's top-k, overlap of the two top-k lists),
+ * tokens sampled, FLOPs so far by where they went, wall time; at eval steps
  * the held-out accuracy (greedy) and the mean reverse KL on the eval prompts' completions.
  *
  * FLOPs are counted as DESIGN.md says: a forward costs 2·P per token, forward+backward 6·P, with
@@ -56,6 +58,7 @@ import type { TaskInfo } from '../tasks/registry';
 import { evaluateGreedy, evaluateRunner, greedyAnswers, type FolderEvaluation, type GreedySample } from './evaluate';
 import { probeHeatmap, rowsByIndex, type ProbeAnswer, type ProbeReader } from './probes';
 import { OBJECTIVE_DEFINITIONS } from './objectives';
+import { MAX_TOP_K } from '../kernels/divergence/layout';
 import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions } from './options';
 import type { EvalMetrics, FlopCount, ProbeHeatmap, StepMetrics } from '../contract/run';
 
@@ -308,18 +311,24 @@ export class DistillRun {
     let sampledKL = 0;
     let reverseKL = 0;
     let entropy = 0;
+    const topK = diagnosticTopK(o);
+    const agreement = { teacherMass: 0, studentMass: 0, overlap: 0 };
     try {
       const teacherBuffer = teacher.logits;
       // The student's one forward of the step: the divergences against the teacher come from it,
       // and the loss gradient and backward run on its activations.
-      const div = await this.trainer.divergencesAgainst(sequences, teacherBuffer, { temperature: o.temperature, teacherVocab: teacher.vocab });
+      const div = await this.trainer.divergencesAgainst(sequences, teacherBuffer, { temperature: o.temperature, teacherVocab: teacher.vocab, topK });
       const rows = div.rows;
       let n = 0;
       for (const r of rows) {
         reverseKL += r.reverseKL;
         entropy += r.studentEntropy;
+        agreement.teacherMass += r.topK!.teacherMass;
+        agreement.studentMass += r.topK!.studentMass;
+        agreement.overlap += r.topK!.overlap;
         n++;
       }
+      for (const key of ['teacherMass', 'studentMass', 'overlap'] as const) agreement[key] /= Math.max(1, n);
       // k_t from the sampler's log-probs (π_old) and the teacher's log-prob of the same token.
       const k = sequences.map((s, b) => s.tokens.map((_, t) => (s.weights[t] !== 0 ? s.oldLogprobs![t] - div.teacherLogprob(b, t) : 0)));
       for (let b = 0; b < sequences.length; b++) for (let t = 0; t < k[b].length; t++) if (sequences[b].weights[t] !== 0) sampledKL += k[b][t];
@@ -345,7 +354,8 @@ export class DistillRun {
       ...(report.problem ? { problem: report.problem } : {}),
       sampledKL, reverseKL, studentEntropy: entropy,
       meanRatio: report.meanRatio, ratioStd: report.ratioStd,
-      loss: report.loss, gradNorm: report.gradNorm, lr: report.lr,
+      loss: report.loss, ...lossRange(report), gradNorm: report.gradNorm, lr: report.lr,
+      topkK: topK, teacherTopkMass: agreement.teacherMass, studentTopkMass: agreement.studentMass, topkOverlap: agreement.overlap,
       ...(verify ? { reward: rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length) } : {}),
       tokensSampled: completionTokens,
       flops: { ...flops, total: flops.studentSampling + flops.teacherScoring + flops.training },
@@ -544,6 +554,28 @@ function assertTaskFits(tokenizer: LabTokenizer, task: LabTask, label: string): 
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/**
+ * The k of a step's top-k diagnostics: the run's top-k knob (the topk objective's k; 16 unless
+ * set), at most the divergence kernels' 20 (MAX_TOP_K), for every objective.
+ */
+function diagnosticTopK(o: DistillOptions): number {
+  return Math.min(o.topK, MAX_TOP_K);
+}
+
+/** The smallest and largest per-token loss of the step's completion tokens (the trainer's `tokenLosses`). */
+function lossRange(report: StepReport): { lossMin: number; lossMax: number } {
+  let lossMin = Infinity;
+  let lossMax = -Infinity;
+  for (const m of report.microBatches) {
+    for (const l of m.tokenLosses) {
+      lossMin = Math.min(lossMin, l);
+      lossMax = Math.max(lossMax, l);
+    }
+  }
+  // No scored token (cannot happen in a run: every completion has one): say nothing rather than ±Infinity.
+  return lossMin <= lossMax ? { lossMin, lossMax } : { lossMin: NaN, lossMax: NaN };
 }
 
 function trainerOptions(o: DistillOptions): TrainerOptions {

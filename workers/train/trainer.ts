@@ -18,6 +18,7 @@
  */
 import { createStorageBuffer, readFloat32, withGpuErrorScope } from '../gpu/buffers';
 import { encodeDivergences, readDivergences, type DivergenceBuffers } from '../kernels/divergence/divergence';
+import { topKAgreement, type TopKAgreement } from '../kernels/divergence/agreement';
 import { LOSS_STATS } from '../kernels/train/loss';
 import { DEFAULT_ADAMW, learningRate, type AdamWHyperparameters, type LrSchedule, type NonFiniteTensor } from '../kernels/train/optimizer';
 import type { FamilyConfig, ModelFamily, ModelParams, TrainingGraph } from '../models/family';
@@ -64,6 +65,13 @@ export interface MicroBatchStats {
   entropies: Float32Array;
   ratios: Float32Array;
   reverseKL?: Float32Array;
+  /**
+   * Per scored row n: the per-token loss ℓ_n, the objective's value being Σ_n w_n·ℓ_n (w_n the
+   * row's weight, e.g. 1/N): 'kl' the row's exact reverse KL; 'ce' −log p(y); 'pg'
+   * −min(ρA, clip(ρ, 1±ε)·A); 'distill' its kernel's loss before the weight. Read as the stats'
+   * loss column (w_n·ℓ_n) over w_n, except for 'kl', whose reverse KL is read as it is.
+   */
+  tokenLosses: Float32Array;
 }
 
 export interface StepReport {
@@ -94,6 +102,8 @@ export interface RowDivergence {
   teacherLogprob: number;
   reverseKL: number;
   studentEntropy: number;
+  /** With `topK`: the teacher's and the student's mass on the teacher's top-k, and the lists' overlap (kernels/divergence/agreement.ts). */
+  topK?: TopKAgreement;
 }
 
 /**
@@ -128,7 +138,8 @@ export class Trainer<C extends FamilyConfig = FamilyConfig> {
   private readonly lossGradient: LossGradient;
   private buffers?: BatchBuffers;
   private pending: PendingMicroBatch[] = [];
-  private metrics?: DivergenceBuffers;
+  /** The divergences' results, kept for the next call with the same top-k (a step's and an evaluation's differ). */
+  private metrics = new Map<number, DivergenceBuffers>();
   /** Counts forwards: a ForwardPass is valid while its id is the latest. */
   private forwards = 0;
   private destroyed = false;
@@ -290,32 +301,42 @@ export class Trainer<C extends FamilyConfig = FamilyConfig> {
   /**
    * The current student against a teacher's logits for the same packed rows (f32 [rows, vocab]
    * on the GPU, e.g. ORT's output of forwardLogits over the same sequences): per scored row the
-   * divergence kernels' log-probs, exact reverse KL and student entropy. No gradient; the forward
-   * it ran on can serve the next micro-batch over the same sequences (`forward`).
+   * divergence kernels' log-probs, exact reverse KL and student entropy, and with `topK` (1..20)
+   * how far the two models agree about their k best tokens (the teacher's top-k and the student's
+   * own, two more passes over the logits). No gradient; the forward it ran on can serve the next
+   * micro-batch over the same sequences (`forward`).
    */
   async divergencesAgainst(
     sequences: readonly TrainSequence[],
     teacherLogits: GPUBuffer,
-    options: { temperature?: number; teacherVocab?: number } = {},
+    options: { temperature?: number; teacherVocab?: number; topK?: number } = {},
   ): Promise<StudentDivergences> {
     const { packed, buffers } = this.prepare(sequences);
     const V = this.config.vocabSize;
+    const topK = options.topK ?? 0;
     const { out, forward } = await withGpuErrorScope(this.device, 'student against teacher', async () => {
       const encoder = this.device.createCommandEncoder({ label: 'forward + divergences' });
       const forward = this.forward(encoder, buffers, packed);
-      this.metrics = encodeDivergences(
+      const metrics = encodeDivergences(
         this.device,
-        { student: buffers.logits, teacher: teacherLogits, studentVocab: V, teacherVocab: options.teacherVocab ?? V, positions: packed.rows, tokens: buffers.targets, mask: buffers.lossMask, temperature: options.temperature ?? 1 },
-        { encoder, reuse: this.metrics },
+        {
+          student: buffers.logits, teacher: teacherLogits, studentVocab: V, teacherVocab: options.teacherVocab ?? V, positions: packed.rows, tokens: buffers.targets, mask: buffers.lossMask, temperature: options.temperature ?? 1,
+          ...(topK > 0 ? { topK, studentTopK: true } : {}),
+        },
+        { encoder, reuse: this.metrics.get(topK) },
       );
+      this.metrics.set(topK, metrics);
       await this.submit(encoder);
-      return { out: await readDivergences(this.device, this.metrics), forward };
+      return { out: await readDivergences(this.device, metrics), forward };
     });
     const f = out.fields;
     const rows: RowDivergence[] = [];
     for (let n = 0; n < packed.rows; n++) {
       if (packed.weights[n] === 0) continue;
-      rows.push({ row: n, studentLogprob: f.studentLogprob[n], teacherLogprob: f.teacherLogprob[n], reverseKL: f.reverseKL[n], studentEntropy: f.studentEntropy[n] });
+      rows.push({
+        row: n, studentLogprob: f.studentLogprob[n], teacherLogprob: f.teacherLogprob[n], reverseKL: f.reverseKL[n], studentEntropy: f.studentEntropy[n],
+        ...(out.topK ? { topK: topKAgreement(out.topK, n) } : {}),
+      });
     }
     return { rows, teacherLogprob: (b, t) => f.teacherLogprob[b * packed.width + t], forward };
   }
@@ -405,6 +426,7 @@ export class Trainer<C extends FamilyConfig = FamilyConfig> {
         entropies: Float32Array.from(rows, (n) => stats[n * K + 1]),
         ratios: Float32Array.from(rows, (n) => (p.objective === 'pg' ? stats[n * K + 2] : 1)),
         ...(kl ? { reverseKL: Float32Array.from(rows, (n) => kl[n]) } : {}),
+        tokenLosses: Float32Array.from(rows, (n) => (kl ? kl[n] : stats[n * K + 3] / p.packed.weights[n])),
       });
     }
     return out;
@@ -433,7 +455,7 @@ export class Trainer<C extends FamilyConfig = FamilyConfig> {
     this.graph.destroy();
     this.buffers?.all.forEach((b) => b.destroy());
     this.lossGradient.destroy();
-    this.metrics?.destroy();
+    for (const m of this.metrics.values()) m.destroy();
     for (const p of this.pending) {
       p.stats.destroy();
       p.kl?.destroy();
