@@ -256,11 +256,12 @@ export async function run(args: Record<string, string>): Promise<object> {
         if (!schedule.has(last.step) && !capped && last.step < cap.steps) continue;
         const e = await r.evaluate();
         curve.push({ step: last.step, flops: last.flops.total, flopsDataGiven: spent, accuracy: e.accuracy!, reverseKL: e.reverseKL });
+        console.error(`distill bench:   ${objective} lr ${lr} seed ${seed} step ${last.step}: held-out ${pct(e.accuracy!)}, ${spent.toExponential(2)} FLOPs`);
         if (e.accuracy! >= target) {
           reached = true;
           break;
         }
-        if (capped) break;
+        if (capped || diverged(curve)) break;
       }
     } finally {
       await r.release();
@@ -275,7 +276,8 @@ export async function run(args: Record<string, string>): Promise<object> {
     };
     state.runs.push(result);
     save();
-    console.error(`distill bench: ${objective} lr ${lr} seed ${seed}: ${reached ? `target at step ${end.step}` : `not reached by step ${end.step} (cap)`}, ${end.flopsDataGiven.toExponential(2)} FLOPs, best ${pct(result.bestAccuracy)}, ${result.seconds.toFixed(0)} s`);
+    const why = diverged(curve) ? 'diverged' : 'cap';
+    console.error(`distill bench: ${objective} lr ${lr} seed ${seed}: ${reached ? `target at step ${end.step}` : `not reached by step ${end.step} (${why})`}, ${end.flopsDataGiven.toExponential(2)} FLOPs, best ${pct(result.bestAccuracy)}, ${result.seconds.toFixed(0)} s`);
     return result;
   };
 
@@ -353,7 +355,7 @@ export async function run(args: Record<string, string>): Promise<object> {
       phase0: `sft from the shipped student (lr ${settings.flat.lr}, seed 0), evaluated every ${settings.flat.evalEvery} steps, stopped when the best accuracy of the last ${settings.flat.patience} evaluations was no more than ${settings.flat.delta * 100} points above the best before them (at most ${settings.flat.maxSteps} steps); every objective starts from that student`,
       target: settings.target !== null ? 'given (--target)' : 'halfway from the SFT-flattened student’s held-out accuracy to the teacher’s',
       race: `per objective, every rate of ${settings.lrs.join(', ')} on ${settings.sweepSeeds} seed(s), then the rate with the lowest median cost (all censored: the highest accuracy reached) on ${settings.seeds} seeds; opd-sampled and opd-full capped at ${settings.opdMaxSteps} steps, sft and rl at ${settings.capRatio}× the larger OPD median in FLOPs (the sweep at ${settings.sweepCapRatio}×)`,
-      evaluation: `greedy held-out accuracy on ${settings.evalPrompts} prompts at steps 1..${settings.evalSchedule.dense}, then growing ×${settings.evalSchedule.growth} (at most ${settings.evalSchedule.maxGap} apart), and at a cap; a run's cost is the FLOPs at its first evaluation at or above the target`,
+      evaluation: `greedy held-out accuracy on ${settings.evalPrompts} prompts at steps 1..${settings.evalSchedule.dense}, then growing ×${settings.evalSchedule.growth} (at most ${settings.evalSchedule.maxGap} apart), and at a cap; a run's cost is the FLOPs at its first evaluation at or above the target; a run whose last ${DIVERGED_EVALS} evaluations were all more than ${DIVERGED_DROP * 100} points below its start is stopped as diverged (a bound at the FLOPs it had spent)`,
       accounting: 'FLOPs as workers/distill/run.ts counts them: a forward 2·P per token position, training 6·P per token; sampling (student, or sft’s teacher) counts the positions the KV-cache decoder really ran; OPD counts the teacher’s scoring forward, rl and sft do not (it only feeds their metrics); evaluation is not counted. With the SFT data given, sft pays only its training; counting the data, it also pays the teacher’s sampling. A run that never reached the target is {"atLeast": FLOPs at its cap}; a median that falls on such runs is a bound, and so is a ratio with it.',
     },
     studentAccuracy: state.studentAccuracy,
@@ -373,6 +375,18 @@ export async function run(args: Record<string, string>): Promise<object> {
     console.error(`distill bench: wrote ${args.plot}`);
   }
   return result;
+}
+
+/**
+ * A run that has collapsed: its last DIVERGED_EVALS evaluations all more than DIVERGED_DROP below
+ * its start. It stops there (saving the rest of its cap) and counts as not reaching the target,
+ * a bound at the FLOPs it had spent.
+ */
+const DIVERGED_DROP = 0.2;
+const DIVERGED_EVALS = 3;
+function diverged(curve: readonly Point[]): boolean {
+  if (curve.length < DIVERGED_EVALS + 1) return false;
+  return curve.slice(-DIVERGED_EVALS).every((p) => p.accuracy < curve[0].accuracy - DIVERGED_DROP);
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
