@@ -168,13 +168,28 @@ describe('the trainer in the lab', () => {
     const options: TrainerOptions = { schedule: { lr: 1e-2 } };
     const batch = fixedBatch(7, [10, 7]);
     const width = 10;
+    /**
+     * The per-token losses ℓ_n the step reports (per scored row, packed order): Σ_n w_n·ℓ_n is the
+     * step's loss; 'ce' ℓ_n = −log p(y_n), 'kl' ℓ_n = the row's reverse KL.
+     */
+    const checkTokenLosses = (r: StepReport, sequences: TrainSequence[], kind: Objective['kind']) => {
+      const m = r.microBatches[0];
+      const w = sequences.flatMap((s) => Array.from({ length: width }, (_, t) => s.weights[t] ?? 0)).filter((x) => x !== 0);
+      expect(m.tokenLosses).toHaveLength(w.length);
+      const weighted = w.reduce((a, x, i) => a + x * m.tokenLosses[i], 0);
+      expect(Math.abs(weighted - r.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(r.loss)));
+      if (kind === 'ce') m.tokenLosses.forEach((l, i) => expect(Math.abs(l + m.logprobs[i])).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(l))));
+      if (kind === 'kl') expect(Array.from(m.tokenLosses)).toEqual(Array.from(m.reverseKL!));
+    };
     /** Steps on one fixed batch until `done(this report, the first report)` or maxSteps. */
     type Seqs = TrainSequence[] | (() => Promise<TrainSequence[]>);
     const run = async (trainer: Trainer, seqs: Seqs, objective: Objective, maxSteps: number, done: (r: StepReport, first: StepReport) => boolean) => {
       const reports: StepReport[] = [];
       for (let i = 0; i < maxSteps; i++) {
-        const r = await trainer.trainStep([typeof seqs === 'function' ? await seqs() : seqs], objective);
+        const sequences = typeof seqs === 'function' ? await seqs() : seqs;
+        const r = await trainer.trainStep([sequences], objective);
         expect(r.applied, r.problem).toBe(true);
+        checkTokenLosses(r, sequences, objective.kind);
         reports.push(r);
         if (done(r, reports[0])) break;
       }

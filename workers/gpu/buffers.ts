@@ -68,6 +68,29 @@ export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, byteLengt
   return copy;
 }
 
+/**
+ * Several buffers' leading bytes copied to the CPU at once: one staging buffer, one submit, one
+ * map (each `readBuffer` waits for its own), for a caller that needs them all.
+ */
+export async function readBuffers(device: GPUDevice, parts: readonly { buffer: GPUBuffer; byteLength: number }[]): Promise<ArrayBuffer[]> {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const p of parts) {
+    offsets.push(total);
+    total += alignTo(p.byteLength, 4);
+  }
+  const staging = device.createBuffer({ label: `read ${parts.map((p) => p.buffer.label).join(', ')}`, size: Math.max(4, total), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = device.createCommandEncoder();
+  parts.forEach((p, i) => encoder.copyBufferToBuffer(p.buffer, 0, staging, offsets[i], alignTo(p.byteLength, 4)));
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const range = staging.getMappedRange();
+  const copies = parts.map((p, i) => range.slice(offsets[i], offsets[i] + p.byteLength));
+  staging.unmap();
+  staging.destroy();
+  return copies;
+}
+
 export async function readFloat32(device: GPUDevice, buffer: GPUBuffer, count: number, offsetElements = 0): Promise<Float32Array> {
   return new Float32Array(await readBuffer(device, buffer, count * 4, offsetElements * 4));
 }

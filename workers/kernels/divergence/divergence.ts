@@ -19,7 +19,7 @@ import jsdFinalizeWgsl from './jsd_finalize.wgsl?raw';
 import teacherTopKWgsl from './teacher_topk.wgsl?raw';
 import topKFinalizeWgsl from './topk_finalize.wgsl?raw';
 import { readsLogits, withSharedWgsl } from './shared';
-import { createStorageBuffer, readBuffer, withGpuErrorScope } from '../../gpu/buffers';
+import { createStorageBuffer, readBuffers, withGpuErrorScope } from '../../gpu/buffers';
 import { launch } from '../../gpu/launch';
 import { divergenceTuning, type DivergenceTuning } from '../../gpu/tuning';
 import { describeFlags, FIELDS, fieldIndex, fieldStride, FLAG, MAX_TOP_K, OUTPUT_FIELDS, type Field, type OutputField } from './layout';
@@ -349,15 +349,15 @@ export function encodeDivergences(device: GPUDevice, request: DivergenceRequest,
 export async function readDivergences(device: GPUDevice, buffers: DivergenceBuffers): Promise<DivergenceReadback> {
   const { positions: T, fieldStride: stride, topK: k } = buffers;
   const own = k > 0 && buffers.studentTopK;
-  const [fieldData, flagData, topTokens, topTeacher, topStudent, ownTokens, ownTeacher, ownStudent] = await Promise.all([
-    readBuffer(device, buffers.fields, OUTPUT_FIELDS.length * stride * 4),
-    readBuffer(device, buffers.flags, T * 4),
-    k > 0 ? readBuffer(device, buffers.topTokens!, T * k * 4) : undefined,
-    k > 0 ? readBuffer(device, buffers.topTeacherLogprob!, T * k * 4) : undefined,
-    k > 0 ? readBuffer(device, buffers.topStudentLogprob!, T * k * 4) : undefined,
-    own ? readBuffer(device, buffers.studentTopTokens!, T * k * 4) : undefined,
-    own ? readBuffer(device, buffers.studentTopTeacherLogprob!, T * k * 4) : undefined,
-    own ? readBuffer(device, buffers.studentTopStudentLogprob!, T * k * 4) : undefined,
+  // One copy and one map for everything (a map per buffer costs a wait each).
+  const lists = [
+    ...(k > 0 ? [buffers.topTokens!, buffers.topTeacherLogprob!, buffers.topStudentLogprob!] : []),
+    ...(own ? [buffers.studentTopTokens!, buffers.studentTopTeacherLogprob!, buffers.studentTopStudentLogprob!] : []),
+  ];
+  const [fieldData, flagData, topTokens, topTeacher, topStudent, ownTokens, ownTeacher, ownStudent] = await readBuffers(device, [
+    { buffer: buffers.fields, byteLength: OUTPUT_FIELDS.length * stride * 4 },
+    { buffer: buffers.flags, byteLength: T * 4 },
+    ...lists.map((buffer) => ({ buffer, byteLength: T * k * 4 })),
   ]);
   const fields = {} as Record<OutputField, Float32Array>;
   OUTPUT_FIELDS.forEach((name, f) => (fields[name] = new Float32Array(fieldData, f * stride * 4, T)));

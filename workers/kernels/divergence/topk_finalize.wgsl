@@ -53,13 +53,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let count = params.splits * KMAX;
 
   // k rounds, each picking the best candidate that comes after the previous pick (candidates are
-  // distinct token ids, so the order is total).
+  // distinct token ids, so the order is total). A row of one slice needs no rounds: teacher_topk's
+  // merged list is already the row's top k in this order, empty slots last.
+  let oneSlice = params.splits == 1u;
   var prevValue = 0.0;
   var prevToken = NO_TOKEN;
   for (var i = 0u; i < k; i++) {
     var bestValue = 0.0;
     var bestToken = NO_TOKEN;
-    for (var j = 0u; j < count; j++) {
+    if (oneSlice) {
+      bestToken = candidates[first + i];
+    }
+    for (var j = 0u; j < select(count, 0u, oneSlice); j++) {
       let token = candidates[first + j];
       if (token == NO_TOKEN) {
         continue;
