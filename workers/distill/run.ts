@@ -561,7 +561,8 @@ function sameIds(a: readonly number[], b: readonly number[]): boolean {
  * set), at most the divergence kernels' 20 (MAX_TOP_K), for every objective.
  */
 function diagnosticTopK(o: DistillOptions): number {
-  return Math.min(o.topK, MAX_TOP_K);
+  // Options restored from a checkpoint written before the knob existed may lack it: its default then.
+  return Math.min(Number.isInteger(o.topK) ? o.topK : 16, MAX_TOP_K);
 }
 
 /** The smallest and largest per-token loss of the step's completion tokens (the trainer's `tokenLosses`). */
