@@ -10,6 +10,12 @@ export default defineConfig({
     // and fails with instructions when there is none, so pure-logic tests need no adapter at all.
     // Dawn's binding is native and holds one Vulkan instance per process: run test files in forks.
     pool: 'forks',
+    // Two test files at a time. Vitest's default on 2 cores is one (cores − 1), which leaves a core
+    // idle whenever a file is in single-threaded work (Node and tsx starting a CLI child, JS, ORT's
+    // wasm orchestration) rather than SwiftShader's multi-threaded dispatches. Measured on this
+    // project's 2 cores (load ~9 from other work): cli, divergence, train-attention-loss and 8 small
+    // files took 283 s with one worker, 226 s with two, the same CPU time (123 s, 128 s).
+    maxWorkers: 2,
     // See workers/node/node-flags.md: V8 would otherwise spend ~45 CPU-seconds per process
     // optimising onnxruntime-web's 27 MB wasm in the background (slowing the emulated GPU and
     // blocking exit); with models on the WebGPU EP that wasm only orchestrates.

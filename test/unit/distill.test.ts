@@ -15,8 +15,8 @@ import { cliDriverEnv } from './cli-driver';
 // 1.6496 → 1.4460 opd-sampled, → 1.4266 opd-full; 1.1995 → 0.8423 self-distill), and this file
 // took 16 s on lavapipe against 341-475 s on SwiftShader with the 2 cores busy. At the opd tests'
 // present settings lavapipe gives 1.6496 → 1.3227 and → 1.2925, as `opd-lab train` does (the
-// file: 20-28 s; not rerun on SwiftShader). DistillRun on SwiftShader is what engine.test.ts,
-// distill-chat.test.ts, memory-run.test.ts and the e2e Distill runs (Chromium's SwiftShader) exercise.
+// file: 20-28 s; not rerun on SwiftShader). DistillRun on SwiftShader is what distill-chat.test.ts,
+// memory-run.test.ts (its set-up) and the e2e Distill runs (Chromium's SwiftShader) exercise.
 Object.assign(process.env, cliDriverEnv());
 
 /** The shipped student and teacher (models/, built by `npm run build:models`). */

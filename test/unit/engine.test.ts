@@ -17,6 +17,16 @@ import { filesSource } from '../../workers/models/source';
 import { readSafetensors } from '../../workers/models/safetensors';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../../workers/train/peft-adapter';
 import { writeRandomAdditionFolder, writeRandomGpt2Folder } from './fixtures';
+import { cliDriverEnv } from './cli-driver';
+
+// Mesa's lavapipe when it is installed and no driver was chosen (cli-driver.ts), else SwiftShader;
+// set before nodeGpu() below first loads Dawn, as distill.test.ts does. What this file checks is the
+// engine's protocol (events, errors, run loop, checkpoints, exports), the same on any adapter; the
+// kernels are held to their float64 references on SwiftShader by their own files, and DistillRun
+// runs on SwiftShader in distill-chat.test.ts and the e2e Distill runs (Chromium's SwiftShader).
+// The file took 24 s on lavapipe against 198 s on SwiftShader, run one after the other at load 9-11
+// (41 s on SwiftShader in a fresh-clone run).
+Object.assign(process.env, cliDriverEnv());
 
 const events: LabEvent[] = [];
 const engine = new LabEngine({ gpu: nodeGpu(), emit: (e) => events.push(e), crossOriginIsolated: false, openSource: dirSource });
