@@ -22,6 +22,8 @@ export interface OptionSpec {
   /** Why a value cannot be, as one sentence (null when it can); replaces the bounds and the whole-number rule. */
   check?: (value: string | number) => string | null;
   help: string;
+  /** A string option that may be given more than once: its values are joined with commas. */
+  repeatable?: boolean;
 }
 
 export type Parsed = Record<string, string | number | boolean | undefined>;
@@ -46,7 +48,7 @@ export function parseOptions(argv: string[], specs: Record<string, OptionSpec>, 
     }
     const value = argv[++i];
     if (value === undefined) throw new UsageError(`${command}: --${name} needs a value`);
-    if (spec.kind === 'string') out[name] = value;
+    if (spec.kind === 'string') out[name] = spec.repeatable && out[name] !== undefined ? `${String(out[name])},${value}` : value;
     else if (spec.check) {
       const n = Number(value);
       if (value.trim() === '' || Number.isNaN(n)) throw new UsageError(`${command}: --${name} must be a number, got '${value}'`);

@@ -18,7 +18,7 @@ import { cliDevice } from './device';
 import { DTYPE_HELP, folderOptions, isHubArgument, openModel } from './models';
 import { writeFolder } from '../workers/node/fs-folder';
 import { readModelFolder } from '../workers/models/folder';
-import { DistillRun } from '../workers/distill/run';
+import { DistillRun, type PromptRoute } from '../workers/distill/run';
 import { evaluateFolder } from '../workers/distill/evaluate';
 import { builtInTask, TASK_NAMES } from '../workers/tasks/registry';
 import { resolveTasks, runLoop } from '../workers/distill/loop';
@@ -82,6 +82,11 @@ export const trainCommand: Command = {
       kind: 'string',
       help: 'train on your own prompts instead of --task: a .txt file (one prompt per line, blank lines skipped) or a .jsonl file (a "prompt" string or "messages" array per line); no verifier, so evaluations report the held-out reverse KL and sampled KL instead of accuracy (split with --held-out and --split-seed)',
     },
+    route: {
+      kind: 'string',
+      repeatable: true,
+      help: `route a second prompt set to its own teacher: TASK=TEACHER_DIR (a built-in task, ${TASK_NAMES.join(', ')}, and a teacher folder or Hugging Face id of the student's tokenizer); repeat it or separate routes with commas. Each step's prompts come from the main task and each routed task in turn, each scored (and for sft and gkd sampled) by its own teacher; every evaluation reports each routed task's held-out accuracy and reverse KL against its own teacher`,
+    },
     'chat-lines': { kind: 'flag', help: 'with a .txt --prompts file: each line is a user message, rendered with each model\'s chat template (as a .jsonl "messages" line is)' },
     out: { kind: 'string', required: true, help: 'run folder to write (created; must be empty or absent unless --resume)' },
     ...KNOB_OPTIONS,
@@ -116,6 +121,7 @@ export const trainCommand: Command = {
     if (o['chat-lines'] && o.prompts === undefined) throw new UsageError('train: --chat-lines reads the lines of a --prompts file as user messages: give --prompts FILE.txt');
     const problem = setupProblem(setup);
     if (problem) throw new UsageError(`train: ${problem}`);
+    const routeArgs = o.route !== undefined ? parseRoutes(String(o.route), o.prompts !== undefined ? null : setup.task) : [];
     const studentDir = o.student !== undefined ? String(o.student) : preset ? join(String(o.models), preset.student) : undefined;
     const teacherDir = o.teacher !== undefined ? String(o.teacher) : preset ? join(String(o.models), preset.teacher) : undefined;
     if (!studentDir || !teacherDir) throw new UsageError('train: --student and --teacher are required (or a --preset that names them)');
@@ -132,17 +138,25 @@ export const trainCommand: Command = {
       process.stderr.write(`${s.label}: ${s.train} training / ${s.heldOut} held-out prompts. ${teacherRenderingSentence(s)}\n`);
     }
     const { task, keptTask } = resolveTasks(setup, student.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(student), teacher: promptTeacherOf(teacher) });
+    const routed: (PromptRoute & { maxTokens: number; dir: string })[] = [];
+    for (const r of routeArgs) {
+      const info = builtInTask(r.task, student.rawConfig);
+      routed.push({ task: info.task, maxTokens: info.maxTokens, teacher: await readModelFolder(await openModel(r.dir)), label: r.task, dir: r.dir });
+    }
     const steps = setup.totalSteps;
     const device = await cliDevice();
     const checkpoint = runFile ? runFile.checkpoint!.bytes : o.resume ? new Uint8Array(readFileSync(String(o.resume))) : undefined;
     // On a CPU adapter (SwiftShader, lavapipe) the GPU's memory is the machine's: the memory
     // check can hold the run to it. A GPU does not say how much it has.
     const memoryBudgetBytes = device.adapterInfo?.isFallbackAdapter ? totalmem() : undefined;
-    const run = await DistillRun.create(device, { student, teacher, task: task.task, options: distillOptions(setup, task.maxTokens), checkpoint, keptTask, memoryBudgetBytes });
+    // Routed tasks share the run's max tokens: the longest answer any of its tasks needs.
+    const maxTokens = Math.max(task.maxTokens, ...routed.map((r) => r.maxTokens));
+    const routes = routed.map(({ task: t, teacher: tr, label }) => ({ task: t, teacher: tr, label }));
+    const run = await DistillRun.create(device, { student, teacher, task: task.task, options: distillOptions(setup, maxTokens), checkpoint, keptTask, memoryBudgetBytes, routes });
     try {
       mkdirSync(join(out, 'checkpoints'), { recursive: true });
       writeFileSync(join(out, 'config.json'), JSON.stringify({ student: where(studentDir), teacher: where(teacherDir), task: promptSet ? null : task.task.name, keptTask: keptTask?.task.name ?? null,
-        prompts: promptSet ? { file: promptFile, prompts: promptSet.summary.prompts, train: promptSet.train.length, heldOut: promptSet.heldOut.length, heldOutFraction: setup.heldOutFraction, splitSeed: setup.splitSeed, teacherReads: promptSet.summary.teacherReads } : null, preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
+        prompts: promptSet ? { file: promptFile, prompts: promptSet.summary.prompts, train: promptSet.train.length, heldOut: promptSet.heldOut.length, heldOutFraction: setup.heldOutFraction, splitSeed: setup.splitSeed, teacherReads: promptSet.summary.teacherReads } : null, routes: routed.map((r) => ({ task: r.task.name, teacher: where(r.dir) })), preset: preset?.name ?? null, options: run.options, resumedFrom: o.resume ?? null }, null, 2) + '\n');
       const metricsFile = join(out, 'metrics.jsonl');
       const record = (line: object) => appendFileSync(metricsFile, JSON.stringify(line) + '\n');
       // A run file's history up to its checkpoint opens a new run folder, so its curves go on from there.
@@ -163,7 +177,7 @@ export const trainCommand: Command = {
           record({ type: 'checkpoint', step, file });
         },
         stepDone: (m, lastEval) => {
-          const line = `${bar(m.step, steps)} step ${m.step}/${steps}  loss ${fmt(m.loss, 4)}  reverse KL ${fmt(m.reverseKL)}  ${m.reward !== undefined ? `reward ${fmt(m.reward, 2)}` : `sampled KL ${fmt(m.sampledKL)}`}${m.topkOverlap !== undefined ? `  top-${m.topkK} overlap ${fmt(m.topkOverlap, 2)}` : ''}${heldOut(lastEval)}${lastEval?.kept ? `  kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : ''}${m.problem ? `  (${m.problem})` : ''}`;
+          const line = `${bar(m.step, steps)} step ${m.step}/${steps}  loss ${fmt(m.loss, 4)}  reverse KL ${fmt(m.reverseKL)}  ${m.reward !== undefined ? `reward ${fmt(m.reward, 2)}` : `sampled KL ${fmt(m.sampledKL)}`}${m.topkOverlap !== undefined ? `  top-${m.topkK} overlap ${fmt(m.topkOverlap, 2)}` : ''}${heldOut(lastEval)}${lastEval?.kept ? `  kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : ''}${routedText(lastEval)}${m.problem ? `  (${m.problem})` : ''}`;
           process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
         },
       });
@@ -180,7 +194,7 @@ export const trainCommand: Command = {
       const adapterFiles = await run.exportAdapter(studentDir);
       const adapterDir = adapterFiles ? join(out, 'adapter') : null;
       if (adapterFiles) await writeFolder(adapterDir!, adapterFiles);
-      const summary = { out, steps: run.step, objective: setup.objective, student: join(out, 'student'), adapter: adapterDir, flops: run.flops, finalEval: lastEval ? { accuracy: lastEval.accuracy ?? null, reverseKL: lastEval.reverseKL, sampledKL: lastEval.sampledKL ?? null, prompts: lastEval.prompts, kept: lastEval.kept ? { task: lastEval.kept.task, accuracy: lastEval.kept.accuracy } : null } : null };
+      const summary = { out, steps: run.step, objective: setup.objective, student: join(out, 'student'), adapter: adapterDir, flops: run.flops, finalEval: lastEval ? { accuracy: lastEval.accuracy ?? null, reverseKL: lastEval.reverseKL, sampledKL: lastEval.sampledKL ?? null, prompts: lastEval.prompts, kept: lastEval.kept ? { task: lastEval.kept.task, accuracy: lastEval.kept.accuracy } : null, routed: (lastEval.routed ?? []).map((r) => ({ task: r.task, teacher: r.teacher, accuracy: r.accuracy ?? null, reverseKL: r.reverseKL })) } : null };
       if (o.json) console.log(JSON.stringify(summary, null, 2));
       else {
         const kept = lastEval?.kept ? `, kept ${lastEval.kept.task} ${(lastEval.kept.accuracy * 100).toFixed(1)}%` : '';
@@ -189,13 +203,42 @@ export const trainCommand: Command = {
           : lastEval.accuracy !== undefined
             ? `held-out ${task.task.name} accuracy ${(lastEval.accuracy * 100).toFixed(1)}%`
             : `held-out reverse KL ${fmt(lastEval.reverseKL, 4)} and sampled KL ${fmt(lastEval.sampledKL ?? NaN, 4)} nats per token on ${lastEval.prompts} prompts of ${task.task.name}`;
-        console.log(`wrote ${out}: ${run.step} steps of ${run.options.objective}; ${measured}${kept}; the student is in ${join(out, 'student')}${adapterDir ? ` (LoRA merged), its PEFT adapter in ${adapterDir}` : ''}`);
+        console.log(`wrote ${out}: ${run.step} steps of ${run.options.objective}; ${measured}${kept}${routedText(lastEval, ', routed', ',')}; the student is in ${join(out, 'student')}${adapterDir ? ` (LoRA merged), its PEFT adapter in ${adapterDir}` : ''}`);
       }
     } finally {
       await run.release();
     }
   },
 };
+
+/**
+ * `--route TASK=TEACHER_DIR[,TASK=TEACHER_DIR…]` as routes, checked before any folder is read:
+ * each a built-in task, not the main task (`mainTask`; null on a prompt set), routed once, and a
+ * teacher folder that exists (or a Hugging Face id). Each problem is one UsageError sentence.
+ */
+export function parseRoutes(value: string, mainTask: string | null): { task: string; dir: string }[] {
+  const routes: { task: string; dir: string }[] = [];
+  for (const part of value.split(',').map((p) => p.trim())) {
+    const eq = part.indexOf('=');
+    const name = eq > 0 ? part.slice(0, eq).trim() : '';
+    const dir = eq > 0 ? part.slice(eq + 1).trim() : '';
+    if (!name || !dir) throw new UsageError(`train: --route '${part}' is not TASK=TEACHER_DIR (e.g. subtraction=models/recovery-student)`);
+    if (!(TASK_NAMES as readonly string[]).includes(name)) throw new UsageError(`train: --route ${part}: unknown task '${name}' (built-in tasks: ${TASK_NAMES.join(', ')})`);
+    if (name === mainTask) throw new UsageError(`train: --route ${part}: ${name} is the run's main task, which --teacher scores; route another task`);
+    if (routes.some((r) => r.task === name)) throw new UsageError(`train: --route routes ${name} twice: give each task one teacher`);
+    if (!isHubArgument(dir) && !existsSync(dir)) throw new UsageError(`train: --route ${part}: no such teacher folder ${dir}`);
+    routes.push({ task: name, dir });
+  }
+  return routes;
+}
+
+/** Each routed task's held-out accuracy (or, without a verifier, its reverse KL) for a progress or summary line. */
+function routedText(e: EvalMetrics | undefined, lead = '', sep = ''): string {
+  const routed = e?.routed ?? [];
+  if (routed.length === 0) return '';
+  const parts = routed.map((r) => `${r.task} ${r.accuracy !== undefined ? `${(r.accuracy * 100).toFixed(1)}%` : `reverse KL ${fmt(r.reverseKL)}`}`);
+  return lead ? `${lead} ${parts.join(`${sep} `)}` : parts.map((p) => `  ${p}`).join('');
+}
 
 /** The progress line's held-out figure: accuracy with a verifier, else the reverse KL. */
 function heldOut(e: EvalMetrics | undefined): string {

@@ -102,6 +102,24 @@ export interface ProbeHeatmap {
   correct?: boolean;
 }
 
+/**
+ * A routed prompt set's held-out evaluation (a run whose prompts come from several sets, each with
+ * its own teacher): the student's greedy answers to that set's held-out prompts, their accuracy
+ * where the set has a verifier, and their reverse KL and sampled KL against the set's own teacher.
+ */
+export interface RoutedEval {
+  /** The route's name, its task's and its teacher's. */
+  label: string;
+  task: string;
+  teacher: string;
+  prompts: number;
+  accuracy?: number;
+  correct?: number;
+  reverseKL: number;
+  sampledKL: number;
+  examples: EvalExample[];
+}
+
 export interface EvalMetrics {
   step: number;
   /** Held-out accuracy and answers right, where the prompts have a verifier (a built-in task); absent on a prompt set. */
@@ -120,6 +138,8 @@ export interface EvalMetrics {
    * student's greedy held-out accuracy on the skill it must not lose while it is distilled.
    */
   kept?: { task: string; accuracy: number; correct: number; prompts: number; examples: { prompt: string; completion: string; correct: boolean; reason?: string }[] };
+  /** Each routed prompt set (a run created with `routes`), in the order given: absent without routes. */
+  routed?: RoutedEval[];
   /** The probe prompts' heatmaps (the `probes` knob; absent when it is 0). */
   probes?: ProbeHeatmap[];
 }

@@ -41,14 +41,14 @@ import { trainedFolderFiles } from '../models/folder';
 import { checkModelFits, checkTrainingFits } from '../models/memory';
 import { familyNames } from '../models/registry';
 import type { LabTokenizer } from '../models/tokenizer';
-import { assertSameTokenizer, unwritableCharacters } from '../models/tokenizer';
+import { assertSameTokenizer, TokenizerMismatchError, unwritableCharacters } from '../models/tokenizer';
 import type { ort } from '../ort/runtime';
 import type { DecoderSession } from '../models/decoder-session';
 import { decoderRunner, openGraphSamplingSession, openSamplingSession } from '../sampling/runner';
 import { graphContextOf, graphSamplingConfig } from '../models/graph-config';
 import { sampleCompletions, type Completion, type DecoderRunner } from '../sampling/sampler';
 import { forwardLogits, openScoringSession } from '../scoring/forward';
-import { alignTeacherLogits } from '../scoring/align';
+import { alignTeacherLogits, alignTeacherParts } from '../scoring/align';
 import { Trainer, type StepReport, type TrainerOptions } from '../train/trainer';
 import type { TrainSequence } from '../train/batch';
 import { restoreCheckpoint, saveCheckpoint } from '../train/checkpoint';
@@ -60,7 +60,7 @@ import { probeHeatmap, rowsByIndex, type ProbeAnswer, type ProbeReader } from '.
 import { OBJECTIVE_DEFINITIONS } from './objectives';
 import { MAX_TOP_K } from '../kernels/divergence/layout';
 import { DEFAULT_DISTILL, DistillError, validateOptions, type DistillOptions } from './options';
-import type { EvalMetrics, FlopCount, ProbeHeatmap, StepMetrics } from '../contract/run';
+import type { EvalMetrics, FlopCount, ProbeHeatmap, RoutedEval, StepMetrics } from '../contract/run';
 
 export type { EvalMetrics, FlopCount, StepMetrics };
 export { discounted } from './objectives';
@@ -81,7 +81,38 @@ export interface RunState {
  * A completion with its prompt (text and the student's ids): a step's samples and an evaluation's
  * answers alike; `teacherPromptIds` when the teacher reads its own rendering of the prompt.
  */
-type Sampled = GreedySample & { teacherPromptIds?: number[] };
+type Sampled = GreedySample & { teacherPromptIds?: number[]; set?: number };
+
+/**
+ * A prompt set routed to its own teacher (DistillRun.create's `routes`): the run's training
+ * prompts come from the main task and each route's task in turn, and each prompt is scored (and
+ * for sft, and gkd's teacher steps, sampled) by its own set's teacher. `label` names the route in
+ * reports (e.g. its task).
+ */
+export interface PromptRoute {
+  task: LabTask;
+  teacher: ModelFolder;
+  label: string;
+}
+
+/** A step's prompt and the set it came from (0: the main task, i: route i−1). */
+interface RoutedPrompt {
+  text: string;
+  set: number;
+}
+
+/** One prompt set of the run with its teacher: set 0 is the main task and teacher, then each route. */
+interface PromptSet {
+  task: LabTask;
+  teacher: ModelFolder;
+  label: string;
+  scoring: ort.InferenceSession;
+  /** The teacher's parameters (its FLOPs per token). */
+  params: number;
+  /** Its sampler, opened at its first teacher-sampled step (sft, gkd). */
+  runner?: DecoderRunner;
+  decoder?: DecoderSession;
+}
 
 /** The teacher's logits for a batch, at the student's packed rows, with what its forward read. */
 interface TeacherLogits {
@@ -90,6 +121,8 @@ interface TeacherLogits {
   vocab: number;
   /** Tokens the teacher's forward read: its own prompts + the completions. */
   tokens: number;
+  /** The forwards' FLOPs: 2 · (each teacher's parameters) · (the tokens it read). */
+  flops: number;
   dispose(): void;
 }
 
@@ -114,13 +147,26 @@ export class DistillRun {
     readonly task: LabTask,
     state: RunState,
     readonly keptTask: TaskInfo | null,
+    routes: Omit<PromptSet, 'params'>[] = [],
   ) {
     this.state = state;
     this.tokenizer = student.tokenizer;
     this.eos = student.tokenizer.eosTokenId ?? student.config!.eosTokenId ?? null;
     this.studentRunner = decoderRunner(student.config!, studentDecoder, trainer.weightFeeds());
     this.pStudent = student.family!.countParameters(student.config!);
-    this.pTeacher = teacher.family && teacher.config ? teacher.family.countParameters(teacher.config) : Number(teacher.rawConfig.num_parameters ?? 0);
+    this.pTeacher = parameterCount(teacher);
+    this.sets = [
+      { task, teacher, label: task.name, scoring: teacherScoring, params: this.pTeacher },
+      ...routes.map((r) => ({ ...r, params: parameterCount(r.teacher) })),
+    ];
+  }
+
+  /** The run's prompt sets with their teachers: the main task first, then each route. */
+  private readonly sets: PromptSet[];
+
+  /** The routes the run was created with (empty for a run of one task and one teacher). */
+  get routes(): PromptRoute[] {
+    return this.sets.slice(1).map(({ task, teacher, label }) => ({ task, teacher, label }));
   }
 
   get options(): DistillOptions {
@@ -147,23 +193,34 @@ export class DistillRun {
       keptTask?: TaskInfo | null;
       /** The memory the device has for the run, when the caller knows it (the memory check). */
       memoryBudgetBytes?: number;
+      /**
+       * More prompt sets, each with its own teacher: a step's prompts come from the main task and
+       * each route's task in turn, and each is scored by its own set's teacher (PromptRoute).
+       */
+      routes?: readonly PromptRoute[];
     },
   ): Promise<DistillRun> {
     const { student, teacher, task } = parts;
+    const routes = parts.routes ?? [];
     const options = { ...DEFAULT_DISTILL, ...parts.options };
     validateOptions(options);
     if (!student.family || !student.config || !student.weights) throw new DistillError(`${student.label} is not a trainable folder of a model family the lab knows (${familyNames()}: config.json with its model_type, and model.safetensors, are needed)`);
     assertSameTokenizer(student.tokenizer, teacher.tokenizer);
-    if (OBJECTIVE_DEFINITIONS[options.objective].needsVerifier && !task.verify) {
-      throw new DistillError(
-        `the ${options.objective} objective trains on a verifier's reward, and ${task.name} has no verifier (its prompts have no answers to check): choose opd-sampled, opd-full or sft, or a built-in task`,
-      );
+    assertRoutes(student, task, routes);
+    for (const set of [{ task }, ...routes]) {
+      if (OBJECTIVE_DEFINITIONS[options.objective].needsVerifier && !set.task.verify) {
+        throw new DistillError(
+          `the ${options.objective} objective trains on a verifier's reward, and ${set.task.name} has no verifier (its prompts have no answers to check): choose opd-sampled, opd-full or sft, or a built-in task`,
+        );
+      }
+      assertTaskFits(student.tokenizer, set.task, student.label);
     }
-    assertTaskFits(student.tokenizer, task, student.label);
     if (parts.keptTask) assertTaskFits(student.tokenizer, parts.keptTask.task, student.label);
-    assertRunFits(device, student, teacher, task, options, parts.memoryBudgetBytes);
-    // A teacher that samples (sft) and is known only from its graph: what its folder lacks is said before the run starts.
-    if (OBJECTIVE_DEFINITIONS[options.objective].teacherMaySample && !teacher.config) graphContextOf(teacher);
+    for (const set of [{ task, teacher }, ...routes]) {
+      assertRunFits(device, student, set.teacher, set.task, options, parts.memoryBudgetBytes);
+      // A teacher that samples (sft) and is known only from its graph: what its folder lacks is said before the run starts.
+      if (OBJECTIVE_DEFINITIONS[options.objective].teacherMaySample && !set.teacher.config) graphContextOf(set.teacher);
+    }
     let trainer: Trainer;
     let state: RunState = { step: 0, promptCursor: 0, flops: { studentSampling: 0, teacherScoring: 0, training: 0 }, options };
     if (parts.checkpoint) {
@@ -177,41 +234,88 @@ export class DistillRun {
     }
     const decoder = await openSamplingSession(device, student.config, student.family.buildDecoder(student.config, { kind: 'inputs' }), `${student.label} (live weights)`);
     const scoring = await openScoringSession(device, teacher.onnx, teacher.onnxLabel);
-    return new DistillRun(device, trainer, decoder, scoring, student, teacher, task, state, parts.keptTask ?? null);
+    const routeSets: Omit<PromptSet, 'params'>[] = [];
+    try {
+      for (const r of routes) routeSets.push({ ...r, scoring: await openScoringSession(device, r.teacher.onnx, r.teacher.onnxLabel) });
+    } catch (e) {
+      for (const r of routeSets) await r.scoring.release();
+      throw e;
+    }
+    return new DistillRun(device, trainer, decoder, scoring, student, teacher, task, state, parts.keptTask ?? null, routeSets);
   }
 
-  /** The next B training prompts of the seeded stream. */
-  private nextPrompts(): string[] {
+  /**
+   * The next B training prompts of the seeded stream. With routes, the stream's n-th prompt is
+   * set n mod S's prompt ⌊n / S⌋ (S sets, the main task first): every step draws from each set in
+   * turn, and a checkpoint's cursor resumes it exactly. One set: the task's stream as it was.
+   */
+  private nextPrompts(): RoutedPrompt[] {
     const { batchPrompts, seed } = this.state.options;
-    const prompts = Array.from({ length: batchPrompts }, (_, i) => this.task.trainPrompt(seed, this.state.promptCursor + i));
+    const S = this.sets.length;
+    const prompts = Array.from({ length: batchPrompts }, (_, i) => {
+      const n = this.state.promptCursor + i;
+      const set = n % S;
+      return { text: this.sets[set].task.trainPrompt(seed, Math.floor(n / S)), set };
+    });
     this.state.promptCursor += batchPrompts;
     return prompts;
   }
 
-  private encode(text: string): number[] {
-    return this.tokenizer.encode(text, { addSpecialTokens: !this.task.rendered });
+  private encode(text: string, set = 0): number[] {
+    return this.tokenizer.encode(text, { addSpecialTokens: !this.sets[set].task.rendered });
   }
 
   /** The teacher's prompt ids of each prompt (its own rendering), or null when it reads the student's. */
-  private teacherPromptIds(prompts: string[]): number[][] | null {
-    const teacherPrompt = this.task.teacherPrompt?.bind(this.task);
-    return teacherPrompt ? prompts.map((p) => this.encode(teacherPrompt(p))) : null;
+  private teacherPromptIds(prompts: string[], set = 0): number[][] | null {
+    const task = this.sets[set].task;
+    const teacherPrompt = task.teacherPrompt?.bind(task);
+    return teacherPrompt ? prompts.map((p) => this.encode(teacherPrompt(p), set)) : null;
   }
 
   /** `reader`: whose rendering the sampling model reads (sft's teacher samples on its own). */
   /** `cost`: the sampler's forwards add the token positions they really ran (sampler.ts). */
-  private async sample(runner: DecoderRunner, prompts: string[], n: number, seed: number, temperature: number, reader: 'student' | 'teacher' = 'student', cost?: { forwardTokens: number }): Promise<Sampled[]> {
-    const promptIds = prompts.map((p) => this.encode(p));
-    const teacherIds = this.teacherPromptIds(prompts);
+  private async sample(runner: DecoderRunner, routed: RoutedPrompt[], n: number, seed: number, temperature: number, reader: 'student' | 'teacher' = 'student', cost?: { forwardTokens: number }): Promise<Sampled[]> {
+    const prompts = routed.map((p) => p.text);
+    const promptIds = routed.map((p) => this.encode(p.text, p.set));
+    const own = routed.map((p) => this.teacherPromptIds([p.text], p.set)?.[0]);
+    const teacherIds = own.some((ids) => ids) ? own.map((ids, i) => ids ?? promptIds[i]) : null;
     const completions = await sampleCompletions(runner, {
       prompts: reader === 'teacher' && teacherIds ? teacherIds : promptIds, n, maxTokens: this.state.options.maxTokens, seed, eosTokenId: this.eos,
       sampling: { temperature, topK: 0, topP: 1 },
       ...(cost ? { cost } : {}),
     });
+    const routes = this.sets.length > 1;
     return completions.map((c) => ({
       prompt: prompts[c.promptIndex], promptIds: promptIds[c.promptIndex], completion: c,
       ...(teacherIds ? { teacherPromptIds: teacherIds[c.promptIndex] } : {}),
+      ...(routes ? { set: routed[c.promptIndex].set } : {}),
     }));
+  }
+
+  /**
+   * The step's completions sampled by the teachers (sft, gkd's teacher steps): each set's prompts
+   * by its own teacher, on its rendering; the seed moves by the set so no two sets share a stream
+   * (one set: the same call as before). Returns the samples in the step's prompt order (each
+   * completion's promptIndex is its prompt's place in the step) and the sampling FLOPs.
+   */
+  private async teacherSamples(prompts: RoutedPrompt[], n: number, seed: number, temperature: number): Promise<{ samples: Sampled[]; flops: number }> {
+    if (this.sets.length === 1) {
+      const cost = { forwardTokens: 0 };
+      const samples = await this.sample(await this.teacherSampler(), prompts, n, seed, temperature, 'teacher', cost);
+      return { samples, flops: 2 * this.pTeacher * cost.forwardTokens };
+    }
+    const samples: Sampled[] = [];
+    let flops = 0;
+    for (let set = 0; set < this.sets.length; set++) {
+      const at = prompts.flatMap((p, i) => (p.set === set ? [i] : []));
+      if (at.length === 0) continue;
+      const cost = { forwardTokens: 0 };
+      const own = await this.sample(await this.teacherSampler(set), at.map((i) => prompts[i]), n, seed + 7919 * set, temperature, 'teacher', cost);
+      flops += 2 * this.sets[set].params * cost.forwardTokens;
+      samples.push(...own.map((s) => ({ ...s, completion: { ...s.completion, promptIndex: at[s.completion.promptIndex] } })));
+    }
+    samples.sort((a, b) => a.completion.promptIndex - b.completion.promptIndex || a.completion.sample - b.completion.sample);
+    return { samples, flops };
   }
 
   /**
@@ -221,10 +325,12 @@ export class DistillRun {
    * read); else the student's sequences themselves, whose logits already line up.
    */
   private async teacherLogits(samples: Sampled[], sequences: TrainSequence[]): Promise<TeacherLogits> {
+    if (this.sets.length > 1) return this.routedTeacherLogits(samples, sequences);
     const own = samples.some((s) => s.teacherPromptIds && !sameIds(s.teacherPromptIds, s.promptIds));
     if (!own) {
       const f = await forwardLogits(this.teacherScoring, sequences.map((s) => s.tokens), 0, this.device);
-      return { logits: f.logits.gpuBuffer as GPUBuffer, vocab: f.vocab, tokens: sequences.reduce((a, s) => a + s.tokens.length, 0), dispose: () => f.logits.dispose() };
+      const tokens = sequences.reduce((a, s) => a + s.tokens.length, 0);
+      return { logits: f.logits.gpuBuffer as GPUBuffer, vocab: f.vocab, tokens, flops: 2 * this.pTeacher * tokens, dispose: () => f.logits.dispose() };
     }
     const teacherPrompts = samples.map((s) => s.teacherPromptIds ?? s.promptIds);
     const f = await forwardLogits(this.teacherScoring, samples.map((s, b) => [...teacherPrompts[b], ...s.completion.tokens]), 0, this.device);
@@ -243,20 +349,69 @@ export class DistillRun {
       f.logits.dispose();
     }
     const tokens = samples.reduce((a, s, b) => a + teacherPrompts[b].length + s.completion.tokens.length, 0);
-    return { logits, vocab: f.vocab, tokens, dispose: () => logits.destroy() };
+    return { logits, vocab: f.vocab, tokens, flops: 2 * this.pTeacher * tokens, dispose: () => logits.destroy() };
+  }
+
+  /**
+   * A run with routes: each teacher's forward reads the samples of its own set (on its rendering
+   * when it has one, else the student's sequence), and its completion rows land at those samples'
+   * packed rows of the student's layout (alignTeacherParts); every other row is zero and weighted
+   * 0, as on the chat path. Every teacher shares the student's tokenizer (checked at create), so
+   * their logits have one vocabulary; each forward's FLOPs count its own teacher's parameters.
+   */
+  private async routedTeacherLogits(samples: Sampled[], sequences: TrainSequence[]): Promise<TeacherLogits> {
+    const forwards: { f: Awaited<ReturnType<typeof forwardLogits>>; at: number[]; prompts: number[][] }[] = [];
+    let tokens = 0;
+    let flops = 0;
+    try {
+      for (let set = 0; set < this.sets.length; set++) {
+        const at = samples.flatMap((s, b) => ((s.set ?? 0) === set ? [b] : []));
+        if (at.length === 0) continue;
+        const prompts = at.map((b) => samples[b].teacherPromptIds ?? samples[b].promptIds);
+        const ids = at.map((b, j) => [...prompts[j], ...samples[b].completion.tokens]);
+        forwards.push({ f: await forwardLogits(this.sets[set].scoring, ids, 0, this.device), at, prompts });
+        const read = ids.reduce((a, s) => a + s.length, 0);
+        tokens += read;
+        flops += 2 * this.sets[set].params * read;
+      }
+      const vocab = forwards[0].f.vocab;
+      const other = forwards.find((x) => x.f.vocab !== vocab);
+      if (other) throw new DistillError(`the teachers' logits have different vocabularies (${vocab} and ${other.f.vocab} entries): route only to teachers whose output has the student's vocabulary`);
+      const logits = await alignTeacherParts(this.device, {
+        studentWidth: Math.max(...sequences.map((s) => s.tokens.length)),
+        studentSequences: samples.length,
+        vocab,
+        // Position P−1+i predicts completion token i, in both layouts (see sequences()).
+        parts: forwards.map(({ f, at, prompts }) => ({
+          teacher: f.logits.gpuBuffer as GPUBuffer,
+          teacherWidth: f.width,
+          students: at,
+          sequences: at.map((b, j) => ({ teacherStart: prompts[j].length - 1, studentStart: samples[b].promptIds.length - 1, rows: samples[b].completion.tokens.length })),
+        })),
+      });
+      return { logits, vocab, tokens, flops, dispose: () => logits.destroy() };
+    } finally {
+      // The copies are queued before anything that could reuse ORT's buffers.
+      for (const { f } of forwards) f.logits.dispose();
+    }
   }
 
   /** sft's teacher sampler: the family's decoder layout, or for a model of no known family the KV layout its graph declares. */
-  private async teacherSampler(): Promise<DecoderRunner> {
-    if (this.teacherRunner) return this.teacherRunner;
-    const t = this.teacher;
-    if (t.config) {
-      this.teacherDecoder = await openSamplingSession(this.device, t.config, t.onnx, t.onnxLabel);
-      return (this.teacherRunner = decoderRunner(t.config, this.teacherDecoder));
+  /** `set`: whose teacher (a route's own, opened at its first teacher-sampled step). */
+  private async teacherSampler(set = 0): Promise<DecoderRunner> {
+    if (set > 0) {
+      const s = this.sets[set];
+      if (!s.runner) {
+        const opened = await openTeacherSampler(this.device, s.teacher);
+        s.decoder = opened.decoder;
+        s.runner = opened.runner;
+      }
+      return s.runner;
     }
-    graphContextOf(t);
-    this.teacherDecoder = await openGraphSamplingSession(this.device, t.onnx, t.onnxLabel);
-    return (this.teacherRunner = decoderRunner(graphSamplingConfig(t, this.teacherDecoder.graphVocabSize), this.teacherDecoder));
+    if (this.teacherRunner) return this.teacherRunner;
+    const opened = await openTeacherSampler(this.device, this.teacher);
+    this.teacherDecoder = opened.decoder;
+    return (this.teacherRunner = opened.runner);
   }
 
   private text(c: Completion): string {
@@ -291,22 +446,26 @@ export class DistillRun {
     const cost = { forwardTokens: 0 };
     const sampler = definition.sampler(this.state.step, o);
     if (sampler === 'teacher') {
-      samples = await this.sample(await this.teacherSampler(), prompts, o.groupSize, seed, o.temperature, 'teacher', cost);
-      flops.teacherScoring += 2 * this.pTeacher * cost.forwardTokens;
+      // Each prompt set's teacher samples its own prompts (one set: the main teacher, as always).
+      const sampled = await this.teacherSamples(prompts, o.groupSize, seed, o.temperature);
+      samples = sampled.samples;
+      flops.teacherScoring += sampled.flops;
     } else {
       samples = await this.sample(this.studentRunner, prompts, o.groupSize, seed, o.temperature, 'student', cost);
       flops.studentSampling += 2 * this.pStudent * cost.forwardTokens;
     }
-    const verify = this.task.verify;
     // Without a verifier (a prompt set) there is no reward; objectives that need one were refused at create.
-    const rewards: number[] = verify ? samples.map((s) => (verify(s.prompt, this.text(s.completion)).correct ? 1 : 0)) : [];
+    // Each sample is verified by its own set's task: rewards only when every set has a verifier.
+    const verifiers = this.sets.map((s) => s.task.verify?.bind(s.task));
+    const verify = verifiers.every((v) => v !== undefined);
+    const rewards: number[] = verify ? samples.map((s) => (verifiers[s.set ?? 0]!(s.prompt, this.text(s.completion)).correct ? 1 : 0)) : [];
     const { sequences, completionTokens } = this.sequences(samples);
     const realTokens = sequences.reduce((a, s) => a + s.tokens.length, 0);
     // The teacher's forward over every sample (all objectives: its KL is every run's yardstick),
     // each on its own rendering when it has one.
     const teacher = await this.teacherLogits(samples, sequences);
     // Counted only where the method needs it (OPD), on the tokens the teacher read; for sft and rl it only feeds the metrics.
-    if (definition.teacherForwardCounts) flops.teacherScoring += 2 * this.pTeacher * teacher.tokens;
+    if (definition.teacherForwardCounts) flops.teacherScoring += teacher.flops;
     let report: StepReport;
     let sampledKL = 0;
     let reverseKL = 0;
@@ -414,6 +573,8 @@ export class DistillRun {
       kept = { task: k.task, accuracy: k.accuracy, correct: k.correct, prompts: k.prompts, examples: k.examples.slice(0, 8) };
     }
     const examples = verified ? verified.examples.slice(0, 8) : samples.slice(0, 8).map((s) => ({ prompt: s.prompt, completion: this.text(s.completion) }));
+    const routed: RoutedEval[] = [];
+    for (let set = 1; set < this.sets.length; set++) routed.push(await this.evaluateRoute(set, count));
     return {
       step: this.state.step,
       ...(verified ? { accuracy: verified.accuracy, correct: verified.correct } : {}),
@@ -423,7 +584,53 @@ export class DistillRun {
       flopsTotal: f.studentSampling + f.teacherScoring + f.training,
       examples,
       ...(kept ? { kept } : {}),
+      ...(routed.length > 0 ? { routed } : {}),
       ...(probes.length > 0 ? { probes } : {}),
+    };
+  }
+
+  /**
+   * A route's held-out evaluation: the student's greedy answers to its task's first `count` eval
+   * prompts, their accuracy where the task has a verifier, and their mean exact reverse KL and
+   * sampled KL against the route's own teacher.
+   */
+  private async evaluateRoute(set: number, count: number): Promise<RoutedEval> {
+    const { task, teacher, label } = this.sets[set];
+    const maxTokens = this.state.options.maxTokens;
+    let verified: FolderEvaluation | null = null;
+    let greedy: GreedySample[];
+    if (task.verify) {
+      const g = await evaluateGreedy(this.studentRunner, this.tokenizer, this.eos, task, count, maxTokens, count);
+      verified = g.evaluation;
+      greedy = g.samples;
+    } else {
+      const prompts = task.evalPrompts(count);
+      greedy = await greedyAnswers(this.studentRunner, this.tokenizer, this.eos, prompts, maxTokens, Math.max(1, prompts.length), task.rendered);
+    }
+    const teacherIds = this.teacherPromptIds(greedy.map((s) => s.prompt), set);
+    const samples: Sampled[] = greedy.map((s, i) => ({ ...s, set, ...(teacherIds ? { teacherPromptIds: teacherIds[i] } : {}) }));
+    let kl = 0;
+    let sampled = 0;
+    let n = 0;
+    if (samples.length > 0) {
+      const { sequences } = this.sequences(samples);
+      const scored = await this.teacherLogits(samples, sequences);
+      try {
+        const div = await this.trainer.divergencesAgainst(sequences, scored.logits, { temperature: 1, teacherVocab: scored.vocab });
+        for (const r of div.rows) {
+          kl += r.reverseKL;
+          sampled += r.studentLogprob - r.teacherLogprob;
+          n++;
+        }
+      } finally {
+        scored.dispose();
+      }
+    }
+    return {
+      label, task: task.name, teacher: teacher.label, prompts: samples.length,
+      ...(verified ? { accuracy: verified.accuracy, correct: verified.correct } : {}),
+      reverseKL: kl / Math.max(1, n), sampledKL: sampled / Math.max(1, n),
+      examples: verified ? verified.examples.slice(0, 8) : samples.slice(0, 8).map((s) => ({ prompt: s.prompt, completion: this.text(s.completion) })),
     };
   }
 
@@ -480,6 +687,10 @@ export class DistillRun {
     await this.studentDecoder.session.release();
     await this.teacherScoring.release();
     await this.teacherDecoder?.session.release();
+    for (const r of this.sets.slice(1)) {
+      await r.scoring.release();
+      await r.decoder?.session.release();
+    }
     this.trainer.destroy();
   }
 }
@@ -537,6 +748,42 @@ function assertRunFits(device: GPUDevice, student: ModelFolder, teacher: ModelFo
   const shaderF16 = device.features.has('shader-f16');
   checkTrainingFits(config, { batch, sequence, loraRank: o.loraRank, f16Base: o.loraRank > 0 && shaderF16 }, device.limits, { budgetBytes, shaderF16, what: student.label, batchWhat });
   if (teacher.config) checkModelFits(teacher.config, batch, teacherSequence, device.limits, teacher.label);
+}
+
+/** A model's parameters (its FLOPs per token): its family's count, else what its config.json says. */
+function parameterCount(m: ModelFolder): number {
+  return m.family && m.config ? m.family.countParameters(m.config) : Number(m.rawConfig.num_parameters ?? 0);
+}
+
+/** A teacher's sampler: the family's decoder layout, or for a model of no known family the KV layout its graph declares. */
+async function openTeacherSampler(device: GPUDevice, t: ModelFolder): Promise<{ decoder: DecoderSession; runner: DecoderRunner }> {
+  if (t.config) {
+    const decoder = await openSamplingSession(device, t.config, t.onnx, t.onnxLabel);
+    return { decoder, runner: decoderRunner(t.config, decoder) };
+  }
+  graphContextOf(t);
+  const decoder = await openGraphSamplingSession(device, t.onnx, t.onnxLabel);
+  return { decoder, runner: decoderRunner(graphSamplingConfig(t, decoder.graphVocabSize), decoder) };
+}
+
+/**
+ * Routes a run can take: each to a task other than the main one and the other routes', and each
+ * teacher sharing the student's tokenizer (its log-probs are read token for token at the
+ * student's rows). Throws a DistillError naming the route.
+ */
+function assertRoutes(student: ModelFolder, task: LabTask, routes: readonly PromptRoute[]): void {
+  const seen = new Set([task.name]);
+  for (const r of routes) {
+    if (r.task.name === task.name) throw new DistillError(`the ${r.label} route's task ${r.task.name} is the run's main task, which the main teacher scores: route only other tasks`);
+    if (seen.has(r.task.name)) throw new DistillError(`the task ${r.task.name} is routed twice: route each task to one teacher`);
+    seen.add(r.task.name);
+    try {
+      assertSameTokenizer(student.tokenizer, r.teacher.tokenizer);
+    } catch (e) {
+      if (!(e instanceof TokenizerMismatchError)) throw e;
+      throw new DistillError(`the ${r.label} route's teacher ${r.teacher.label} does not share the student's tokenizer (${e.message}): route to a teacher of the student's tokenizer`);
+    }
+  }
 }
 
 /** A task whose prompts the student's tokenizer cannot write (they encode to <unk>) cannot run. */

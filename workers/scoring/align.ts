@@ -30,6 +30,20 @@ export interface AlignedSequence {
   rows: number;
 }
 
+/**
+ * Several teachers' logits into one student layout (a run whose prompt sets each have their own
+ * teacher, DistillRun's routes): each part is one teacher's forward over some of the student's
+ * sequences, `students[j]` naming the student sequence its j-th sequence fills. Every student
+ * sequence is filled by at most one part; rows no part fills stay zero (weight 0, never read).
+ */
+export interface AlignPartsRequest {
+  studentWidth: number;
+  /** The student's sequences in the batch (the result's first dimension). */
+  studentSequences: number;
+  vocab: number;
+  parts: readonly { teacher: GPUBuffer; teacherWidth: number; sequences: readonly AlignedSequence[]; students: readonly number[] }[];
+}
+
 export interface AlignRequest {
   /** The teacher's logits, f32 [sequences, teacherWidth, vocab] (forwardLogits' output). */
   teacher: GPUBuffer;
@@ -83,6 +97,48 @@ export async function alignTeacherLogits(device: GPUDevice, request: AlignReques
       if (s.rows === 0) return;
       encoder.copyBufferToBuffer(teacher, (b * teacherWidth + s.teacherStart) * rowBytes, out, (b * studentWidth + s.studentStart) * rowBytes, s.rows * rowBytes);
     });
+    device.queue.submit([encoder.finish()]);
+    return out;
+  }).catch((e: unknown) => {
+    out.destroy();
+    throw e;
+  });
+}
+
+/**
+ * A new buffer f32 [studentSequences, studentWidth, vocab] with each part's completion rows at
+ * its student sequences' positions, zero elsewhere (the caller destroys it); one command buffer.
+ */
+export async function alignTeacherParts(device: GPUDevice, request: AlignPartsRequest): Promise<GPUBuffer> {
+  const { studentWidth, studentSequences, vocab, parts } = request;
+  const filled = new Set<number>();
+  for (const p of parts) {
+    checkRequest({ teacherWidth: p.teacherWidth, studentWidth, vocab, sequences: p.sequences });
+    if (p.students.length !== p.sequences.length) throw new AlignError(`a part names ${p.students.length} student sequences for its ${p.sequences.length} sequences`);
+    const need = p.sequences.length * p.teacherWidth * vocab * 4;
+    if (p.teacher.size < need) throw new AlignError(`a teacher's logits hold ${p.teacher.size} bytes, fewer than the ${need} of [${p.sequences.length}, ${p.teacherWidth}, ${vocab}] f32`);
+    for (const b of p.students) {
+      if (!Number.isInteger(b) || b < 0 || b >= studentSequences || filled.has(b)) throw new AlignError(`student sequence ${b} is outside the ${studentSequences} sequences or filled by two teachers`);
+      filled.add(b);
+    }
+  }
+  const rowBytes = vocab * 4;
+  const bytes = studentSequences * studentWidth * rowBytes;
+  const limit = device.limits.maxStorageBufferBindingSize;
+  if (bytes > limit) {
+    throw new AlignError(
+      `the teachers' logits in the student's layout ([${studentSequences}, ${studentWidth}, ${vocab}] f32, ${bytes} bytes) exceed the adapter's ${limit}-byte storage binding: use fewer prompts or completions a step, or fewer new tokens`,
+    );
+  }
+  const out = createStorageBuffer(device, bytes, "teachers' logits in the student's layout");
+  return withGpuErrorScope(device, "aligning the teachers' logits", () => {
+    const encoder = device.createCommandEncoder({ label: "align the teachers' logits" });
+    for (const p of parts) {
+      p.sequences.forEach((s, j) => {
+        if (s.rows === 0) return;
+        encoder.copyBufferToBuffer(p.teacher, (j * p.teacherWidth + s.teacherStart) * rowBytes, out, (p.students[j] * studentWidth + s.studentStart) * rowBytes, s.rows * rowBytes);
+      });
+    }
     device.queue.submit([encoder.finish()]);
     return out;
   }).catch((e: unknown) => {
