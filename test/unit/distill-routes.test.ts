@@ -99,6 +99,49 @@ describe('routing prompt sets to their own teachers', () => {
     }
   });
 
+  it("sft: each set's completions are sampled by its own teacher (the sampler's log-probs are its float64's), not the other's", { timeout: 120_000 }, async () => {
+    const { device, student, additionTeacher, subtractionTeacher, addition, subtraction, maxTokens } = await setUp();
+    const run = await DistillRun.create(device, {
+      student, teacher: additionTeacher, task: addition.task,
+      routes: [{ task: subtraction.task, teacher: subtractionTeacher, label: 'subtraction' }],
+      options: { objective: 'sft', batchPrompts: 4, groupSize: 2, maxTokens, lr: 3e-4, evalPrompts: 4, probes: 0, seed: 2 },
+    });
+    try {
+      const spy = vi.spyOn(run.trainer, 'divergencesAgainst');
+      const m = await run.trainStep();
+      expect(m.applied).toBe(true);
+      expect(m.sampler).toBe('teacher');
+      // The teachers' sampling is the step's only sampling (sft's teacher forward does not count).
+      expect(m.flops.studentSampling).toBe(0);
+      expect(m.flops.teacherScoring).toBeGreaterThan(0);
+      const sequences = spy.mock.calls[0][0] as TrainSequence[];
+      const refs = { addition: reference(additionTeacher), subtraction: reference(subtractionTeacher) };
+      const own: number[] = [];
+      const other: number[] = [];
+      const sets: string[] = [];
+      for (const seq of sequences) {
+        const P = seq.weights.findIndex((w) => w !== 0) + 1;
+        const set = student.tokenizer.decode(seq.tokens.slice(0, P), { skipSpecialTokens: true }).includes('-') ? 'subtraction' : 'addition';
+        sets.push(set);
+        const mine = refs[set].forward(seq.tokens).map((row) => logSoftmax(row));
+        const theirs = refs[set === 'addition' ? 'subtraction' : 'addition'].forward(seq.tokens).map((row) => logSoftmax(row));
+        for (let t = P - 1; t < seq.tokens.length - 1; t++) {
+          own.push(Math.abs(seq.oldLogprobs![t] - mine[t][seq.tokens[t + 1]]));
+          other.push(Math.abs(seq.oldLogprobs![t] - theirs[t][seq.tokens[t + 1]]));
+        }
+      }
+      // In the step's prompt order, each prompt's completions together.
+      expect(sets).toEqual(['addition', 'addition', 'subtraction', 'subtraction', 'addition', 'addition', 'subtraction', 'subtraction']);
+      const maxOwn = Math.max(...own);
+      const meanOther = other.reduce((a, b) => a + b, 0) / other.length;
+      console.log(`[distill-routes] sft: ${own.length} sampled tokens, max |sampler log-prob − own teacher float64| ${maxOwn.toExponential(2)}; mean |… − other teacher| ${meanOther.toFixed(4)} nats`);
+      expect(maxOwn).toBeLessThan(1e-4);
+      expect(meanOther).toBeGreaterThan(0.05);
+    } finally {
+      await run.release();
+    }
+  });
+
   it('the recovery pair routed: addition comes back towards its teacher, subtraction stays with its own copy', { timeout: 300_000 }, async () => {
     const { device, student, additionTeacher, subtractionTeacher, addition, subtraction, maxTokens } = await setUp();
     const options: Partial<DistillOptions> = { objective: 'opd-sampled', lr: 3e-4, batchPrompts: 8, groupSize: 2, maxTokens, evalPrompts: 16, probes: 0, seed: 3, totalSteps: 8 };
