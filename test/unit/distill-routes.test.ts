@@ -142,6 +142,36 @@ describe('routing prompt sets to their own teachers', () => {
     }
   });
 
+  it('a routed run resumed from its checkpoint continues identically; a checkpoint is refused with other routes', { timeout: 120_000 }, async () => {
+    const { device, student, additionTeacher, subtractionTeacher, addition, subtraction, maxTokens } = await setUp();
+    const routes = [{ task: subtraction.task, teacher: subtractionTeacher, label: 'subtraction' }];
+    // 3 prompts a step over 2 sets: the step boundaries fall in the middle of the sets' turns.
+    const options: Partial<DistillOptions> = { objective: 'opd-sampled', batchPrompts: 3, groupSize: 2, maxTokens, lr: 3e-4, evalPrompts: 4, probes: 0, seed: 5 };
+    const a = await DistillRun.create(device, { student, teacher: additionTeacher, task: addition.task, routes, options });
+    try {
+      await a.trainStep();
+      const checkpoint = await a.checkpoint();
+      await expect(DistillRun.create(device, { student, teacher: additionTeacher, task: addition.task, options, checkpoint })).rejects.toThrow(
+        "the checkpoint's run routes subtraction and this one routes no task: resume it with the same routes, in the same order (its prompt stream depends on them)",
+      );
+      const c = await DistillRun.create(device, { student, teacher: additionTeacher, task: addition.task, routes, options, checkpoint });
+      try {
+        expect(c.step).toBe(1);
+        const ma = await a.trainStep();
+        const mc = await c.trainStep();
+        expect(mc.loss).toBe(ma.loss);
+        expect(mc.flops).toEqual(ma.flops);
+        const wa = await a.trainer.readWeights();
+        const wc = await c.trainer.readWeights();
+        for (const [name, w] of wa) expect(Buffer.from(wc.get(name)!.buffer).equals(Buffer.from(w.buffer)), name).toBe(true);
+      } finally {
+        await c.release();
+      }
+    } finally {
+      await a.release();
+    }
+  });
+
   it('the recovery pair routed: addition comes back towards its teacher, subtraction stays with its own copy', { timeout: 300_000 }, async () => {
     const { device, student, additionTeacher, subtractionTeacher, addition, subtraction, maxTokens } = await setUp();
     const options: Partial<DistillOptions> = { objective: 'opd-sampled', lr: 3e-4, batchPrompts: 8, groupSize: 2, maxTokens, evalPrompts: 16, probes: 0, seed: 3, totalSteps: 8 };

@@ -75,6 +75,8 @@ export interface RunState {
   options: DistillOptions;
   /** The probe prompts' fixed completions, set at the run's first evaluation (probes.ts). */
   probeAnswers?: ProbeAnswer[];
+  /** The routed tasks' names, in order (absent without routes): a resumed run must route the same, or its prompt stream would differ. */
+  routes?: string[];
 }
 
 /**
@@ -222,12 +224,22 @@ export class DistillRun {
       if (OBJECTIVE_DEFINITIONS[options.objective].teacherMaySample && !set.teacher.config) graphContextOf(set.teacher);
     }
     let trainer: Trainer;
-    let state: RunState = { step: 0, promptCursor: 0, flops: { studentSampling: 0, teacherScoring: 0, training: 0 }, options };
+    const routed = routes.map((r) => r.task.name);
+    let state: RunState = { step: 0, promptCursor: 0, flops: { studentSampling: 0, teacherScoring: 0, training: 0 }, options, ...(routed.length > 0 ? { routes: routed } : {}) };
     if (parts.checkpoint) {
       const restored = await restoreCheckpoint(device, parts.checkpoint);
       trainer = restored.trainer;
       const run = restored.run as RunState | undefined;
-      if (!run || typeof run.step !== 'number') throw new DistillError('the checkpoint has no distillation run state');
+      if (!run || typeof run.step !== 'number') {
+        trainer.destroy();
+        throw new DistillError('the checkpoint has no distillation run state');
+      }
+      const saved = run.routes ?? [];
+      if (saved.join(',') !== routed.join(',')) {
+        trainer.destroy();
+        const said = (names: string[]) => (names.length > 0 ? `routes ${names.join(', ')}` : 'routes no task');
+        throw new DistillError(`the checkpoint's run ${said(saved)} and this one ${said(routed)}: resume it with the same routes, in the same order (its prompt stream depends on them)`);
+      }
       state = { ...run, options: { ...run.options, ...parts.options } };
     } else {
       trainer = await Trainer.create(device, student.config, student.weights, trainerOptions(options));
