@@ -200,6 +200,15 @@ describe('routing prompt sets to their own teachers', () => {
     }
   });
 
+  it("a route's teacher of another tokenizer, and a route to the main task, are refused before any GPU work", async () => {
+    const { device, student, additionTeacher, addition, subtraction, maxTokens } = await setUp();
+    const other = await readModelFolder(await dirSource(join(import.meta.dirname, '..', 'fixtures', 'hf', 'gpt2-small')));
+    const create = (routes: { task: typeof addition.task; teacher: ModelFolder; label: string }[]) =>
+      DistillRun.create(device, { student, teacher: additionTeacher, task: addition.task, routes, options: { maxTokens, batchPrompts: 2, groupSize: 1 } });
+    await expect(create([{ task: subtraction.task, teacher: other, label: 'subtraction' }])).rejects.toThrow(/^the subtraction route's teacher .*gpt2-small does not share the student's tokenizer \(.+\): route to a teacher of the student's tokenizer$/);
+    await expect(create([{ task: addition.task, teacher: additionTeacher, label: 'addition' }])).rejects.toThrow("the addition route's task addition is the run's main task, which the main teacher scores: route only other tasks");
+  });
+
   it('opd-lab train --route: bad routes are one sentence each', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'opd-route-')), 'run');
     const train = (...route: string[]) =>
