@@ -12,11 +12,15 @@ import { NumberField } from '../components/NumberField';
 import { formatMetric, formatSi } from '../components/numbers';
 import { DEFAULT_RACE_STEPS, RACE_SETUP, startRace, stopRace, useRace } from '../lab/race';
 import { useLab } from '../state/labStore';
+import type { ObjectiveName } from '../../workers/contract/run';
 
 type XKey = 'step' | 'flops';
 
 /** One colour per objective, so a race reads at a glance; a second run of an objective gets a dash. */
-const OBJECTIVE_COLOURS: Record<string, string> = { 'opd-sampled': '#3056d3', 'opd-full': '#0f766e', sft: '#d97706', rl: '#c0392b' };
+const OBJECTIVE_COLOURS: Record<ObjectiveName, string> = {
+  'opd-sampled': '#3056d3', 'opd-full': '#0f766e', sft: '#d97706', rl: '#c0392b',
+  topk: '#7c3aed', 'opd-k3': '#0891b2', jsd: '#be185d', gkd: '#65a30d',
+};
 const FALLBACK = ['#7c3aed', '#1c8a4a', '#8e44ad', '#555'];
 const SPLIT_COLOURS = { studentSampling: '#3056d3', teacherScoring: '#d97706', training: '#7c3aed' };
 
