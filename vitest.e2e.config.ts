@@ -21,7 +21,8 @@ export default defineConfig({
           // single-threaded work (the page's and worker's JS, ORT's wasm, the test's own waits) that
           // leaves a core to the other. Measured with two copies of teaching.e2e.test.ts at load 8-12
           // from other work: 393 s side by side, where one alone took 245-295 s (so 490-590 s one
-          // after the other); each file 1.5× slower, every check passing.
+          // after the other); each file 1.5× slower, every check passing. Again at load ~5.7: two
+          // copies of distill.e2e (10 tests each) side by side 153 s, one alone 114 s.
           fileParallelism: true,
           maxWorkers: 2,
           sequence: { groupOrder: 0 },

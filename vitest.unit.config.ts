@@ -13,8 +13,11 @@ export default defineConfig({
     // Two test files at a time. Vitest's default on 2 cores is one (cores − 1), which leaves a core
     // idle whenever a file is in single-threaded work (Node and tsx starting a CLI child, JS, ORT's
     // wasm orchestration) rather than SwiftShader's multi-threaded dispatches. Measured on this
-    // project's 2 cores (load ~9 from other work): cli, divergence, train-attention-loss and 8 small
-    // files took 283 s with one worker, 226 s with two, the same CPU time (123 s, 128 s).
+    // project's 2 cores: with cli.test.ts's CLI children among them (cli, divergence,
+    // train-attention-loss and 8 small files, load ~9 from other work) 283 s with one worker, 226 s
+    // with two, the same CPU time (123 s, 128 s); a set of GPU kernel files (divergence,
+    // train-attention-loss, train-matmul, sampler, prompts-cli and 7 small files, load ~5) already
+    // keeps both cores busy: 117 and 108 s with one, 106 and 116 s with two, so no slower.
     maxWorkers: 2,
     // See workers/node/node-flags.md: V8 would otherwise spend ~45 CPU-seconds per process
     // optimising onnxruntime-web's 27 MB wasm in the background (slowing the emulated GPU and
