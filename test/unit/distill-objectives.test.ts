@@ -5,29 +5,15 @@
  * are checked against float64 in distill-losses.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { join } from 'node:path';
-import { testDevice } from './gpu';
-import { configureOrt } from '../../workers/ort/runtime';
-import { readModelFolder } from '../../workers/models/folder';
-import { dirSource } from '../../workers/node/fs-source';
 import { DistillRun, type DistillOptions, type StepMetrics } from '../../workers/distill/run';
 import { gkdOnPolicy, OBJECTIVE_DEFINITIONS } from '../../workers/distill/objectives';
-import { builtInTask } from '../../workers/tasks/registry';
 import { cliDriverEnv } from './cli-driver';
+import { shippedAdditionPair } from './shipped-runs';
 
 // lavapipe when installed (as distill.test.ts), set before Dawn is first loaded.
 Object.assign(process.env, cliDriverEnv());
 
-const SHIPPED = join(import.meta.dirname, '..', '..', 'models');
-
-async function setUp() {
-  const device = await testDevice();
-  configureOrt({ numThreads: 1 });
-  const student = await readModelFolder(await dirSource(join(SHIPPED, 'addition-student')), { requireWeights: true });
-  const teacher = await readModelFolder(await dirSource(join(SHIPPED, 'addition-teacher')));
-  const { task, maxTokens } = builtInTask('addition', student.rawConfig);
-  return { device, student, teacher, task, maxTokens };
-}
+const setUp = shippedAdditionPair;
 
 /**
  * 8 steps of 8 prompts × 2 answers at lr 5e-4 (distill.test.ts's dependable setting), 12 eval

@@ -23,13 +23,12 @@ import type { StudentDivergences } from '../../workers/train/trainer';
 import { parseOptions } from '../../cli/args';
 import { trainCommand } from '../../cli/train';
 import { cliDriverEnv } from './cli-driver';
+import { expectSameNextStep, SHIPPED, shippedFolder } from './shipped-runs';
 
 // lavapipe when installed (as distill.test.ts), set before Dawn is first loaded.
 Object.assign(process.env, cliDriverEnv());
 
-const MODELS = join(import.meta.dirname, '..', '..', 'models');
-
-const folder = async (name: string, requireWeights = false) => readModelFolder(await dirSource(join(MODELS, name)), { requireWeights });
+const folder = shippedFolder;
 
 async function setUp() {
   const device = await testDevice();
@@ -157,13 +156,7 @@ describe('routing prompt sets to their own teachers', () => {
       const c = await DistillRun.create(device, { student, teacher: additionTeacher, task: addition.task, routes, options, checkpoint });
       try {
         expect(c.step).toBe(1);
-        const ma = await a.trainStep();
-        const mc = await c.trainStep();
-        expect(mc.loss).toBe(ma.loss);
-        expect(mc.flops).toEqual(ma.flops);
-        const wa = await a.trainer.readWeights();
-        const wc = await c.trainer.readWeights();
-        for (const [name, w] of wa) expect(Buffer.from(wc.get(name)!.buffer).equals(Buffer.from(w.buffer)), name).toBe(true);
+        await expectSameNextStep(a, c);
       } finally {
         await c.release();
       }
@@ -212,8 +205,8 @@ describe('routing prompt sets to their own teachers', () => {
   it('opd-lab train --route: bad routes are one sentence each', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'opd-route-')), 'run');
     const train = (...route: string[]) =>
-      trainCommand.run(parseOptions(['--student', join(MODELS, 'recovery-student'), '--teacher', join(MODELS, 'recovery-teacher'), '--task', 'addition', ...route, '--steps', '1', '--out', out], trainCommand.options, 'train'));
-    const teacher = join(MODELS, 'recovery-student');
+      trainCommand.run(parseOptions(['--student', join(SHIPPED, 'recovery-student'), '--teacher', join(SHIPPED, 'recovery-teacher'), '--task', 'addition', ...route, '--steps', '1', '--out', out], trainCommand.options, 'train'));
+    const teacher = join(SHIPPED, 'recovery-student');
     await expect(train('--route', `division=${teacher}`)).rejects.toThrow(`train: --route division=${teacher}: unknown task 'division' (built-in tasks: addition, subtraction, worked-addition)`);
     await expect(train('--route', `addition=${teacher}`)).rejects.toThrow(`train: --route addition=${teacher}: addition is the run's main task, which --teacher scores; route another task`);
     await expect(train('--route', `subtraction=${teacher}`, '--route', `subtraction=${teacher}`)).rejects.toThrow('train: --route routes subtraction twice: give each task one teacher');
@@ -225,7 +218,7 @@ describe('routing prompt sets to their own teachers', () => {
   it('opd-lab train --route runs and records the routes in config.json and each routed task in the eval lines', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'opd-route-')), 'run');
     // The roles the other way round: subtraction the main task (its teacher the student's copy), addition routed to the earlier checkpoint.
-    const argv = ['--student', join(MODELS, 'recovery-student'), '--teacher', join(MODELS, 'recovery-student'), '--task', 'subtraction', '--route', `addition=${join(MODELS, 'recovery-teacher')}`,
+    const argv = ['--student', join(SHIPPED, 'recovery-student'), '--teacher', join(SHIPPED, 'recovery-student'), '--task', 'subtraction', '--route', `addition=${join(SHIPPED, 'recovery-teacher')}`,
       '--steps', '1', '--batch', '2', '--group', '1', '--eval-every', '0', '--eval-prompts', '4', '--checkpoint-every', '0', '--out', out];
     const log = vi.spyOn(console, 'log').mockImplementation(() => {});
     try {
@@ -235,7 +228,7 @@ describe('routing prompt sets to their own teachers', () => {
       log.mockRestore();
     }
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    expect(config.routes).toEqual([{ task: 'addition', teacher: join(MODELS, 'recovery-teacher') }]);
+    expect(config.routes).toEqual([{ task: 'addition', teacher: join(SHIPPED, 'recovery-teacher') }]);
     // The longest answer of either task: the routed addition's (4 digits, then the end), not subtraction's 4.
     expect(config.options.maxTokens).toBe(5);
     const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'eval');

@@ -8,6 +8,7 @@ import { DistillRun, discounted, type DistillOptions, type EvalMetrics, type Ste
 import { builtInTask, keptTaskOf } from '../../workers/tasks/registry';
 import { SELF_DISTILL } from '../../workers/contract/presets';
 import { cliDriverEnv } from './cli-driver';
+import { expectSameNextStep, SHIPPED, shippedAdditionPair } from './shipped-runs';
 
 // Mesa's lavapipe when it is installed and no driver was chosen (cli-driver.ts, as the CLI tests'
 // `opd-lab train` runs get), else SwiftShader; set before this process first loads Dawn. The runs
@@ -20,16 +21,7 @@ import { cliDriverEnv } from './cli-driver';
 Object.assign(process.env, cliDriverEnv());
 
 /** The shipped student and teacher (models/, built by `npm run build:models`). */
-const SHIPPED = join(import.meta.dirname, '..', '..', 'models');
-
-async function setUp() {
-  const device = await testDevice();
-  configureOrt({ numThreads: 1 });
-  const student = await readModelFolder(await dirSource(join(SHIPPED, 'addition-student')), { requireWeights: true });
-  const teacher = await readModelFolder(await dirSource(join(SHIPPED, 'addition-teacher')));
-  const { task, maxTokens } = builtInTask('addition', student.rawConfig);
-  return { device, student, teacher, task, maxTokens };
-}
+const setUp = shippedAdditionPair;
 
 const base = (over: Partial<DistillOptions>): Partial<DistillOptions> => ({ batchPrompts: 4, groupSize: 2, lr: 1e-3, evalPrompts: 16, seed: 3, ...over });
 
@@ -169,13 +161,7 @@ describe('the distillation loop', () => {
         // The probes' fixed completions travel in the checkpoint's run state.
         const [ea, ec] = [await a.evaluate(), await c.evaluate()];
         expect(ec.probes!.map((p) => p.completion)).toEqual(ea.probes!.map((p) => p.completion));
-        const ma = await a.trainStep();
-        const mc = await c.trainStep();
-        expect(mc.loss).toBe(ma.loss);
-        expect(mc.flops).toEqual(ma.flops);
-        const wa = await a.trainer.readWeights();
-        const wc = await c.trainer.readWeights();
-        for (const [name, w] of wa) expect(Buffer.from(wc.get(name)!.buffer).equals(Buffer.from(w.buffer)), name).toBe(true);
+        await expectSameNextStep(a, c);
       } finally {
         await c.release();
       }

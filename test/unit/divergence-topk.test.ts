@@ -6,21 +6,13 @@ import { referenceDivergences } from '../../workers/kernels/divergence/reference
 import { topKAgreement } from '../../workers/kernels/divergence/agreement';
 import { TOLERANCES } from '../../workers/kernels/divergence/selfcheck';
 import { CPU_DIVERGENCE_TUNING, type DivergenceTuning } from '../../workers/gpu/tuning';
+import { seededRandom } from '../../workers/random/seeded-normal';
 
 /** The CPU tuning's workgroups, rows cut into many short slices (9,011 tokens: 15 slices of 640). */
 const MANY_SLICES: DivergenceTuning = { ...CPU_DIVERGENCE_TUNING, minWorkgroups: 64, minSliceLength: 128 };
 
-/** Deterministic uniform numbers in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform numbers in [0, 1) (the lab's mulberry32). */
+const rng = (seed: number): (() => number) => seededRandom(seed).uniform;
 
 /**
  * Random [T, V] logits, student and teacher correlated (so their top-k lists overlap in part),
