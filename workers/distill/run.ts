@@ -284,8 +284,10 @@ export class DistillRun {
     return teacherPrompt ? prompts.map((p) => this.encode(teacherPrompt(p), set)) : null;
   }
 
-  /** `reader`: whose rendering the sampling model reads (sft's teacher samples on its own). */
-  /** `cost`: the sampler's forwards add the token positions they really ran (sampler.ts). */
+  /**
+   * `reader`: whose rendering the sampling model reads (sft's teacher samples on its own);
+   * `cost`: the sampler's forwards add the token positions they really ran (sampler.ts).
+   */
   private async sample(runner: DecoderRunner, routed: RoutedPrompt[], n: number, seed: number, temperature: number, reader: 'student' | 'teacher' = 'student', cost?: { forwardTokens: number }): Promise<Sampled[]> {
     const prompts = routed.map((p) => p.text);
     const promptIds = routed.map((p) => this.encode(p.text, p.set));
