@@ -1,41 +1,21 @@
 /**
- * The race: `opd-sampled`, `opd-full`, `sft` and `rl` on the built-in pair and task with the same
- * seed, steps, batch and learning rate, one after the other (the lab trains one run at a time),
+ * The race: `opd-sampled`, `opd-full`, `sft` and `rl` on a preset's pair and task
+ * (racePresets.ts) with the same seed, steps and batch, one after the other (the lab trains one
+ * run at a time),
  * each recorded in the run archive like any run, so the Compare panel draws them as they go.
  * Nothing of the person's Distill setup changes: each run is started with the race's own setup.
  */
 import { create } from 'zustand';
-import { DEFAULT_SETUP, type TrainSetup } from '../../workers/contract/knobs';
 import type { ObjectiveName } from '../../workers/contract/run';
+import type { TrainSetup } from '../../workers/contract/knobs';
+import { DEFAULT_RACE_STEPS, RACE_OBJECTIVES, RACE_PRESETS, RACE_SETUP, type RacePreset, type RacePresetName } from './racePresets';
 import { runGoing, useDistillRun } from '../state/distillRun';
 import { useLab } from '../state/labStore';
 import { loadBuiltInPair } from '../components/ModelLoader';
-import { controlTraining, startTraining } from './connect';
+import { controlTraining, loadModel, startTraining } from './connect';
+import { builtInModelUrl } from './builtInModels';
 
-/**
- * The race's setup besides the objective and the steps: 8 prompts × 4 answers, lr 1e-3 for every
- * objective, an evaluation on 64 held-out prompts every 5 steps, seed 0.
- */
-export const RACE_SETUP: Omit<TrainSetup, 'objective' | 'totalSteps'> = {
-  ...DEFAULT_SETUP,
-  task: 'addition',
-  keepTask: '',
-  batchPrompts: 8,
-  groupSize: 4,
-  lr: 1e-3,
-  warmupSteps: 0,
-  schedule: 'constant',
-  loraRank: 0,
-  evalEvery: 5,
-  evalPrompts: 64,
-  probes: 2,
-  seed: 0,
-};
-
-export const DEFAULT_RACE_STEPS = 20;
-
-/** The four objectives the race compares (OBJECTIVES has more: the Distill panel runs those one at a time). */
-export const RACE_OBJECTIVES: readonly ObjectiveName[] = ['opd-sampled', 'opd-full', 'sft', 'rl'];
+export { DEFAULT_RACE_STEPS, RACE_OBJECTIVES, RACE_PRESETS, RACE_SETUP, type RacePreset, type RacePresetName } from './racePresets';
 
 export interface RaceState {
   status: 'idle' | 'loading' | 'running' | 'done' | 'cancelled' | 'failed';
@@ -89,7 +69,8 @@ export const pairLoaded = () => {
 };
 
 /** Runs the four objectives in turn; a second call while one races is ignored. */
-export async function startRace(steps: number, evalPrompts: number = RACE_SETUP.evalPrompts): Promise<void> {
+export async function startRace(steps: number, evalPrompts: number = RACE_SETUP.evalPrompts, presetName: RacePresetName = 'demo'): Promise<void> {
+  const preset: RacePreset = RACE_PRESETS[presetName];
   const s = useRace.getState();
   if (s.status === 'loading' || s.status === 'running') return;
   if (runGoing()) {
@@ -98,8 +79,11 @@ export async function startRace(steps: number, evalPrompts: number = RACE_SETUP.
   }
   cancelled = false;
   useRace.setState({ status: 'loading', current: null, done: [], steps, startedAt: Date.now(), message: 'Loading the built-in student and teacher…' });
-  // The pair is loaded afresh: whatever the person loaded last, the race is the built-in one.
-  await loadBuiltInPair();
+  // The pair is loaded afresh: whatever the person loaded last, the race is the preset's.
+  if (preset.pair) {
+    await loadModel('student', { url: builtInModelUrl(preset.pair.student) });
+    await loadModel('teacher', { url: builtInModelUrl(preset.pair.teacher) });
+  } else await loadBuiltInPair();
   if (!pairLoaded()) {
     useRace.setState({ status: 'failed', message: 'The built-in student and teacher did not load: see the Distill panel’s loaders for why.' });
     return;
@@ -107,7 +91,7 @@ export async function startRace(steps: number, evalPrompts: number = RACE_SETUP.
   for (const objective of RACE_OBJECTIVES) {
     if (cancelled) break;
     useRace.setState({ status: 'running', current: objective, message: `Racing ${objective}: ${useRace.getState().done.length + 1} of ${RACE_OBJECTIVES.length}.` });
-    const end = await runToEnd({ ...RACE_SETUP, objective, totalSteps: steps, evalPrompts });
+    const end = await runToEnd({ ...preset.setup, objective, lr: preset.lr[objective], totalSteps: steps, evalPrompts });
     if (typeof end !== 'string') {
       useRace.setState({ status: 'failed', current: null, message: `The ${objective} run was refused: ${end.refused}` });
       return;

@@ -10,7 +10,7 @@ import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, 
 import { useRunArchive, type RunRecord } from '../state/runArchive';
 import { NumberField } from '../components/NumberField';
 import { formatMetric, formatSi } from '../components/numbers';
-import { DEFAULT_RACE_STEPS, RACE_SETUP, startRace, stopRace, useRace } from '../lab/race';
+import { DEFAULT_RACE_STEPS, RACE_OBJECTIVES, RACE_PRESETS, RACE_SETUP, startRace, stopRace, useRace, type RacePreset, type RacePresetName } from '../lab/race';
 import { useLab } from '../state/labStore';
 import type { ObjectiveName } from '../../workers/contract/run';
 
@@ -146,22 +146,40 @@ function FlopsSplit({ series }: { series: Series[] }) {
 function Race() {
   const race = useRace();
   const ready = useLab((s) => s.phase === 'ready');
+  const [presetName, setPresetName] = useState<RacePresetName>('demo');
+  const preset: RacePreset = RACE_PRESETS[presetName];
   const [steps, setSteps] = useState(DEFAULT_RACE_STEPS);
-  const [evalPrompts, setEvalPrompts] = useState(RACE_SETUP.evalPrompts);
+  const [evalPrompts, setEvalPrompts] = useState<number>(RACE_SETUP.evalPrompts);
   const going = race.status === 'loading' || race.status === 'running';
   const valid = Number.isInteger(steps) && steps >= 1 && steps <= 10_000 && Number.isInteger(evalPrompts) && evalPrompts >= 1 && evalPrompts <= 1000;
+  const s = preset.setup;
+  const lrs = [...new Set(Object.values(preset.lr))];
+  const choose = (name: RacePresetName) => {
+    setPresetName(name);
+    setEvalPrompts(RACE_PRESETS[name].setup.evalPrompts);
+  };
   return (
     <section className="card wide" data-testid="race">
       <h2>Race the four objectives</h2>
-      <p>
-        <code>opd-sampled</code>, <code>opd-full</code>, <code>sft</code> and <code>rl</code> train the built-in student against the built-in teacher on
-        the addition task, one after the other, with the same seed ({RACE_SETUP.seed}), the same steps, {RACE_SETUP.batchPrompts} prompts ×{' '}
-        {RACE_SETUP.groupSize} answers a step and learning rate {RACE_SETUP.lr}; held-out accuracy every {RACE_SETUP.evalEvery} steps (and at the start and the end). Each run is drawn below as it goes, and kept with the others.
+      <label className="race-preset">
+        race setup{' '}
+        <select value={presetName} onChange={(e) => choose(e.target.value as RacePresetName)} disabled={going} data-testid="race-preset">
+          {(Object.keys(RACE_PRESETS) as RacePresetName[]).map((name) => (
+            <option key={name} value={name}>
+              {RACE_PRESETS[name].label}
+            </option>
+          ))}
+        </select>
+      </label>
+      <p data-testid="race-about">
+        <code>opd-sampled</code>, <code>opd-full</code>, <code>sft</code> and <code>rl</code>, one after the other: {preset.about}. The same seed ({s.seed}), the same steps,{' '}
+        {s.batchPrompts} prompts × {s.groupSize} answers a step, learning rate {lrs.length === 1 ? lrs[0] : RACE_OBJECTIVES.map((o) => `${o} ${preset.lr[o]}`).join(', ')}; held-out accuracy every{' '}
+        {s.evalEvery === 1 ? 'step' : `${s.evalEvery} steps`} (and at the start and the end). Each run is drawn below as it goes, and kept with the others.
       </p>
       <div className="race-controls">
         <NumberField label="steps per run" value={steps} onChange={setSteps} min={1} max={10_000} disabled={going} testId="race-steps" />
         <NumberField label="held-out prompts" value={evalPrompts} onChange={setEvalPrompts} min={1} max={1000} disabled={going} title="Held-out prompts each evaluation answers (greedy): more is steadier, and slower." testId="race-eval-prompts" />
-        <button onClick={() => void startRace(steps, evalPrompts)} disabled={!ready || going || !valid}>
+        <button onClick={() => void startRace(steps, evalPrompts, presetName)} disabled={!ready || going || !valid}>
           Start the race
         </button>
         <button className="danger" onClick={() => void stopRace()} disabled={!going}>

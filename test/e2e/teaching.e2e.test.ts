@@ -90,6 +90,20 @@ describe('the lab as a teaching instrument: the tour, the race, classroom mode',
     // Any selection: unticking one run leaves three curves.
     await rows.nth(0).getByRole('checkbox').uncheck();
     await expect.poll(() => curves(page, 'compare-accuracy')).toEqual([2, 2, 2]);
+
+    // The distill benchmark's race (docs/distill.json): its start, task and rates, said before it starts.
+    await page.getByTestId('race-preset').selectOption('benchmark');
+    const about = await page.getByTestId('race-about').textContent();
+    expect(about).toContain('worked-student-sft');
+    expect(about).toContain('learning rate 0.0001');
+    expect(await page.getByTestId('race').getByLabel('held-out prompts').inputValue()).toBe('128');
+    await page.getByTestId('race').getByLabel('held-out prompts').fill('8');
+    await page.getByRole('button', { name: 'Start the race' }).click();
+    // Its first run trains the benchmark's start on worked addition at the benchmark's rate.
+    await expect.poll(() => rows.nth(0).textContent(), { timeout: 180_000, interval: 500 }).toContain('worked-addition, 8×4, lr 0.0001, seed 0');
+    expect(await rows.nth(0).textContent()).toContain('worked-student-sft');
+    await page.getByRole('button', { name: 'Stop the race' }).click();
+    await expect.poll(() => page.getByTestId('race-status').textContent(), { timeout: 120_000, interval: 500 }).toMatch(/^Race (stopped after \d of 4 runs|finished)/);
     expect(lab.errors).toEqual([]);
   });
 
