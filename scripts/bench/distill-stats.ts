@@ -88,10 +88,3 @@ export function flattened(curve: readonly FlatPoint[], patience: number, delta: 
   const recent = Math.max(...curve.slice(curve.length - patience).map((p) => p.accuracy));
   return recent <= before + delta;
 }
-
-/** The median of plain numbers. */
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) throw new Error('median: no values');
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}

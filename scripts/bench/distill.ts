@@ -241,8 +241,12 @@ export async function run(args: Record<string, string>): Promise<object> {
   console.error(`distill bench: ${settings.task}: shipped student ${pct(state.studentAccuracy!)}, after SFT ${pct(flat.accuracy)}, teacher ${pct(state.teacherAccuracy!)}, target ${pct(target)} on ${settings.evalPrompts} held-out prompts`);
   const schedule = new Set(evalSteps(settings.maxSteps, settings.evalSchedule));
 
+  /** The run of this objective, rate, seed and cap already done (this invocation or one resumed), if any. */
+  const doneRun = (objective: ObjectiveName, lr: number, seed: number, cap: { flops: number | null; steps: number }) =>
+    state.runs.find((x) => x.objective === objective && x.lr === lr && x.seed === seed && x.capFlops === cap.flops && x.capSteps === cap.steps);
+
   const runOne = async (objective: ObjectiveName, lr: number, seed: number, cap: { flops: number | null; steps: number }): Promise<RaceRun> => {
-    const done = state.runs.find((x) => x.objective === objective && x.lr === lr && x.seed === seed && x.capFlops === cap.flops && x.capSteps === cap.steps);
+    const done = doneRun(objective, lr, seed, cap);
     if (done) return done;
     const t0 = performance.now();
     const r = await DistillRun.create(device, { student: start, teacher, task, options: { ...base, objective, lr, seed, totalSteps: cap.steps } });
@@ -303,7 +307,7 @@ export async function run(args: Record<string, string>): Promise<object> {
     const runs: RaceRun[] = [];
     for (let seed = 0; seed < settings.seeds; seed++) {
       // A sweep run that reached the target under its cap is the same run under a larger one.
-      const swept = state.runs.find((x) => x.objective === objective && x.lr === chosen.lr && x.seed === seed && x.capFlops === sweepCap.flops && x.capSteps === sweepCap.steps);
+      const swept = doneRun(objective, chosen.lr, seed, sweepCap);
       runs.push(swept && (swept.reached || (sweepCap.flops === finalCap.flops && sweepCap.steps === finalCap.steps)) ? swept : await runOne(objective, chosen.lr, seed, finalCap));
     }
     return { chosenLr: chosen.lr, sweep, runs };
