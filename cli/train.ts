@@ -21,7 +21,7 @@ import { readModelFolder } from '../workers/models/folder';
 import { DistillRun, type PromptRoute } from '../workers/distill/run';
 import { evaluateFolder } from '../workers/distill/evaluate';
 import { builtInTask, TASK_NAMES } from '../workers/tasks/registry';
-import { resolveTasks, runLoop } from '../workers/distill/loop';
+import { knobRoutes, resolveTasks, runLoop } from '../workers/distill/loop';
 import { distillOptions } from '../workers/distill/setup';
 import { DEFAULT_SETUP, KNOBS, rangeText, setupProblem, choiceWord, knobProblem, type Knob, type TrainSetup } from '../workers/contract/knobs';
 import type { EvalMetrics } from '../workers/contract/run';
@@ -137,8 +137,14 @@ export const trainCommand: Command = {
       const s = promptSet.summary;
       process.stderr.write(`${s.label}: ${s.train} training / ${s.heldOut} held-out prompts. ${teacherRenderingSentence(s)}\n`);
     }
-    const { task, keptTask } = resolveTasks(setup, student.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(student), teacher: promptTeacherOf(teacher) });
-    const routed: (PromptRoute & { maxTokens: number; dir: string })[] = [];
+    const { task, keptTask, routedTask } = resolveTasks(setup, student.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(student), teacher: promptTeacherOf(teacher) });
+    // --route-task (the panel's knob): the routed task, scored by the student as loaded or by --teacher.
+    const routed: (PromptRoute & { maxTokens: number; dir: string })[] = knobRoutes(setup, routedTask, { student, teacher }).map((r) => ({
+      ...r, maxTokens: routedTask!.maxTokens, dir: setup.routeTeacher === 'student' ? studentDir : teacherDir,
+    }));
+    if (routedTask && routeArgs.some((r) => r.task === setup.routeTask)) {
+      throw new UsageError(`train: --route-task ${setup.routeTask} and --route ${setup.routeTask}=… route one task twice: give it one teacher`);
+    }
     for (const r of routeArgs) {
       const info = builtInTask(r.task, student.rawConfig);
       routed.push({ task: info.task, maxTokens: info.maxTokens, teacher: await readModelFolder(await openModel(r.dir)), label: r.task, dir: r.dir });

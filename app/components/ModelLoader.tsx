@@ -10,7 +10,7 @@ import { useEffect, useState } from 'react';
 import { useLab, type ModelRole } from '../state/labStore';
 import { loadModel } from '../lab/connect';
 import { builtInFor, builtInModelUrl, fetchBuiltIns, useBuiltIns, type BuiltInModel } from '../lab/builtInModels';
-import { LLAMA_STUDENT, SELF_DISTILL, WORKED, type Preset } from '../../workers/contract/presets';
+import { LLAMA_STUDENT, SELF_DISTILL, SELF_DISTILL_ROUTED, WORKED, type Preset } from '../../workers/contract/presets';
 import { formatBytes, isHubId, useHub, type HubLoadProgress } from '../state/hub';
 import { useLoadDtype, type DtypePick } from '../state/loadDtype';
 import { isOnnxDtype, ONNX_DTYPE_FILES, ONNX_DTYPE_NOTES, ONNX_DTYPES } from '../../workers/contract/dtypes';
@@ -41,8 +41,9 @@ function HubProgressLine({ role, progress, loading }: { role: ModelRole; progres
 /** Loads the built-in student, then the built-in teacher (the folders models/index.json gives those roles). */
 export async function loadBuiltInPair(): Promise<void> {
   const index = useBuiltIns.getState().index;
-  // The built-in pair knows addition only: no kept task (a preset may have set one).
-  if (useLab.getState().setup.keepTask) useLab.getState().setSetup({ keepTask: '' });
+  // The built-in pair knows addition only: no kept or routed task (a preset may have set one).
+  const { keepTask, routeTask } = useLab.getState().setup;
+  if (keepTask || routeTask) useLab.getState().setSetup({ keepTask: '', routeTask: '' });
   await loadModel('student', { url: builtInModelUrl(builtInFor('student', index)) });
   await loadModel('teacher', { url: builtInModelUrl(builtInFor('teacher', index)) });
 }
@@ -232,6 +233,25 @@ export function SelfDistillPreset({ disabled = false }: { disabled?: boolean }) 
           <code>{student.name}</code> is <code>{teacher.name}</code> fine-tuned on subtraction: subtraction {pct(teacher.keptAccuracy)} → {pct(student.keptAccuracy)},
           addition {pct(teacher.heldOutAccuracy)} → {pct(student.heldOutAccuracy)}. The preset distils it on addition with its own earlier checkpoint as the
           teacher, and evaluates subtraction beside it (never trained on).
+        </>
+      )}
+    />
+  );
+}
+
+/**
+ * The self-distillation preset with routing: the recovery pair, trained on addition (scored by
+ * the teacher) and on subtraction (scored by a frozen copy of the student). Hidden without the pair.
+ */
+export function SelfDistillRoutedPreset({ disabled = false }: { disabled?: boolean }) {
+  return (
+    <PresetButton
+      preset={SELF_DISTILL_ROUTED}
+      disabled={disabled}
+      blurb={(student, teacher) => (
+        <>
+          The same pair, with routing: addition’s prompts are scored by <code>{teacher.name}</code>, subtraction’s by a frozen copy of <code>{student.name}</code>{' '}
+          as loaded, so the student trains on both and keeps subtraction ({pct(student.keptAccuracy)}) from its own earlier self.
         </>
       )}
     />

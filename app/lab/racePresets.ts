@@ -13,6 +13,7 @@ export const RACE_SETUP: Omit<TrainSetup, 'objective' | 'totalSteps'> = {
   ...DEFAULT_SETUP,
   task: 'addition',
   keepTask: '',
+  routeTask: '',
   batchPrompts: 8,
   groupSize: 4,
   lr: 1e-3,

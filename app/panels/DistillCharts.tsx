@@ -18,6 +18,7 @@ const COLORS = {
   ratio: '#c0392b',
   accuracy: '#1c8a4a',
   kept: '#8e44ad',
+  routed: ['#b45309', '#0e7490', '#be185d'],
   teacherMass: '#3056d3',
   studentMass: '#d97706',
   overlap: '#0f766e',
@@ -78,6 +79,11 @@ const flopsAxis = (
 export function DistillCharts() {
   const { steps, evals } = useThrottledHistory(THROTTLE_MS);
   const keptTask = useDistillRun((s) => s.latestEval?.kept?.task ?? null);
+  // Routed tasks (a run with routes): each drawn beside the main task, against its own teacher.
+  const routed = useDistillRun((s) => s.latestEval?.routed) ?? [];
+  const routedLine = (r: { task: string }, i: number, what: 'routedAccuracy' | 'routedReverseKL') => (
+    <Line key={`${what}-${r.task}`} dataKey={`${what}.${r.task}`} name={`routed: ${r.task}`} stroke={COLORS.routed[i % COLORS.routed.length]} strokeWidth={2} strokeDasharray="2 2" dot={dots(evals.length)} isAnimationActive={false} />
+  );
   // A run on prompts without a verifier (a prompt set) has no accuracy: its held-out curve is the reverse KL.
   const unverified = useDistillRun((s) => s.latestEval !== undefined && s.latestEval !== null && s.latestEval.accuracy === undefined);
   const n = steps.length;
@@ -107,6 +113,7 @@ export function DistillCharts() {
             <Legend verticalAlign="top" height={24} />
             <Line dataKey="reverseKL" name="held-out reverse KL" stroke={COLORS.reverseKL} strokeWidth={2} dot={dots(evals.length)} isAnimationActive={false} />
             <Line dataKey="sampledKL" name="held-out sampled KL" stroke={COLORS.sampledKL} strokeWidth={2} dot={dots(evals.length)} isAnimationActive={false} />
+            {routed.map((r, i) => routedLine(r, i, 'routedReverseKL'))}
           </LineChart>
         </ChartFrame>
       ) : (
@@ -121,6 +128,7 @@ export function DistillCharts() {
             {keptTask && (
               <Line dataKey="keptAccuracy" name={`kept: ${keptTask}`} stroke={COLORS.kept} strokeWidth={2} strokeDasharray="5 3" dot={dots(evals.length)} isAnimationActive={false} />
             )}
+            {routed.filter((r) => r.accuracy !== undefined).map((r, i) => routedLine(r, i, 'routedAccuracy'))}
           </LineChart>
         </ChartFrame>
       )}

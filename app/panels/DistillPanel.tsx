@@ -7,7 +7,7 @@ import { useLab } from '../state/labStore';
 import { runGoing, useDistillRun } from '../state/distillRun';
 import { controlTraining, exportForCluster, exportTraining, inspectTrainedStudent, startTraining } from '../lab/connect';
 import { useClusterExport } from '../state/clusterExport';
-import { LlamaStudentPreset, LoadBuiltIns, ModelLoader, SelfDistillPreset, WorkedPreset } from '../components/ModelLoader';
+import { LlamaStudentPreset, LoadBuiltIns, ModelLoader, SelfDistillPreset, SelfDistillRoutedPreset, WorkedPreset } from '../components/ModelLoader';
 import { NumberField } from '../components/NumberField';
 import { formatMetric, formatMs, formatSi } from '../components/numbers';
 import { DistillCharts } from './DistillCharts';
@@ -56,11 +56,12 @@ function Setup({ locked }: { locked: boolean }) {
       </div>
       <div className="knobs">
         {PANEL_FIELDS.filter((f) => !PROMPT_SOURCE_FIELDS.includes(f.name) && !(f.name === 'task' && promptKind !== 'task') && !(classroom && f.advanced)).map((f) => {
-          const unused = f.usedBy && !f.usedBy.includes(setup.objective);
-          const title = unused ? `${f.title} Not used by ${setup.objective}.` : f.title;
+          const unrouted = f.name === 'routeTeacher' && setup.routeTask === '';
+          const unused = (f.usedBy && !f.usedBy.includes(setup.objective)) || unrouted;
+          const title = unrouted ? `${f.title} Used only with a routed task.` : unused ? `${f.title} Not used by ${setup.objective}.` : f.title;
           if (f.kind === 'choice') {
-            // The task to keep cannot be the task trained on.
-            const options = f.name === 'keepTask' ? f.options!.filter((o) => o.value !== setup.task) : f.options!;
+            // The task to keep, or to route, cannot be the task trained on; the routed task's teacher matters only with a routed task.
+            const options = f.name === 'keepTask' || f.name === 'routeTask' ? f.options!.filter((o) => o.value !== setup.task) : f.options!;
             return (
               <label key={f.name} className="number" title={title}>
                 {f.label}
@@ -309,6 +310,19 @@ function LatestEval() {
           Kept task, {e.kept.task}: <b>{(100 * e.kept.accuracy).toFixed(1)}%</b> ({e.kept.correct}/{e.kept.prompts}) held-out, never trained on in this run.
         </p>
       )}
+      {e.routed?.map((r) => (
+        <p key={r.task} data-testid="eval-routed" data-task={r.task}>
+          Routed task, {r.task} (scored by {r.teacher}):{' '}
+          {r.accuracy !== undefined ? (
+            <>
+              <b>{(100 * r.accuracy).toFixed(1)}%</b> ({r.correct}/{r.prompts}) held-out;{' '}
+            </>
+          ) : (
+            `${r.prompts} held-out prompts; `
+          )}
+          reverse KL to its teacher {formatMetric(r.reverseKL)} nats per token.
+        </p>
+      ))}
       <ol className="eval-examples" data-testid="eval-examples">
         {e.examples.map((x, i) => (
           <li key={i} data-testid="eval-example" className={x.correct === undefined ? 'unverified' : x.correct ? 'right' : 'wrong'}>
@@ -387,6 +401,7 @@ export function DistillPanel() {
         <h2>Distill: train the student on the teacher’s per-token feedback</h2>
         <LoadBuiltIns disabled={locked} />
         <SelfDistillPreset disabled={locked} />
+        <SelfDistillRoutedPreset disabled={locked} />
         <LlamaStudentPreset disabled={locked} />
         <WorkedPreset disabled={locked} />
         <div className="loaders">

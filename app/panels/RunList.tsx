@@ -26,7 +26,7 @@ function lastEvalText(run: RunRecord): string {
 
 function setupText(run: RunRecord): string {
   const s = run.setup;
-  const on = run.prompts ? run.prompts.label : s.task;
+  const on = `${run.prompts ? run.prompts.label : s.task}${s.routeTask ? ` and ${s.routeTask} (routed to the ${s.routeTeacher === 'student' ? 'student as loaded' : 'teacher'})` : ''}`;
   return `${s.objective} on ${on}: ${s.totalSteps} steps of ${s.batchPrompts} × ${s.groupSize}, lr ${s.lr}, seed ${s.seed}; ${run.models.student.label} from ${run.models.teacher.label}`;
 }
 

@@ -36,6 +36,9 @@ export interface EvalPoint {
   sampledKL: number | null;
   /** Percent on the kept task (runs that keep one), else absent. */
   keptAccuracy?: number;
+  /** Each routed task's held-out percent (where it has a verifier) and reverse KL to its own teacher, by task (runs with routes), else absent. */
+  routedAccuracy?: Record<string, number>;
+  routedReverseKL?: Record<string, number | null>;
   /** The probe prompts' heatmaps at this evaluation (runs with probes). */
   probes?: ProbeHeatmap[];
 }
@@ -148,6 +151,12 @@ export function addEval(e: EvalMetrics): void {
   runHistory.evals.push({
     step: e.step, flops: e.flopsTotal, accuracy: e.accuracy === undefined ? null : 100 * e.accuracy, reverseKL: finite(e.reverseKL), sampledKL: e.sampledKL === undefined ? null : finite(e.sampledKL),
     ...(e.kept ? { keptAccuracy: 100 * e.kept.accuracy } : {}),
+    ...(e.routed?.length
+      ? {
+          routedAccuracy: Object.fromEntries(e.routed.filter((r) => r.accuracy !== undefined).map((r) => [r.task, 100 * r.accuracy!])),
+          routedReverseKL: Object.fromEntries(e.routed.map((r) => [r.task, finite(r.reverseKL)])),
+        }
+      : {}),
     ...(e.probes ? { probes: e.probes } : {}),
   });
   useDistillRun.setState({ latestEval: e });

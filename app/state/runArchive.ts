@@ -20,6 +20,7 @@ import {
 } from '../../workers/contract/runFile';
 import type { EvalMetrics, PromptTextSource, StepMetrics, TrainSetup } from '../../workers/protocol';
 import { formatBytes } from '../../workers/contract/format';
+import { withDefaults } from '../../workers/contract/knobs';
 
 export type { CheckpointMeta, RunModel, RunRecord, RunSnapshot, RunStatus };
 
@@ -101,7 +102,9 @@ export function openArchive(): Promise<void> {
   opening ??= (async () => {
     try {
       const stored = await idb.getAll<RunRecord>('runs');
-      for (const r of stored) {
+      for (const kept of stored) {
+        // A run kept by an older lab lacks the knobs added since: they are at their defaults.
+        const r = { ...kept, setup: withDefaults(kept.setup) };
         const interrupted = r.status === 'running' || r.status === 'paused';
         const run = interrupted ? { ...r, status: 'interrupted' as const, message: interruptedMessage(r) } : r;
         runs.set(run.id, run);

@@ -289,6 +289,38 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     await screenshot(page, 'distill-self-distill');
   });
 
+  it('the routed preset: subtraction trained on, scored by a frozen copy of the student, and both tasks read after the run', async () => {
+    const { page } = lab;
+    const preset = page.getByTestId('preset-self-distill-routed');
+    await preset.waitFor({ timeout: 30_000 });
+    expect(await preset.textContent()).toMatch(/subtraction’s by a frozen copy of recovery-student as loaded, so the student trains on both and keeps subtraction \(\d+\.\d%\)/);
+    await preset.getByRole('button').click();
+    await expect.poll(() => page.getByTestId('student-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 21, trainable$/);
+    await expect.poll(() => page.getByTestId('teacher-summary').textContent(), { timeout: 60_000 }).toMatch(/vocabulary 21/);
+    expect([await page.getByTestId('route-task').inputValue(), await page.getByTestId('route-teacher').inputValue(), await page.getByTestId('keep-task').inputValue()]).toEqual(['subtraction', 'student', '']);
+    const hash = new URLSearchParams((await page.evaluate(() => location.hash)).slice(1));
+    expect([hash.get('routeTask'), hash.get('routeTeacher'), hash.get('keepTask')]).toEqual(['subtraction', 'student', '']);
+    // The routed task cannot be the task trained on: the select does not offer it.
+    expect(await page.getByTestId('route-task').locator('option').allTextContents()).not.toContain('addition');
+
+    for (const [label, v] of Object.entries({ steps: 2, 'prompts per step': 2, 'completions per prompt': 2, 'eval every': 1, 'eval prompts': 8 })) await knob(page, label).fill(String(v));
+    await page.getByRole('button', { name: 'Start' }).click();
+    await expect.poll(() => page.getByTestId('distill-message').textContent(), { timeout: 60_000, interval: 200 }).toMatch(/subtraction, routed to a frozen copy of the student as loaded|Finished/);
+    await expect.poll(() => state(page), { timeout: 150_000, interval: 250 }).toBe('finished');
+    expect(await page.getByTestId('eval-summary').textContent()).toMatch(/^Held-out accuracy \d+\.\d% \(\d\/8\) at step 2;/);
+    const routed = page.getByTestId('eval-routed');
+    expect(await routed.count()).toBe(1);
+    expect(await routed.textContent()).toMatch(/^Routed task, subtraction \(scored by .*recovery-student\/?\): \d+\.\d% \(\d\/8\) held-out; reverse KL to its teacher \d+\.\d+(e-\d+)? nats per token\.$/);
+    expect(await page.getByTestId('eval-kept').count()).toBe(0);
+    // The accuracy chart draws both tasks, 3 evaluations each.
+    await expect
+      .poll(async () => (await page.locator('[data-testid=chart-accuracy] path.recharts-line-curve').evaluateAll((els) => els.map((e) => (e.getAttribute('d')?.match(/[ML]/g) ?? []).length))))
+      .toEqual([3, 3]);
+    expect(await page.getByTestId('chart-accuracy').textContent()).toContain('routed: subtraction');
+    expect(lab.errors).toEqual([]);
+    await screenshot(page, 'distill-routed');
+  });
+
   it('keeping subtraction with the addition-only pair is refused with the reason', async () => {
     const { page } = lab;
     await page.getByRole('button', { name: 'Load the built-in student and teacher' }).click();

@@ -218,6 +218,6 @@ describe('opd-lab train and eval', () => {
     expect(bad.stderr).toMatch(/the subtraction task cannot run on .*addition-student: its tokenizer has no token for some characters/);
     const unknown = cli('train', '--preset', 'nope', '--steps', '1', '--out', out);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown --preset 'nope' \(presets: self-distill, llama-student, worked\)/);
+    expect(unknown.stderr).toMatch(/unknown --preset 'nope' \(presets: self-distill, self-distill-routed, llama-student, worked\)/);
   });
 });

@@ -102,6 +102,10 @@ describe('cluster export: the folder', () => {
     expect(() => clusterExport(experiment({ objective: 'sft' }), 't')).toThrow(/Neither cluster trainer can run this setup/);
     expect(() => clusterExport(experiment({}, { prompts: [] }), 't')).toThrow('There are no training prompts to export.');
     expect(() => clusterExport(experiment({}, { student: ' ' }), 't')).toThrow(/The student is not named/);
+    // A routed task needs a second teacher, which neither trainer takes.
+    expect(() => clusterExport(experiment({ routeTask: 'subtraction', routeTeacher: 'student' }), 't')).toThrow(
+      'The routed task (subtraction, scored by the student as loaded) cannot be exported: TRL\'s and tinker-cookbook\'s trainers give every prompt one teacher. Set "route a second task" to none to export the rest.',
+    );
   });
 });
 

@@ -213,6 +213,28 @@ describe('routing prompt sets to their own teachers', () => {
     await expect(train('--route', `subtraction=${teacher},subtraction=${teacher}`)).rejects.toThrow('train: --route routes subtraction twice: give each task one teacher');
     await expect(train('--route', '/nowhere/teacher')).rejects.toThrow("train: --route '/nowhere/teacher' is not TASK=TEACHER_DIR (e.g. subtraction=models/recovery-student)");
     await expect(train('--route', 'subtraction=/nowhere/teacher')).rejects.toThrow('train: --route subtraction=/nowhere/teacher: no such teacher folder /nowhere/teacher');
+    // The panel's knob, on the command line: the same rules.
+    await expect(train('--route-task', 'addition')).rejects.toThrow('train: The routed task must differ from the task trained on (both are addition): route another task, or none.');
+    await expect(train('--route-task', 'subtraction', '--keep-task', 'subtraction')).rejects.toThrow('train: Subtraction is both routed (trained on) and kept (never trained on): choose one.');
+    await expect(train('--route-task', 'subtraction', '--route', `subtraction=${teacher}`)).rejects.toThrow('train: --route-task subtraction and --route subtraction=… route one task twice: give it one teacher');
+  });
+
+  it('opd-lab train --route-task with --route-teacher student: the routed task scored by the student folder as given', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'opd-route-')), 'run');
+    const student = join(SHIPPED, 'recovery-student');
+    const argv = ['--student', student, '--teacher', join(SHIPPED, 'recovery-teacher'), '--task', 'addition', '--route-task', 'subtraction', '--route-teacher', 'student',
+      '--steps', '1', '--batch', '2', '--group', '1', '--eval-every', '0', '--eval-prompts', '4', '--checkpoint-every', '0', '--out', out];
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      await trainCommand.run(parseOptions(argv, trainCommand.options, 'train'));
+      expect(String(log.mock.calls.at(-1)?.[0])).toMatch(/held-out addition accuracy \d+\.\d%, routed subtraction \d+\.\d%; the student is in /);
+    } finally {
+      log.mockRestore();
+    }
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config.routes).toEqual([{ task: 'subtraction', teacher: student }]);
+    const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'eval');
+    for (const e of evals) expect(e.routed).toMatchObject([{ task: 'subtraction', label: 'subtraction', prompts: 4 }]);
   });
 
   it('opd-lab train --route runs and records the routes in config.json and each routed task in the eval lines', async () => {

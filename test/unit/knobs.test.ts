@@ -31,8 +31,9 @@ function outOfRange(k: Knob): (string | number)[] {
 
 /** A value of each knob other than its default, inside its range. */
 function another(k: Knob): string | number {
-  // The task trained on and the task kept must differ: subtraction and addition.
+  // The task trained on, the task kept and the task routed must differ: subtraction, addition and worked-addition.
   if (k.name === 'keepTask') return 'addition';
+  if (k.name === 'routeTask') return 'worked-addition';
   if (k.kind === 'choice') return k.choices.find((c) => c !== k.default)!;
   if (k.name === 'lr') return 3e-4;
   const v = k.integer ? k.default + 3 : k.default + 0.25;

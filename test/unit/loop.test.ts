@@ -5,8 +5,10 @@
  * (engine.test.ts and cli.test.ts run it on real models).
  */
 import { describe, expect, it } from 'vitest';
-import { MAX_UNAPPLIED_IN_A_ROW, resolveTasks, runLoop, type LoopCadence, type LoopHooks, type LoopRun } from '../../workers/distill/loop';
+import { knobRoutes, MAX_UNAPPLIED_IN_A_ROW, resolveTasks, runLoop, type LoopCadence, type LoopHooks, type LoopRun } from '../../workers/distill/loop';
 import { DistillError } from '../../workers/distill/options';
+import { DEFAULT_SETUP, setupProblem } from '../../workers/contract/knobs';
+import type { ModelFolder } from '../../workers/models/folder';
 import type { EvalMetrics, StepMetrics } from '../../workers/contract/run';
 
 /** A run that counts its steps; `applied(step)` says whether the guard applied that step, `fails(step)` throws in it. */
@@ -132,10 +134,27 @@ describe('the run loop', () => {
 
   it("the kept task: the setup's keepTask, '' for none, whatever the student's config.json hints", () => {
     const hints = { task_kept: 'subtraction' };
-    expect(resolveTasks({ task: 'addition', keepTask: '' }, hints).keptTask).toBeNull();
-    const both = resolveTasks({ task: 'addition', keepTask: 'subtraction' }, hints);
+    expect(resolveTasks({ task: 'addition', keepTask: '', routeTask: '' }, hints).keptTask).toBeNull();
+    const both = resolveTasks({ task: 'addition', keepTask: 'subtraction', routeTask: '' }, hints);
     expect([both.task.task.name, both.keptTask?.task.name]).toEqual(['addition', 'subtraction']);
-    expect(() => resolveTasks({ task: 'addition', keepTask: 'addition' }, {})).toThrow(new DistillError('the task to keep must differ from the task trained on (both are addition)'));
-    expect(() => resolveTasks({ task: 'addition', keepTask: 'chess' }, {})).toThrow(DistillError);
+    expect(() => resolveTasks({ task: 'addition', keepTask: 'addition', routeTask: '' }, {})).toThrow(new DistillError('the task to keep must differ from the task trained on (both are addition)'));
+    expect(() => resolveTasks({ task: 'addition', keepTask: 'chess', routeTask: '' }, {})).toThrow(DistillError);
+  });
+
+  it("the routed task: the setup's routeTask with its teacher, the student as loaded or the run's teacher", () => {
+    const routed = resolveTasks({ task: 'addition', keepTask: '', routeTask: 'subtraction' }, {});
+    expect([routed.task.task.name, routed.keptTask, routed.routedTask?.task.name]).toEqual(['addition', null, 'subtraction']);
+    expect(resolveTasks({ task: 'addition', keepTask: '', routeTask: '' }, {}).routedTask).toBeNull();
+    expect(() => resolveTasks({ task: 'addition', keepTask: '', routeTask: 'addition' }, {})).toThrow(new DistillError('the routed task must differ from the task trained on (both are addition)'));
+    const student = { label: 'the student' } as ModelFolder;
+    const teacher = { label: 'the teacher' } as ModelFolder;
+    const [toStudent] = knobRoutes({ routeTask: 'subtraction', routeTeacher: 'student' }, routed.routedTask, { student, teacher });
+    expect([toStudent.label, toStudent.task.name, toStudent.teacher]).toEqual(['subtraction', 'subtraction', student]);
+    expect(knobRoutes({ routeTask: 'subtraction', routeTeacher: 'teacher' }, routed.routedTask, { student, teacher })[0].teacher).toBe(teacher);
+    expect(knobRoutes({ routeTask: '', routeTeacher: 'student' }, null, { student, teacher })).toEqual([]);
+    // The setup's own check says the same before any folder is read, and forbids a task both routed and kept.
+    expect(setupProblem({ ...DEFAULT_SETUP, routeTask: 'addition' })).toBe('The routed task must differ from the task trained on (both are addition): route another task, or none.');
+    expect(setupProblem({ ...DEFAULT_SETUP, routeTask: 'subtraction', keepTask: 'subtraction' })).toBe('Subtraction is both routed (trained on) and kept (never trained on): choose one.');
+    expect(setupProblem({ ...DEFAULT_SETUP, routeTask: 'subtraction', routeTeacher: 'someone' as 'student' })).toMatch(/^The routed task’s teacher must be one of student, teacher/);
   });
 });

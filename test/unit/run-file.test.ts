@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { isZip, packRunFile, RunFileError, unpackRunFile, type RunRecord } from '../../workers/contract/runFile';
-import { DEFAULT_SETUP } from '../../workers/contract/knobs';
+import { DEFAULT_SETUP, setupProblem, type TrainSetup } from '../../workers/contract/knobs';
 import { writeSafetensors } from '../../workers/models/safetensors';
 import { CHECKPOINT_FORMAT } from '../../workers/train/checkpoint';
 import type { StepMetrics } from '../../workers/contract/run';
@@ -70,6 +70,13 @@ describe('the run file', () => {
     const old = unpackRunFile(packRunFile(record(), null)).record;
     expect(old.steps).toHaveLength(3);
     for (const f of ['lossMin', 'lossMax', 'topkK', 'teacherTopkMass', 'studentTopkMass', 'topkOverlap'] as const) expect(old.steps[2][f]).toBeUndefined();
+  });
+
+  it('reads a run whose setup was recorded before some knobs existed: those knobs at their defaults, and it can run', () => {
+    const { routeTask: _r, routeTeacher: _t, topK: _k, ...older } = { ...DEFAULT_SETUP, totalSteps: 10, lr: 3e-4 };
+    const back = unpackRunFile(packRunFile(record({ setup: older as TrainSetup }), null)).record;
+    expect(back.setup).toEqual({ ...DEFAULT_SETUP, totalSteps: 10, lr: 3e-4 });
+    expect(setupProblem(back.setup)).toBeNull();
   });
 
   it('refuses what is not a run file, each time with a sentence', () => {

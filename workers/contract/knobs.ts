@@ -72,6 +72,14 @@ export const KNOBS = [
     name: 'keepTask', advanced: true, label: 'keep (evaluate only)', noun: 'the task to keep', flag: 'keep-task', default: '', choices: ['', ...TASK_NAMES], noneWord: 'none',
     help: 'A second task evaluated beside the first at every evaluation and never trained on: a skill the student must not lose.',
   }),
+  choice<'routeTask', string>({
+    name: 'routeTask', advanced: true, label: 'route a second task', noun: 'the routed task', flag: 'route-task', default: '', choices: ['', ...TASK_NAMES], noneWord: 'none',
+    help: 'A second task trained on beside the first, its prompts scored by their own teacher (the routed task’s teacher): each step takes its prompts from the two tasks in turn, and every evaluation reports the routed task too.',
+  }),
+  choice<'routeTeacher', 'student' | 'teacher'>({
+    name: 'routeTeacher', advanced: true, label: 'routed task’s teacher', noun: 'the routed task’s teacher', flag: 'route-teacher', default: 'student', choices: ['student', 'teacher'],
+    help: 'Who scores the routed task: student, a frozen copy of the student as it was before the run (so it keeps what it knew there while it learns the task from the teacher), or teacher, the run’s teacher over both tasks. opd-lab train --route TASK=DIR routes a task to any other teacher folder.',
+  }),
   number({
     name: 'heldOutFraction', advanced: true, label: 'held-out fraction', noun: 'the held-out fraction', flag: 'held-out', default: 0.2, integer: false, min: 0, max: 1, minOpen: true, maxOpen: true,
     help: 'Prompt sets: the share of the prompts held out to measure on (never trained on); at least one prompt each side.',
@@ -204,6 +212,14 @@ export function knobProblem(k: Knob, v: unknown): string | null {
   return inRange(k, v) ? null : asSentence(`${k.noun} must ${rangeText(k)}; got ${String(v)}`);
 }
 
+/**
+ * A setup recorded before some knobs existed (a run kept in the browser or exported by an older
+ * lab): every knob it lacks at its default, which is what that run ran with.
+ */
+export function withDefaults(recorded: Partial<TrainSetup>): TrainSetup {
+  return { ...DEFAULT_SETUP, ...recorded };
+}
+
 /** Why this setup cannot run, as one sentence; null when it can. Every knob first, in the table's order, then how they fit together. */
 export function setupProblem(s: TrainSetup): string | null {
   for (const k of KNOBS) {
@@ -211,6 +227,8 @@ export function setupProblem(s: TrainSetup): string | null {
     if (problem) return problem;
   }
   if (s.keepTask === s.task) return asSentence(`the task to keep must differ from the task trained on (both are ${s.task})`);
+  if (s.routeTask === s.task) return asSentence(`the routed task must differ from the task trained on (both are ${s.task}): route another task, or none`);
+  if (s.routeTask !== '' && s.routeTask === s.keepTask) return asSentence(`${s.routeTask} is both routed (trained on) and kept (never trained on): choose one`);
   return groupProblem(s);
 }
 

@@ -28,7 +28,7 @@ export const SELF_DISTILL: Preset = {
   teacher: 'recovery-teacher',
   // lr 3e-4: at 1e-3 addition came back as fast but subtraction fell from 87% to 64% in 40 steps
   // (opd-full; opd-sampled likewise); at 3e-4 it stayed (README, "Self-distillation").
-  setup: { task: 'addition', keepTask: 'subtraction', objective: 'opd-sampled', lr: 3e-4, totalSteps: 40, evalEvery: 10, evalPrompts: 128, batchPrompts: 8, groupSize: 4 },
+  setup: { task: 'addition', keepTask: 'subtraction', routeTask: '', objective: 'opd-sampled', lr: 3e-4, totalSteps: 40, evalEvery: 10, evalPrompts: 128, batchPrompts: 8, groupSize: 4 },
 };
 
 /**
@@ -46,7 +46,7 @@ export const LLAMA_STUDENT: Preset = {
   // reverse KL rose on every seed at 3e-4 (1.45 → 1.60-1.73) and nearly doubled at 1e-3. At 2e-4
   // with 8 × 4 it fell on all 8 seeds tried (16 steps: 1.750 → 1.53-1.61 on 128 prompts;
   // test/unit/llama-distill.test.ts).
-  setup: { task: 'addition', keepTask: '', objective: 'opd-sampled', lr: 2e-4, totalSteps: 40, evalEvery: 10, evalPrompts: 128, batchPrompts: 8, groupSize: 4 },
+  setup: { task: 'addition', keepTask: '', routeTask: '', objective: 'opd-sampled', lr: 2e-4, totalSteps: 40, evalEvery: 10, evalPrompts: 128, batchPrompts: 8, groupSize: 4 },
 };
 
 /**
@@ -63,7 +63,22 @@ export const WORKED: Preset = {
   // Measured on this pair with `opd-lab train --preset worked --steps 16 --batch 8 --group 4
   // --eval-prompts 64` (lavapipe, about 100 s each): the greedy answers' reverse KL fell
   // from 0.162 to 0.062 (seed 0) and 0.063 (seed 1), accuracy from 56% to 91% and 89%.
-  setup: { task: 'worked-addition', keepTask: '', objective: 'opd-sampled', lr: 2e-4, totalSteps: 40, evalEvery: 10, evalPrompts: 128, batchPrompts: 8, groupSize: 4 },
+  setup: { task: 'worked-addition', keepTask: '', routeTask: '', objective: 'opd-sampled', lr: 2e-4, totalSteps: 40, evalEvery: 10, evalPrompts: 128, batchPrompts: 8, groupSize: 4 },
 };
 
-export const PRESETS: Record<string, Preset> = { [SELF_DISTILL.name]: SELF_DISTILL, [LLAMA_STUDENT.name]: LLAMA_STUDENT, [WORKED.name]: WORKED };
+/**
+ * The self-distillation preset with routing instead of keeping: subtraction's prompts are trained
+ * on too, each scored by a frozen copy of the student as it was (which knows subtraction), while
+ * addition's are scored by recovery-teacher. The write-up's recipe for a fine-tune that keeps a
+ * skill: the earlier model is the teacher of what it already did well.
+ */
+export const SELF_DISTILL_ROUTED: Preset = {
+  name: 'self-distill-routed',
+  title: 'Self-distillation with routing: addition from its teacher, subtraction from the student’s own frozen copy',
+  student: 'recovery-student',
+  teacher: 'recovery-teacher',
+  // The self-distill preset's rate and cadence; README "Multi-teacher routing" measured this pair routed and unrouted.
+  setup: { task: 'addition', keepTask: '', routeTask: 'subtraction', routeTeacher: 'student', objective: 'opd-sampled', lr: 3e-4, totalSteps: 40, evalEvery: 10, evalPrompts: 128, batchPrompts: 8, groupSize: 4 },
+};
+
+export const PRESETS: Record<string, Preset> = { [SELF_DISTILL.name]: SELF_DISTILL, [SELF_DISTILL_ROUTED.name]: SELF_DISTILL_ROUTED, [LLAMA_STUDENT.name]: LLAMA_STUDENT, [WORKED.name]: WORKED };

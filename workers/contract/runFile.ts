@@ -10,7 +10,7 @@
  * 'checkpoint' gives it).
  */
 import { unzipSync, zipSync, type Zippable } from 'fflate';
-import type { TrainSetup } from './knobs';
+import { withDefaults, type TrainSetup } from './knobs';
 import type { EvalMetrics, StepMetrics } from './run';
 import type { PromptTextSource } from './prompts';
 
@@ -123,7 +123,7 @@ export function unpackRunFile(bytes: Uint8Array, name = 'the file'): { record: R
   if (!r || typeof r.id !== 'string' || !r.setup || !Array.isArray(r.steps) || !Array.isArray(r.evals)) {
     throw new RunFileError(`${name}'s run.json lacks the run's id, setup, steps or evaluations: the file is damaged; export the run again.`);
   }
-  const record: RunRecord = { ...r, checkpoints: Array.isArray(r.checkpoints) ? r.checkpoints : [], snapshots: Array.isArray(r.snapshots) ? r.snapshots : [], prompts: r.prompts ?? null };
+  const record: RunRecord = { ...r, setup: withDefaults(r.setup), checkpoints: Array.isArray(r.checkpoints) ? r.checkpoints : [], snapshots: Array.isArray(r.snapshots) ? r.snapshots : [], prompts: r.prompts ?? null };
   let checkpoint: { step: number; bytes: Uint8Array } | null = null;
   for (const [path, data] of Object.entries(files)) {
     const m = CHECKPOINT_NAME.exec(path);

@@ -2,8 +2,10 @@
  * The run loop: the one loop that drives a DistillRun from its first step to its end, for the lab
  * worker (workers/engine/training.ts) and for `opd-lab train` (cli/train.ts) alike. It owns
  *
- *   - the kept task: `resolveTasks` reads the task and the task to keep from the setup, one rule
- *     for both (the setup's keepTask; '' keeps none);
+ *   - the kept and routed tasks: `resolveTasks` reads the task, the task to keep and the routed
+ *     task from the setup, one rule for both (keepTask, routeTask; '' for none), and
+ *     `knobRoutes` gives the routed task its teacher (routeTeacher: the student as loaded, frozen,
+ *     or the run's teacher);
  *   - the cadence: an evaluation before the first step (unless the run resumes later), every
  *     `evalEvery` steps and after the last step; a checkpoint every `checkpointEvery` steps and
  *     a final one whenever the run ends, finished, stopped or failed by the numerics guard;
@@ -20,7 +22,8 @@ import { builtInTask, type TaskInfo } from '../tasks/registry';
 import { DistillError } from './options';
 import { promptSetMaxTokens, promptSetTask, type PromptSetPrepared } from '../prompts/set';
 import type { PromptStudent, PromptTeacher } from '../prompts/render';
-import type { DistillRun } from './run';
+import type { DistillRun, PromptRoute } from './run';
+import type { ModelFolder } from '../models/folder';
 
 /** Steps in a row that the numerics guard refused to apply before the run is called failed. */
 export const MAX_UNAPPLIED_IN_A_ROW = 3;
@@ -62,20 +65,32 @@ export type LoopEnd =
  * verifier, its answers as long as `promptSetMaxTokens` allows.
  */
 export function resolveTasks(
-  setup: Pick<TrainSetup, 'task' | 'keepTask'>,
+  setup: Pick<TrainSetup, 'task' | 'keepTask' | 'routeTask'>,
   hints: Record<string, unknown>,
   promptSet?: { set: PromptSetPrepared; student: PromptStudent; teacher?: PromptTeacher | null },
-): { task: TaskInfo; keptTask: TaskInfo | null } {
+): { task: TaskInfo; keptTask: TaskInfo | null; routedTask: TaskInfo | null } {
   try {
     const task = promptSet
       ? { task: promptSetTask(promptSet.set), maxTokens: promptSetMaxTokens(promptSet.set, promptSet.student, promptSet.teacher ?? null) }
       : builtInTask(setup.task, hints);
     const keptTask = setup.keepTask === '' ? null : builtInTask(setup.keepTask, hints);
     if (keptTask && keptTask.task.name === task.task.name) throw new Error(`the task to keep must differ from the task trained on (both are ${task.task.name})`);
-    return { task, keptTask };
+    const routedTask = setup.routeTask === '' ? null : builtInTask(setup.routeTask, hints);
+    if (routedTask && routedTask.task.name === task.task.name) throw new Error(`the routed task must differ from the task trained on (both are ${task.task.name})`);
+    return { task, keptTask, routedTask };
   } catch (e) {
     throw e instanceof DistillError ? e : new DistillError(e instanceof Error ? e.message : String(e));
   }
+}
+
+/**
+ * The routes a setup's routeTask asks for (none without one): the routed task, scored by a frozen
+ * copy of the student as loaded (routeTeacher 'student': DistillRun scores with the folder's own
+ * weights, never the trained ones) or by the run's teacher. `opd-lab train --route` adds others.
+ */
+export function knobRoutes(setup: Pick<TrainSetup, 'routeTask' | 'routeTeacher'>, routedTask: TaskInfo | null, folders: { student: ModelFolder; teacher: ModelFolder }): PromptRoute[] {
+  if (!routedTask) return [];
+  return [{ task: routedTask.task, teacher: setup.routeTeacher === 'student' ? folders.student : folders.teacher, label: setup.routeTask }];
 }
 
 export async function runLoop(run: LoopRun, cadence: LoopCadence, hooks: LoopHooks): Promise<LoopEnd> {

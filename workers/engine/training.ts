@@ -10,7 +10,7 @@
 import type { EvalMetrics, LabError, LabEvent, TrainExportKind, TrainSetup, TrainStateName } from '../protocol';
 import { DistillError, DistillRun, trainedAdapterFolder, trainedStudentFolder } from '../distill/run';
 import { asSentence, distillOptions, setupProblem } from '../distill/setup';
-import { MAX_UNAPPLIED_IN_A_ROW, resolveTasks, runLoop } from '../distill/loop';
+import { knobRoutes, MAX_UNAPPLIED_IN_A_ROW, resolveTasks, runLoop } from '../distill/loop';
 import type { TaskInfo } from '../tasks/registry';
 import { compareTokenizers } from '../models/tokenizer';
 import type { LoadedModel } from './inference';
@@ -142,17 +142,20 @@ export class Training {
     }
     let task: TaskInfo;
     let keptTask: TaskInfo | null;
+    let routedTask: TaskInfo | null;
     try {
-      ({ task, keptTask } = resolveTasks(setup, student!.folder.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(folder), teacher: promptTeacherOf(teacher!.folder) }));
+      ({ task, keptTask, routedTask } = resolveTasks(setup, student!.folder.rawConfig, promptSet && { set: promptSet, student: promptStudentOf(folder), teacher: promptTeacherOf(teacher!.folder) }));
     } catch (e) {
       return { code: 'bad-options', message: asSentence(e instanceof Error ? e.message : String(e)) };
     }
-    const options = distillOptions(setup, task.maxTokens);
-    this.host.emit({ type: 'progress', requestId, stage: "Setting up the run: the student's trainer and live-weights sampler, the teacher's scorer" });
+    const routes = knobRoutes(setup, routedTask, { student: folder, teacher: teacher!.folder });
+    // A routed task shares the run's max tokens: the longer answer of the two tasks.
+    const options = distillOptions(setup, Math.max(task.maxTokens, routedTask?.maxTokens ?? 0));
+    this.host.emit({ type: 'progress', requestId, stage: `Setting up the run: the student's trainer and live-weights sampler, the teacher's scorer${routes.length ? ', the routed task’s scorer' : ''}` });
     this.starting = true;
     let run: DistillRun;
     try {
-      run = await this.host.exclusive(() => DistillRun.create(device, { student: student!.folder, teacher: teacher!.folder, task: task.task, options, keptTask, ...(resume ? { checkpoint: resume.checkpoint } : {}) }));
+      run = await this.host.exclusive(() => DistillRun.create(device, { student: student!.folder, teacher: teacher!.folder, task: task.task, options, keptTask, routes, ...(resume ? { checkpoint: resume.checkpoint } : {}) }));
     } catch (e) {
       if (e instanceof DistillError) return { code: 'bad-options', message: asSentence(e.message) };
       if (resume) return { code: 'bad-request', message: `The checkpoint to resume from cannot be read for this student (${e instanceof Error ? e.message : String(e)}): load the student the run trained, or start a new run.` };
@@ -163,10 +166,13 @@ export class Training {
     const a: ActiveRun = { id: requestId, run, setup, state: 'running', pauseRequested: false, stopRequested: false, stepsLeft: pauseAfter ?? null, waiters: [] };
     this.active = a;
     const keeping = keptTask ? ` (keeping ${keptTask.task.name}, evaluated beside it)` : '';
+    const routing = routedTask
+      ? ` and ${routedTask.task.name}, routed to ${setup.routeTeacher === 'student' ? 'a frozen copy of the student as loaded' : 'the teacher'} (its prompts alternate with the first task’s)`
+      : '';
     const on = promptSet ? `${task.task.name} (${promptSet.train.length} training prompts, ${promptSet.heldOut.length} held out; no verifier)` : task.task.name;
     const pausing = pauseAfter === undefined ? '' : ` Pausing after ${pauseAfter === 1 ? 'the first step' : `${pauseAfter} steps`}.`;
     const resumed = resume ? `, resumed from the checkpoint of step ${run.step}` : '';
-    this.emitState(a, 'running', `Running ${setup.objective} on ${on}${keeping}${resumed}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.${pausing}`, [requestId]);
+    this.emitState(a, 'running', `Running ${setup.objective} on ${on}${routing}${keeping}${resumed}: ${setup.totalSteps} steps of ${setup.batchPrompts} prompts × ${setup.groupSize} completions.${pausing}`, [requestId]);
     this.loopDone = this.loop(a);
     return null;
   }

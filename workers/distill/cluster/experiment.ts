@@ -37,6 +37,9 @@ export function experimentProblems(e: ClusterExperiment): string[] {
   if (!e.student.trim()) problems.push('The student is not named: give its Hub id (ORG/NAME) or a path the cluster can read.');
   if (!e.teacher.trim()) problems.push('The teacher is not named: give its Hub id (ORG/NAME) or a path the cluster can read.');
   if (e.prompts.length === 0) problems.push('There are no training prompts to export.');
+  if (e.setup.routeTask) {
+    problems.push(`The routed task (${e.setup.routeTask}, scored by the ${e.setup.routeTeacher === 'student' ? 'student as loaded' : 'teacher'}) cannot be exported: TRL's and tinker-cookbook's trainers give every prompt one teacher. Set "route a second task" to none to export the rest.`);
+  }
   if (!Number.isInteger(e.maxTokens) || e.maxTokens < 1) problems.push(`Max tokens must be resolved to a whole number ≥ 1 before export; got ${e.maxTokens}.`);
   return problems;
 }
