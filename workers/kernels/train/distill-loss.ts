@@ -10,11 +10,11 @@
  * Records into the caller's encoder. Float64 reference: test/reference/distill-losses.ts.
  */
 import { launch } from '../../gpu/launch';
-import { withTrainPrelude } from './prelude';
+import { withLossPrelude } from './prelude';
 import { lossWorkgroupSize } from './loss';
 import distillLossKernel from './distill_loss.wgsl?raw';
 
-const distillLossWgsl = withTrainPrelude(distillLossKernel);
+const distillLossWgsl = withLossPrelude(distillLossKernel);
 
 export type DistillLossKind = 'k3' | 'jsd' | 'topk';
 export const DISTILL_LOSS_MODES: Record<DistillLossKind, number> = { k3: 0, jsd: 1, topk: 2 };

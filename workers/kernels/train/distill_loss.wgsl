@@ -100,14 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let base = n * V;
   let w = weights[n];
   if (w == 0.0) {
-    for (var v = lid; v < V; v = v + WG) {
-      dlogits[base + v] = 0.0;
-    }
-    if (lid == 0u) {
-      for (var f = 0u; f < 4u; f = f + 1u) {
-        stats[n * 4u + f] = 0.0;
-      }
-    }
+    zeroLossRow(base, V, n, lid);
     return;
   }
   let invT = params.invTemperature;

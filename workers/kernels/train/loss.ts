@@ -10,10 +10,10 @@
  */
 import { lossTuning } from '../../gpu/tuning';
 import { launch } from '../../gpu/launch';
-import { withTrainPrelude } from './prelude';
+import { withLossPrelude } from './prelude';
 import lossGradKernel from './loss_grad.wgsl?raw';
 
-const lossGradWgsl = withTrainPrelude(lossGradKernel);
+const lossGradWgsl = withLossPrelude(lossGradKernel);
 
 export type LossMode = 'ce' | 'pg';
 

@@ -61,14 +61,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let w = weights[r];
 
   if (w == 0.0) {
-    for (var v = lid; v < V; v = v + WG) {
-      dlogits[base + v] = 0.0;
-    }
-    if (lid == 0u) {
-      for (var f = 0u; f < 4u; f = f + 1u) {
-        stats[r * 4u + f] = 0.0;
-      }
-    }
+    zeroLossRow(base, V, r, lid);
     return;
   }
 
