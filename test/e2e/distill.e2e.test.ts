@@ -15,6 +15,9 @@ async function setKnobs(page: Page, knobs: Record<string, number>): Promise<void
 }
 
 const state = (page: Page) => page.getByTestId('distill-state').textContent();
+/** The points of each line of the accuracy chart. */
+const accuracyCurvePoints = (page: Page) =>
+  page.locator('[data-testid=chart-accuracy] path.recharts-line-curve').evaluateAll((els) => els.map((e) => (e.getAttribute('d')?.match(/[ML]/g) ?? []).length));
 const stepShown = async (page: Page) => Number(/step (\d+) \//.exec((await page.getByTestId('distill-step').textContent()) ?? '')?.[1] ?? NaN);
 
 describe('the Distill panel: a person trains a student and watches it learn', () => {
@@ -281,9 +284,7 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     expect(await page.getByTestId('eval-summary').textContent()).toMatch(/^Held-out accuracy \d+\.\d% \(\d\/8\) at step 2;/);
     expect(await page.getByTestId('eval-kept').textContent()).toMatch(/^Kept task, subtraction: \d+\.\d% \(\d\/8\) held-out, never trained on in this run\.$/);
     // The accuracy chart draws both: addition and the kept subtraction, 3 evaluations each.
-    await expect
-      .poll(async () => (await page.locator('[data-testid=chart-accuracy] path.recharts-line-curve').evaluateAll((els) => els.map((e) => (e.getAttribute('d')?.match(/[ML]/g) ?? []).length))))
-      .toEqual([3, 3]);
+    await expect.poll(() => accuracyCurvePoints(page)).toEqual([3, 3]);
     expect(await page.getByTestId('chart-accuracy').textContent()).toContain('kept: subtraction');
     expect(lab.errors).toEqual([]);
     await screenshot(page, 'distill-self-distill');
@@ -303,7 +304,7 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     // The routed task cannot be the task trained on: the select does not offer it.
     expect(await page.getByTestId('route-task').locator('option').allTextContents()).not.toContain('addition');
 
-    for (const [label, v] of Object.entries({ steps: 2, 'prompts per step': 2, 'completions per prompt': 2, 'eval every': 1, 'eval prompts': 8 })) await knob(page, label).fill(String(v));
+    await setKnobs(page, { steps: 2, 'prompts per step': 2, 'completions per prompt': 2, 'eval every': 1, 'eval prompts': 8 });
     await page.getByRole('button', { name: 'Start' }).click();
     await expect.poll(() => page.getByTestId('distill-message').textContent(), { timeout: 60_000, interval: 200 }).toMatch(/subtraction, routed to a frozen copy of the student as loaded|Finished/);
     await expect.poll(() => state(page), { timeout: 150_000, interval: 250 }).toBe('finished');
@@ -313,9 +314,7 @@ describe('the Distill panel: a person trains a student and watches it learn', ()
     expect(await routed.textContent()).toMatch(/^Routed task, subtraction \(scored by .*recovery-student\/?\): \d+\.\d% \(\d\/8\) held-out; reverse KL to its teacher \d+\.\d+(e-\d+)? nats per token\.$/);
     expect(await page.getByTestId('eval-kept').count()).toBe(0);
     // The accuracy chart draws both tasks, 3 evaluations each.
-    await expect
-      .poll(async () => (await page.locator('[data-testid=chart-accuracy] path.recharts-line-curve').evaluateAll((els) => els.map((e) => (e.getAttribute('d')?.match(/[ML]/g) ?? []).length))))
-      .toEqual([3, 3]);
+    await expect.poll(() => accuracyCurvePoints(page)).toEqual([3, 3]);
     expect(await page.getByTestId('chart-accuracy').textContent()).toContain('routed: subtraction');
     expect(lab.errors).toEqual([]);
     await screenshot(page, 'distill-routed');

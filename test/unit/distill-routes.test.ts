@@ -219,42 +219,39 @@ describe('routing prompt sets to their own teachers', () => {
     await expect(train('--route-task', 'subtraction', '--route', `subtraction=${teacher}`)).rejects.toThrow('train: --route-task subtraction and --route subtraction=… route one task twice: give it one teacher');
   });
 
-  it('opd-lab train --route-task with --route-teacher student: the routed task scored by the student folder as given', async () => {
+  /** `opd-lab train` with a short run's knobs after `args`: its last line, config.json and eval lines. */
+  const shortTrain = async (...args: string[]) => {
     const out = join(mkdtempSync(join(tmpdir(), 'opd-route-')), 'run');
-    const student = join(SHIPPED, 'recovery-student');
-    const argv = ['--student', student, '--teacher', join(SHIPPED, 'recovery-teacher'), '--task', 'addition', '--route-task', 'subtraction', '--route-teacher', 'student',
-      '--steps', '1', '--batch', '2', '--group', '1', '--eval-every', '0', '--eval-prompts', '4', '--checkpoint-every', '0', '--out', out];
+    const argv = [...args, '--steps', '1', '--batch', '2', '--group', '1', '--eval-every', '0', '--eval-prompts', '4', '--checkpoint-every', '0', '--out', out];
     const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    let last: string;
     try {
       await trainCommand.run(parseOptions(argv, trainCommand.options, 'train'));
-      expect(String(log.mock.calls.at(-1)?.[0])).toMatch(/held-out addition accuracy \d+\.\d%, routed subtraction \d+\.\d%; the student is in /);
+      last = String(log.mock.calls.at(-1)?.[0]);
     } finally {
       log.mockRestore();
     }
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    expect(config.routes).toEqual([{ task: 'subtraction', teacher: student }]);
     const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'eval');
+    expect(evals.length).toBeGreaterThan(0);
+    return { last, config, evals };
+  };
+
+  it('opd-lab train --route-task with --route-teacher student: the routed task scored by the student folder as given', async () => {
+    const student = join(SHIPPED, 'recovery-student');
+    const { last, config, evals } = await shortTrain('--student', student, '--teacher', join(SHIPPED, 'recovery-teacher'), '--task', 'addition', '--route-task', 'subtraction', '--route-teacher', 'student');
+    expect(last).toMatch(/held-out addition accuracy \d+\.\d%, routed subtraction \d+\.\d%; the student is in /);
+    expect(config.routes).toEqual([{ task: 'subtraction', teacher: student }]);
     for (const e of evals) expect(e.routed).toMatchObject([{ task: 'subtraction', label: 'subtraction', prompts: 4 }]);
   });
 
   it('opd-lab train --route runs and records the routes in config.json and each routed task in the eval lines', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'opd-route-')), 'run');
     // The roles the other way round: subtraction the main task (its teacher the student's copy), addition routed to the earlier checkpoint.
-    const argv = ['--student', join(SHIPPED, 'recovery-student'), '--teacher', join(SHIPPED, 'recovery-student'), '--task', 'subtraction', '--route', `addition=${join(SHIPPED, 'recovery-teacher')}`,
-      '--steps', '1', '--batch', '2', '--group', '1', '--eval-every', '0', '--eval-prompts', '4', '--checkpoint-every', '0', '--out', out];
-    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
-    try {
-      await trainCommand.run(parseOptions(argv, trainCommand.options, 'train'));
-      expect(String(log.mock.calls.at(-1)?.[0])).toMatch(/held-out subtraction accuracy \d+\.\d%, routed addition \d+\.\d%; the student is in /);
-    } finally {
-      log.mockRestore();
-    }
-    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    const { last, config, evals } = await shortTrain('--student', join(SHIPPED, 'recovery-student'), '--teacher', join(SHIPPED, 'recovery-student'), '--task', 'subtraction', '--route', `addition=${join(SHIPPED, 'recovery-teacher')}`);
+    expect(last).toMatch(/held-out subtraction accuracy \d+\.\d%, routed addition \d+\.\d%; the student is in /);
     expect(config.routes).toEqual([{ task: 'addition', teacher: join(SHIPPED, 'recovery-teacher') }]);
     // The longest answer of either task: the routed addition's (4 digits, then the end), not subtraction's 4.
     expect(config.options.maxTokens).toBe(5);
-    const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'eval');
-    expect(evals.length).toBeGreaterThan(0);
     for (const e of evals) expect(e.routed).toMatchObject([{ task: 'addition', label: 'addition', prompts: 4 }]);
   });
 });
