@@ -339,7 +339,8 @@ export async function run(args: Record<string, string>): Promise<object> {
       stepsToTarget: r.runs.map((x) => (x.reached ? x.steps : { atLeast: x.steps })),
       medianFlopsToTarget: medians[o]!.dataGiven,
       medianFlopsToTargetCountingData: medians[o]!.countingData,
-      cap: r.runs[0].capFlops !== null ? { flops: r.runs[0].capFlops } : { steps: r.runs[0].capSteps },
+      // sft's and rl's runs stop at their FLOP cap or at --max-steps, whichever comes first.
+      cap: r.runs[0].capFlops !== null ? { flops: r.runs[0].capFlops, steps: r.runs[0].capSteps } : { steps: r.runs[0].capSteps },
       sweep: r.sweep.map((s) => ({ lr: s.lr, seeds: settings.sweepSeeds, medianFlopsToTarget: s.median, bestAccuracy: s.bestAccuracy })),
     };
   }
@@ -362,7 +363,7 @@ export async function run(args: Record<string, string>): Promise<object> {
       settings,
       phase0: `sft from the shipped student (lr ${settings.flat.lr}, seed 0), evaluated every ${settings.flat.evalEvery} steps, stopped when the best accuracy of the last ${settings.flat.patience} evaluations was no more than ${settings.flat.delta * 100} points above the best before them (at most ${settings.flat.maxSteps} steps); every objective starts from that student`,
       target: settings.target !== null ? 'given (--target)' : 'halfway from the SFT-flattened student’s held-out accuracy to the teacher’s',
-      race: `per objective, every rate of ${settings.lrs.join(', ')} on ${settings.sweepSeeds} seed(s), then the rate with the lowest median cost (all censored: the highest accuracy reached) on ${settings.seeds} seeds; opd-sampled and opd-full capped at ${settings.opdMaxSteps} steps, sft and rl at ${settings.capRatio}× the larger OPD median in FLOPs (the sweep at ${settings.sweepCapRatio}×)`,
+      race: `per objective, every rate of ${settings.lrs.join(', ')} on ${settings.sweepSeeds} seed(s), then the rate with the lowest median cost (all censored: the highest accuracy reached) on ${settings.seeds} seeds; opd-sampled and opd-full capped at ${settings.opdMaxSteps} steps, sft and rl at ${settings.capRatio}× the larger OPD median in FLOPs (the sweep at ${settings.sweepCapRatio}×) or ${settings.maxSteps} steps, whichever comes first`,
       evaluation: `greedy held-out accuracy on ${settings.evalPrompts} prompts at steps 1..${settings.evalSchedule.dense}, then growing ×${settings.evalSchedule.growth} (at most ${settings.evalSchedule.maxGap} apart), and at a cap; a run's cost is the FLOPs at its first evaluation at or above the target; a run whose last ${DIVERGED_EVALS} evaluations were all more than ${DIVERGED_DROP * 100} points below its start is stopped as diverged (a bound at the FLOPs it had spent)`,
       accounting: 'FLOPs as workers/distill/run.ts counts them: a forward 2·P per token position, training 6·P per token; sampling (student, or sft’s teacher) counts the positions the KV-cache decoder really ran; OPD counts the teacher’s scoring forward, rl and sft do not (it only feeds their metrics); evaluation is not counted. With the SFT data given, sft pays only its training; counting the data, it also pays the teacher’s sampling. A run that never reached the target is {"atLeast": FLOPs at its cap}; a median that falls on such runs is a bound, and so is a ratio with it.',
     },
