@@ -310,7 +310,7 @@ export async function run(args: Record<string, string>): Promise<object> {
       const swept = doneRun(objective, chosen.lr, seed, sweepCap);
       runs.push(swept && (swept.reached || (sweepCap.flops === finalCap.flops && sweepCap.steps === finalCap.steps)) ? swept : await runOne(objective, chosen.lr, seed, finalCap));
     }
-    return { chosenLr: chosen.lr, sweep, runs };
+    return { chosenLr: chosen.lr, sweep, runs, cap: finalCap };
   };
 
   const results: Partial<Record<ObjectiveName, Awaited<ReturnType<typeof race>>>> = {};
@@ -339,8 +339,9 @@ export async function run(args: Record<string, string>): Promise<object> {
       stepsToTarget: r.runs.map((x) => (x.reached ? x.steps : { atLeast: x.steps })),
       medianFlopsToTarget: medians[o]!.dataGiven,
       medianFlopsToTargetCountingData: medians[o]!.countingData,
-      // sft's and rl's runs stop at their FLOP cap or at --max-steps, whichever comes first.
-      cap: r.runs[0].capFlops !== null ? { flops: r.runs[0].capFlops, steps: r.runs[0].capSteps } : { steps: r.runs[0].capSteps },
+      // The seeds' cap (a seed whose sweep run reached the target kept that run). sft's and rl's
+      // runs stop at their FLOP cap or at --max-steps, whichever comes first.
+      cap: r.cap.flops !== null ? { flops: r.cap.flops, steps: r.cap.steps } : { steps: r.cap.steps },
       sweep: r.sweep.map((s) => ({ lr: s.lr, seeds: settings.sweepSeeds, medianFlopsToTarget: s.median, bestAccuracy: s.bestAccuracy })),
     };
   }
