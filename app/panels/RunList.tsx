@@ -13,6 +13,7 @@ import { useLab } from '../state/labStore';
 import { saveBlob } from '../lab/save';
 import { formatBytes } from '../../workers/contract/format';
 import { RUN_FILE_SUFFIX } from '../../workers/contract/runFile';
+import { routeTeacherWords } from '../../workers/contract/knobs';
 
 const STATUS_WORDS: Record<RunRecord['status'], string> = {
   running: 'running', paused: 'paused', stopped: 'stopped', finished: 'finished', failed: 'failed', interrupted: 'interrupted',
@@ -26,7 +27,7 @@ function lastEvalText(run: RunRecord): string {
 
 function setupText(run: RunRecord): string {
   const s = run.setup;
-  const on = `${run.prompts ? run.prompts.label : s.task}${s.routeTask ? ` and ${s.routeTask} (routed to the ${s.routeTeacher === 'student' ? 'student as loaded' : 'teacher'})` : ''}`;
+  const on = `${run.prompts ? run.prompts.label : s.task}${s.routeTask ? ` and ${s.routeTask} (routed to ${routeTeacherWords(s.routeTeacher)})` : ''}`;
   return `${s.objective} on ${on}: ${s.totalSteps} steps of ${s.batchPrompts} × ${s.groupSize}, lr ${s.lr}, seed ${s.seed}; ${run.models.student.label} from ${run.models.teacher.label}`;
 }
 

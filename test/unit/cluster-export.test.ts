@@ -104,7 +104,7 @@ describe('cluster export: the folder', () => {
     expect(() => clusterExport(experiment({}, { student: ' ' }), 't')).toThrow(/The student is not named/);
     // A routed task needs a second teacher, which neither trainer takes.
     expect(() => clusterExport(experiment({ routeTask: 'subtraction', routeTeacher: 'student' }), 't')).toThrow(
-      'The routed task (subtraction, scored by the student as loaded) cannot be exported: TRL\'s and tinker-cookbook\'s trainers give every prompt one teacher. Set "route a second task" to none to export the rest.',
+      'The routed task (subtraction, scored by a frozen copy of the student as loaded) cannot be exported: TRL\'s and tinker-cookbook\'s trainers give every prompt one teacher. Set "route a second task" to none to export the rest.',
     );
   });
 });

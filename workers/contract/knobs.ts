@@ -212,6 +212,11 @@ export function knobProblem(k: Knob, v: unknown): string | null {
   return inRange(k, v) ? null : asSentence(`${k.noun} must ${rangeText(k)}; got ${String(v)}`);
 }
 
+/** Who scores a routed task, as a sentence names it: "a frozen copy of the student as loaded" or "the teacher". */
+export function routeTeacherWords(routeTeacher: TrainSetup['routeTeacher']): string {
+  return routeTeacher === 'student' ? 'a frozen copy of the student as loaded' : 'the teacher';
+}
+
 /**
  * A setup recorded before some knobs existed (a run kept in the browser or exported by an older
  * lab): every knob it lacks at its default, which is what that run ran with.

@@ -8,6 +8,7 @@
  * stopped or fails.
  */
 import type { EvalMetrics, LabError, LabEvent, TrainExportKind, TrainSetup, TrainStateName } from '../protocol';
+import { routeTeacherWords } from '../contract/knobs';
 import { DistillError, DistillRun, trainedAdapterFolder, trainedStudentFolder } from '../distill/run';
 import { asSentence, distillOptions, setupProblem } from '../distill/setup';
 import { knobRoutes, MAX_UNAPPLIED_IN_A_ROW, resolveTasks, runLoop } from '../distill/loop';
@@ -167,7 +168,7 @@ export class Training {
     this.active = a;
     const keeping = keptTask ? ` (keeping ${keptTask.task.name}, evaluated beside it)` : '';
     const routing = routedTask
-      ? ` and ${routedTask.task.name}, routed to ${setup.routeTeacher === 'student' ? 'a frozen copy of the student as loaded' : 'the teacher'} (its prompts alternate with the first task’s)`
+      ? ` and ${routedTask.task.name}, routed to ${routeTeacherWords(setup.routeTeacher)} (its prompts alternate with the first task’s)`
       : '';
     const on = promptSet ? `${task.task.name} (${promptSet.train.length} training prompts, ${promptSet.heldOut.length} held out; no verifier)` : task.task.name;
     const pausing = pauseAfter === undefined ? '' : ` Pausing after ${pauseAfter === 1 ? 'the first step' : `${pauseAfter} steps`}.`;

@@ -4,7 +4,7 @@
  * the trainer renders with the student's template). Each target says in one sentence what it
  * cannot carry, instead of writing a script that silently trains something else.
  */
-import type { TrainSetup } from '../../contract/knobs';
+import { routeTeacherWords, type TrainSetup } from '../../contract/knobs';
 
 export type ClusterPrompt = { text: string } | { messages: { role: string; content: string }[] };
 
@@ -38,7 +38,7 @@ export function experimentProblems(e: ClusterExperiment): string[] {
   if (!e.teacher.trim()) problems.push('The teacher is not named: give its Hub id (ORG/NAME) or a path the cluster can read.');
   if (e.prompts.length === 0) problems.push('There are no training prompts to export.');
   if (e.setup.routeTask) {
-    problems.push(`The routed task (${e.setup.routeTask}, scored by the ${e.setup.routeTeacher === 'student' ? 'student as loaded' : 'teacher'}) cannot be exported: TRL's and tinker-cookbook's trainers give every prompt one teacher. Set "route a second task" to none to export the rest.`);
+    problems.push(`The routed task (${e.setup.routeTask}, scored by ${routeTeacherWords(e.setup.routeTeacher)}) cannot be exported: TRL's and tinker-cookbook's trainers give every prompt one teacher. Set "route a second task" to none to export the rest.`);
   }
   if (!Number.isInteger(e.maxTokens) || e.maxTokens < 1) problems.push(`Max tokens must be resolved to a whole number ≥ 1 before export; got ${e.maxTokens}.`);
   return problems;
